@@ -1,0 +1,108 @@
+"""Saving and loading weights: local folders, the offline Hub cache, strict loading."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from x2face import X2Face, X2FaceConfig
+from x2face.errors import ConfigError, WeightsError
+from x2face.hub import describe, load_model, resolve
+
+
+def _inputs():
+    g = torch.Generator().manual_seed(1)
+    return torch.rand(1, 3, 64, 64, generator=g), torch.rand(1, 2, 3, 64, 64, generator=g)
+
+
+def test_round_trip(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path / "w")
+    assert {"config.json", "model.safetensors", "README.md"} == {p.name for p in (tmp_path / "w").iterdir()}
+    cfg = json.loads((tmp_path / "w" / "config.json").read_text())
+    assert cfg["image_size"] == 64 and cfg["base_channels"] == 8
+    loaded = X2Face.from_pretrained(tmp_path / "w")
+    assert not loaded.training
+    assert loaded.config == tiny_model.config
+    drv, src = _inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(drv, src), tiny_model(drv, src), atol=0, rtol=0)
+
+
+def test_round_trip_with_pose_head(tmp_path):
+    model = X2Face(X2FaceConfig(image_size=64, base_channels=8, pose_head=True)).eval()
+    with torch.no_grad():
+        model.pose.to_pose.weight.normal_()
+    model.save_pretrained(tmp_path)
+    loaded = X2Face.from_pretrained(tmp_path)
+    torch.testing.assert_close(loaded.pose.to_pose.weight, model.pose.to_pose.weight)
+
+
+def test_hub_cache_offline(tmp_path, tiny_model, monkeypatch):
+    """A repo id resolves through huggingface_hub's cache with HF_HUB_OFFLINE=1 (no network)."""
+    from huggingface_hub import constants
+
+    src = tmp_path / "src"
+    tiny_model.save_pretrained(src)
+    cache = tmp_path / "cache"
+    snap = cache / "models--someone--x2face-tiny" / "snapshots" / ("a" * 40)
+    snap.mkdir(parents=True)
+    for name in ("config.json", "model.safetensors"):
+        (snap / name).write_bytes((src / name).read_bytes())
+    (cache / "models--someone--x2face-tiny" / "refs").mkdir()
+    (cache / "models--someone--x2face-tiny" / "refs" / "main").write_text("a" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    loaded = X2Face.from_pretrained("someone/x2face-tiny", cache_dir=cache)
+    assert loaded.config == tiny_model.config
+    with pytest.raises(WeightsError, match="HF_HUB_OFFLINE"):
+        X2Face.from_pretrained("someone/not-cached", cache_dir=cache)
+
+
+def test_missing_tensor_is_named(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    state = load_file(tmp_path / "model.safetensors")
+    del state["driving.up.3.norm.running_var"]
+    state["embedding.extra.weight"] = torch.zeros(1)
+    save_file(state, tmp_path / "model.safetensors")
+    with pytest.raises(WeightsError) as err:
+        X2Face.from_pretrained(tmp_path)
+    assert "driving.up.3.norm.running_var" in str(err.value)
+    assert "embedding.extra.weight" in str(err.value)
+
+
+def test_shape_mismatch_is_named(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path)
+    cfg = json.loads((tmp_path / "config.json").read_text())
+    cfg["base_channels"] = 16
+    (tmp_path / "config.json").write_text(json.dumps(cfg))
+    with pytest.raises(WeightsError, match="embedding.down.0.conv.weight: file"):
+        X2Face.from_pretrained(tmp_path)
+
+
+def test_bad_folders(tmp_path, tiny_model):
+    with pytest.raises(WeightsError, match="model.safetensors is missing"):
+        (tmp_path / "config.json").write_text("{}")
+        X2Face.from_pretrained(tmp_path)
+    tiny_model.save_pretrained(tmp_path / "w")
+    (tmp_path / "w" / "config.json").write_text(json.dumps({"image_size": 64, "typo": 1}))
+    with pytest.raises(ConfigError, match="typo"):
+        X2Face.from_pretrained(tmp_path / "w")
+    (tmp_path / "w" / "model.safetensors").write_bytes(b"not a safetensors file")
+    (tmp_path / "w" / "config.json").write_text(json.dumps({"image_size": 64, "base_channels": 8}))
+    with pytest.raises(WeightsError, match="cannot read"):
+        X2Face.from_pretrained(tmp_path / "w")
+
+
+def test_weights_specs(tmp_path, tiny_model, monkeypatch):
+    monkeypatch.setenv("X2FACE_DEMO_WEIGHTS", str(tmp_path / "none"))
+    with pytest.raises(WeightsError, match="no bundled demo weights"):
+        resolve(None)
+    tiny_model.save_pretrained(tmp_path / "demo")
+    monkeypatch.setenv("X2FACE_DEMO_WEIGHTS", str(tmp_path / "demo"))
+    assert resolve("demo") == (str(tmp_path / "demo"), None)
+    assert resolve("owner/name@v1") == ("owner/name", "v1")
+    model = load_model(None, device="cpu")
+    assert model.config.image_size == 64
+    info = describe(str(tmp_path / "demo"))
+    assert info["parameters"]["total"] == sum(p.numel() for p in tiny_model.parameters())

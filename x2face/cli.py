@@ -1,0 +1,67 @@
+"""``python -m x2face COMMAND ...``: the command-line entry point.
+
+Commands are registered by name in ``COMMANDS`` as ``"module:function"``; the module is imported
+only when its command runs, so ``python -m x2face --help`` stays fast. Each function takes the
+remaining arguments (``list[str]``) and returns an exit code. ``X2FaceError``s (bad input, missing
+files) are printed as one line with exit code 2, never as a traceback; set ``X2FACE_DEBUG=1`` to
+see tracebacks.
+"""
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+
+#: command name -> ("module:function", one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert-original": ("x2face.convert:main", "convert the authors' release checkpoint (and pose files) to an x2face folder"),
+    "info": ("x2face.hub:main", "describe a weights folder or Hub repo: config, parameters, provenance"),
+}
+
+
+def _usage() -> str:
+    width = max(len(n) for n in COMMANDS)
+    lines = ["usage: python -m x2face COMMAND [options]   (COMMAND --help for its options)", "", "commands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Dispatch ``argv`` (default ``sys.argv[1:]``) to a registered command and return its exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        print(_usage())
+        return 0 if argv else 2
+    if argv[0] == "--version":
+        from . import __version__
+
+        print(f"x2face {__version__}")
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"x2face: unknown command {name!r}\n\n{_usage()}", file=sys.stderr)
+        return 2
+    target, _ = COMMANDS[name]
+    module_name, func_name = target.split(":")
+    from .errors import X2FaceError
+
+    try:
+        func = getattr(importlib.import_module(module_name), func_name)
+        return int(func(rest) or 0)
+    except X2FaceError as exc:
+        if os.environ.get("X2FACE_DEBUG"):
+            raise
+        print(f"x2face {name}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"x2face {name}: interrupted", file=sys.stderr)
+        return 130
+    except MemoryError:
+        print(f"x2face {name}: error: out of memory (try a shorter clip, smaller batch or a smaller model)", file=sys.stderr)
+        return 1
+    except Exception as exc:  # a bug: say so in one line, keep the traceback behind X2FACE_DEBUG
+        if os.environ.get("X2FACE_DEBUG"):
+            raise
+        print(f"x2face {name}: internal error: {type(exc).__name__}: {exc} (set X2FACE_DEBUG=1 for a traceback)",
+              file=sys.stderr)
+        return 1

@@ -1,0 +1,29 @@
+"""Exceptions x2face raises for problems with what a user gave it.
+
+Every ``X2FaceError`` carries a message written for the user; the CLI prints it as one line and the
+app shows it as a ``gr.Error``. Anything else escaping x2face is a bug.
+"""
+
+
+class X2FaceError(Exception):
+    """Base class: bad input, files or settings, explained in the message."""
+
+
+class ConfigError(X2FaceError, ValueError):
+    """A configuration (or ``config.json``) x2face cannot build from."""
+
+
+class WeightsError(X2FaceError, RuntimeError):
+    """Weights that cannot be found, read or matched to the architecture."""
+
+
+class InputError(X2FaceError, ValueError):
+    """A tensor or array without the documented shape, dtype or range."""
+
+
+class MediaError(X2FaceError, ValueError):
+    """A photo, video or audio file that cannot be read or is over a limit."""
+
+
+class NoFaceError(MediaError):
+    """No human face was found where one is needed."""
