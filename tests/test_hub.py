@@ -106,3 +106,30 @@ def test_weights_specs(tmp_path, tiny_model, monkeypatch):
     assert model.config.image_size == 64
     info = describe(str(tmp_path / "demo"))
     assert info["parameters"]["total"] == sum(p.numel() for p in tiny_model.parameters())
+
+
+def test_push_to_hub_uploads_a_loadable_folder(tmp_path, tiny_model, monkeypatch):
+    """push_to_hub goes through HfApi; here the API is replaced by a recorder (no network)."""
+    import shutil
+
+    from huggingface_hub import HfApi
+
+    uploaded = tmp_path / "uploaded"
+
+    class Repo:
+        repo_id = "someone/x2face-tiny"
+
+    monkeypatch.setattr(HfApi, "create_repo", lambda self, repo_id, **kw: Repo())
+
+    def upload_folder(self, *, repo_id, folder_path, **kw):
+        shutil.copytree(folder_path, uploaded)
+        return f"https://huggingface.co/{repo_id}/commit/0"
+
+    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    url = tiny_model.push_to_hub("someone/x2face-tiny")
+    assert url.endswith("/commit/0")
+    assert {"config.json", "model.safetensors", "README.md"} <= {p.name for p in uploaded.iterdir()}
+    loaded = X2Face.from_pretrained(uploaded)
+    drv, src = _inputs()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(drv, src), tiny_model(drv, src), atol=0, rtol=0)
