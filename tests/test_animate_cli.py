@@ -1,0 +1,144 @@
+"""``python -m x2face animate`` end to end with a tiny random model on real photos and clips: the MP4 plays
+to the end, keeps the driving clip's duration and audio in sync; bad input is one line and exit code 2."""
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from x2face.cli import main as cli
+from x2face.media import VideoReader, decode_check, ffmpeg_exe, probe_video, read_audio, read_image
+
+ANNE = "photos/jixinya_EAMM__test_image_anne.png"
+OBAMA = "photos/ageitgey_face_recognition__examples_knn_examples_train_obama_obama2.jpg"  # 626x1200
+DOG = "photos/KwaiVGI_LivePortrait__assets_examples_source_s30.jpg"
+GRID = "clips/rizkiarm_LipNet__evaluation_samples_GRID_bbaf2n.mpg"  # 3 s, 25 fps, speech track
+SADTALKER = "clips/OpenTalker_SadTalker__examples_ref_video_WDA_KatieHill_000.mp4"  # 512 px, aac
+
+
+@pytest.fixture(autouse=True)
+def one_torch_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    from x2face import X2Face, X2FaceConfig
+
+    torch.manual_seed(0)
+    folder = tmp_path_factory.mktemp("tiny")
+    X2Face(X2FaceConfig(image_size=64, base_channels=8)).save_pretrained(folder)
+    return str(folder)
+
+
+def run(*args: str) -> int:
+    return cli(["animate", *map(str, args), "--quiet", "--backend", "opencv"])
+
+
+def best_lag(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
+    import scipy.signal as ss
+
+    n = min(len(a), len(b))
+    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
+    c = ss.correlate(b, a, mode="full", method="fft")
+    k = int(np.argmax(c))
+    return k - (n - 1), float(c[k] / np.sqrt((a ** 2).sum() * (b ** 2).sum()))
+
+
+def test_animate_grid_clip_plays_with_audio_in_sync(real_dir, weights, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    assert run("--source", real_dir / ANNE, "--driving", real_dir / GRID, "--out", out, "--weights", weights) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert summary.startswith("x2face animate: wrote") and "face found in 75/75 frames" in summary
+    assert "frames/s" in summary and "opencv" in summary
+
+    ok, errors = decode_check(out)
+    assert ok, errors  # plays to the end
+    driving_frames = sum(1 for _ in VideoReader(real_dir / GRID))
+    frames = list(VideoReader(out))
+    fps = 25
+    assert len(frames) == driving_frames and frames[0].shape == (64, 64, 3)
+    assert abs(len(frames) / fps - probe_video(real_dir / GRID).duration) <= 1 / fps  # within one frame
+    info = probe_video(out)
+    assert info.has_audio and info.video_codec == "h264"
+    audio_in, sr = read_audio(real_dir / GRID)
+    audio_out, _ = read_audio(out)
+    assert abs(len(audio_out) / sr - len(frames) / fps) < 1 / fps  # the audio track is as long as the video
+    lag, corr = best_lag(audio_in, audio_out)
+    assert abs(lag) < sr / fps and corr > 0.9, (lag, corr)  # in sync: less than one frame apart
+
+
+def test_animate_paste_back_keeps_photo_resolution(real_dir, weights, tmp_path):
+    out = tmp_path / "pasted.mp4"
+    assert run("--source", real_dir / OBAMA, "--driving", real_dir / SADTALKER, "--out", out, "--weights", weights,
+               "--paste-back", "--seconds", "0.4") == 0
+    frames = list(VideoReader(out))
+    assert len(frames) == 10 and frames[0].shape == (1200, 626, 3)
+    photo = read_image(real_dir / OBAMA)
+    assert np.abs(frames[0][:100].astype(int) - photo[:100].astype(int)).mean() < 4  # framing kept (H.264 aside)
+
+
+def test_animate_several_sources_side_by_side_no_audio(real_dir, weights, tmp_path, capsys):
+    out = tmp_path / "sbs.mp4"
+    assert run("--source", real_dir / ANNE, "--source", real_dir / "photos/jixinya_EAMM__test_image_21.png",
+               "--driving", real_dir / GRID, "--seconds", "0.4", "--side-by-side", "--no-keep-audio",
+               "--out", out, "--weights", weights) == 0
+    info = probe_video(out)
+    assert (info.width, info.height) == (64 * 3 + 8, 64) and not info.has_audio
+    assert "no audio" in capsys.readouterr().out
+
+
+def test_animate_driving_photo_gives_image(real_dir, weights, tmp_path):
+    out = tmp_path / "still.png"
+    assert run("--source", real_dir / ANNE, "--driving", real_dir / OBAMA, "--out", out, "--weights", weights) == 0
+    assert read_image(out).shape == (64, 64, 3)
+
+
+def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):
+    clip = tmp_path / "clip.mpg"
+    clip.write_bytes((real_dir / GRID).read_bytes())
+    digest = hashlib.sha256(clip.read_bytes()).hexdigest()
+    hour = tmp_path / "hour.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=16x16:r=1:d=3600",
+                    "-c:v", "libx264", "-preset", "ultrafast", str(hour)], check=True)
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x01" * 2000)
+    existing = tmp_path / "existing.mp4"
+    existing.write_bytes(b"keep me")
+    cases = [
+        (["--source", real_dir / DOG, "--driving", clip], "no human face found in"),
+        (["--source", real_dir / ANNE, "--driving", hour], "1.0 h long; the limit is 10.0 min"),
+        (["--source", real_dir / ANNE, "--driving", junk], "cannot read junk.mp4"),
+        (["--source", real_dir / ANNE, "--driving", clip, "--max-seconds", "1"], "the limit is 1.0 s"),
+        (["--source", real_dir / ANNE, "--driving", tmp_path / "nope.mp4"], "no such file"),
+    ]
+    for args, message in cases:
+        assert run(*args, "--out", tmp_path / "o.mp4", "--weights", weights) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert run("--source", real_dir / ANNE, "--driving", clip, "--out", clip, "--weights", weights, "--overwrite") == 2
+    assert "one of the inputs" in capsys.readouterr().err
+    assert run("--source", real_dir / ANNE, "--driving", clip, "--out", existing, "--weights", weights) == 2
+    assert "pass --overwrite" in capsys.readouterr().err
+    assert existing.read_bytes() == b"keep me" and hashlib.sha256(clip.read_bytes()).hexdigest() == digest
+    assert not (tmp_path / "o.mp4").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mpg", "existing.mp4", "hour.mp4", "junk.mp4"]
+
+
+def test_animate_process_exit_code_and_no_traceback(real_dir, tmp_path):
+    """The real command line: missing weights is a one-line error, exit code 2."""
+    env = {**os.environ, "X2FACE_DEMO_WEIGHTS": str(tmp_path / "none"), "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "x2face", "animate", "--source", str(real_dir / ANNE),
+                           "--driving", str(real_dir / GRID), "--out", str(tmp_path / "o.mp4")],
+                          capture_output=True, text=True, env=env, timeout=300)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Traceback" not in proc.stderr
+    assert "no bundled demo weights" in proc.stderr

@@ -1,0 +1,233 @@
+"""x2face.faces on real photos and clips: VoxCeleb-style crops, "no human face" on animals, stable boxes
+through talking-head videos, frames without faces, paste-back, and the detector registry."""
+from __future__ import annotations
+
+import importlib.machinery
+import math
+import sys
+import types
+
+import numpy as np
+import pytest
+
+from x2face.errors import MediaError, NoFaceError
+from x2face.faces import (FaceCropper, FaceDetector, _iou, available_backends, box_motion, crop_square,
+                          face_alignment_available, feather_mask, head_pose_from_landmarks, paste_back)
+from x2face.media import VideoReader, read_image
+
+HUMANS = [  # photos, paintings, black-and-white, a cartoon person, 256 px to 2048 px
+    "photos/jixinya_EAMM__test_image_anne.png",
+    "photos/timesler_facenet-pytorch__data_test_images_paul_rudd_1.jpg",
+    "photos/KwaiVGI_LivePortrait__assets_examples_source_s2.jpg",  # black-and-white, 2048 px
+    "photos/KwaiVGI_LivePortrait__assets_examples_source_s0.jpg",  # painting, small face
+    "photos/KwaiVGI_LivePortrait__assets_examples_source_s9.jpg",  # Mona Lisa
+    "photos/ageitgey_face_recognition__examples_knn_examples_train_obama_obama2.jpg",
+    "photos/KwaiVGI_LivePortrait__assets_examples_source_s7.jpg",  # cartoon boy
+]
+# every animal photo in data/real except s22 (a capuchin monkey, whose face the Haar cascades take for a person's)
+ANIMALS = [f"photos/KwaiVGI_LivePortrait__assets_examples_source_s{n}.jpg"
+           for n in (23, 25, 30, 31, 32, 33, 36, 38, 39, 40, 41)]
+TALKING_HEADS = [  # (clip, seconds)
+    ("clips/AliaksandrSiarohin_first-order-model__demo_old_00.mp4", 3.0),  # 256 px, FOMM
+    ("clips/FuxiVirtualHuman_styletalk__samples_source_video_video_Obama_clip1.mp4", 3.0),  # 256 px, StyleTalk
+    ("clips/OpenTalker_SadTalker__examples_ref_video_WDA_AlexandriaOcasioCortez_000.mp4", 3.0),  # 512 px
+    ("clips/KwaiVGI_LivePortrait__assets_examples_source_s18.mp4", 2.0),  # 1280x720
+]
+GRID = "clips/rizkiarm_LipNet__evaluation_samples_GRID_bbaf2n.mpg"
+
+
+@pytest.fixture(scope="module")
+def cropper():
+    return FaceCropper(64, backend="opencv")
+
+
+@pytest.mark.parametrize("name", HUMANS)
+def test_crop_human_photos(real_dir, cropper, name):
+    img = read_image(real_dir / name)
+    face = cropper.crop_image(img)
+    assert face.crop.shape == (64, 64, 3) and face.crop.dtype == np.uint8 and face.found
+    x0, y0, x1, y1 = face.box
+    assert abs((x1 - x0) - (y1 - y0)) < 1e-6  # square
+    fx0, fy0, fx1, fy1 = face.face_box
+    assert x0 < fx0 < fx1 < x1 and y0 < fy0 < fy1 < y1  # the face is inside its crop box
+    assert (x1 - x0) / (fx1 - fx0) == pytest.approx(1.6 * cropper.detector.box_scale, rel=0.05)
+    assert face.backend == "opencv" and face.crop.std() > 20
+
+
+@pytest.mark.parametrize("name", ANIMALS)
+def test_animals_are_not_human_faces(real_dir, cropper, name):
+    with pytest.raises(NoFaceError, match="no human face found in"):
+        cropper.crop_image(read_image(real_dir / name), name)
+
+
+def test_crops_match_voxceleb(real_dir, cropper):
+    """vox1-frames are VoxCeleb's own 1.6x crops: cropping them again at scale 1.6 must give back (almost)
+    the whole frame."""
+    names = sorted(p.name for p in (real_dir / "vox1-frames").iterdir())
+    picks = [n for n in names if "Taylor_Swift" in n][:3] + [n for n in names if "audio_faces" in n][:6]
+    ious = []
+    for name in picks:
+        img = read_image(real_dir / "vox1-frames" / name)
+        h, w = img.shape[:2]
+        ious.append(_iou(np.array(cropper.crop_image(img).box), np.array([0, 0, w, h], dtype=float)))
+    assert min(ious) > 0.7 and np.mean(ious) > 0.85, ious
+
+
+def test_several_faces_choose(real_dir):
+    anne = read_image(real_dir / "photos/jixinya_EAMM__test_image_anne.png")  # 256 px
+    scarlett = read_image(real_dir / "photos/jixinya_EAMM__test_image_scarlett.jpg")[::2, ::2]  # 128 px
+    canvas = np.full((320, 640, 3), 128, np.uint8)
+    canvas[0:128, 40:168] = scarlett  # small face on the left
+    canvas[40:296, 340:596] = anne  # large face on the right
+    largest = FaceCropper(64, backend="opencv").crop_image(canvas)
+    assert largest.box[0] > 300
+    left = FaceCropper(64, backend="opencv", select=0).crop_image(canvas)
+    assert left.box[0] < 150 and left.box[2] < 260
+    assert FaceCropper(64, backend="opencv", select=1).crop_image(canvas).box == largest.box
+    near = FaceCropper(64, backend="opencv", select=(100, 60)).crop_image(canvas)
+    assert near.box == left.box
+    with pytest.raises(NoFaceError, match="face 5 was asked for but the photo has 2"):
+        FaceCropper(64, backend="opencv", select=5).crop_image(canvas, "the photo")
+
+
+def test_crop_box_past_the_edge_is_padded(real_dir, cropper):
+    img = read_image(real_dir / "photos/jixinya_EAMM__test_image_anne.png")[:, 40:]  # face near the left edge
+    face = cropper.crop_image(img)
+    assert face.box[0] < 0 and face.crop.shape == (64, 64, 3)
+    black = crop_square(img, face.box, 64, pad="constant")
+    n = face.box[2] - face.box[0]
+    outside = int(-face.box[0] / n * 64) - 1  # columns of the crop left of the image
+    assert outside >= 1 and (black[:, :outside] == 0).all() and not (face.crop[:, :outside] == 0).all()
+
+
+@pytest.mark.parametrize("clip,seconds", TALKING_HEADS)
+def test_track_is_stable_on_talking_heads(real_dir, cropper, clip, seconds):
+    track = cropper.track(VideoReader(real_dir / clip, seconds=seconds))
+    faces = list(track)
+    assert track.report.found == track.report.frames == len(faces) > 0
+    assert all(f.crop.shape == (64, 64, 3) for f in faces)
+    motion = box_motion([f.box for f in faces])
+    assert motion.max() < 0.02, f"box moved {motion.max():.1%} of its size between two frames"
+    assert track.report.detections <= len(faces) // cropper.detect_every + 2  # detector every 5th frame
+
+
+def test_track_keeps_and_reports_frames_without_face(real_dir, cropper):
+    frames = list(VideoReader(real_dir / GRID, seconds=1.2))  # 30 frames
+    for i in range(10, 18):
+        frames[i] = np.zeros_like(frames[i])
+    black = np.zeros_like(frames[0])
+    track = cropper.track([black] * 4 + frames)
+    out = list(track)
+    assert len(out) == 34 and [f.index for f in out] == list(range(34))
+    assert track.report.missing == [0, 1, 2, 3] + list(range(14, 22))
+    assert all(f.crop is None and f.box is None for f in out[:4])
+    held = [f for f in out[14:22]]
+    assert all(not f.found and f.crop is not None and f.box == out[13].box for f in held)  # last box held
+    assert all(f.found for f in out[22:])
+    assert "face found in 22/34 frames (none in frames 0-3, 14-21)" in track.report.summary()
+
+
+def test_box_motion_measure():
+    boxes = [(0, 0, 100, 100), (1, 0, 101, 100), (1, 0, 104, 103)]
+    assert np.allclose(box_motion(boxes), [0.01, 0.03])
+
+
+def test_feather_mask_and_paste_back(real_dir):
+    m = feather_mask(64)
+    assert m.shape == (64, 64) and m[32, 32] == 1.0 and m[0].max() == 0 and m[:, 0].max() == 0
+    assert np.all(np.diff(m[32, :33]) >= 0)  # rises towards the centre
+
+    frame = read_image(real_dir / "photos/KwaiVGI_LivePortrait__assets_examples_source_s9.jpg")
+    box = (200.0, 150.0, 520.0, 470.0)
+    generated = np.zeros((64, 64, 3), np.uint8)
+    generated[..., 0] = 255  # a red face
+    out = paste_back(frame, generated, box)
+    assert out.shape == frame.shape and out.dtype == np.uint8
+    outside = np.ones(frame.shape[:2], bool)
+    outside[150:470, 200:520] = False
+    assert np.array_equal(out[outside], frame[outside])  # untouched outside the box
+    assert tuple(out[310, 360]) == (255, 0, 0)  # the centre is the generated face
+    assert not np.array_equal(out, frame)
+    # pure black (X2Face's "outside the embedded face") is left out; a box past the edge is clipped
+    assert np.array_equal(paste_back(frame, np.zeros((64, 64, 3), np.uint8), box), frame)
+    edge = paste_back(frame, generated, (-100.0, -100.0, 200.0, 200.0))
+    assert edge.shape == frame.shape and tuple(edge[50, 50]) == (255, 0, 0)
+
+
+# ----------------------------------------------------------------------------------------- backends
+def test_backend_registry_offline():
+    assert "opencv" in available_backends()
+    assert FaceCropper(64).backend in available_backends()
+    if not face_alignment_available():
+        assert FaceCropper(64).backend == "opencv"
+        with pytest.raises(MediaError, match="never downloads"):
+            FaceCropper(64, backend="face-alignment")
+    with pytest.raises(MediaError, match="unknown face detector"):
+        FaceCropper(64, backend="dlib")
+    assert "face_alignment" not in sys.modules or face_alignment_available()  # never imported for nothing
+
+
+def _canonical_landmarks(center=(0.0, 0.0), scale=1.0) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    p = rng.normal(0, 0.3, (68, 3))
+    p[36], p[45] = (-1.0, 0.0, 0.0), (1.0, 0.0, 0.0)  # outer eye corners
+    p[27], p[8] = (0.0, 0.0, 0.0), (0.0, 2.0, 0.0)  # nose bridge, chin
+    p *= scale
+    p[:, 0] += center[0]
+    p[:, 1] += center[1]
+    return p
+
+
+def _rot(yaw=0.0, pitch=0.0, roll=0.0) -> np.ndarray:
+    """Rotation in camera coordinates (x right, y down, z away) with the documented angle meanings."""
+    y, p, r = map(math.radians, (yaw, pitch, roll))
+    ry = np.array([[math.cos(y), 0, -math.sin(y)], [0, 1, 0], [math.sin(y), 0, math.cos(y)]])
+    rx = np.array([[1, 0, 0], [0, math.cos(p), math.sin(p)], [0, -math.sin(p), math.cos(p)]])
+    rz = np.array([[math.cos(r), -math.sin(r), 0], [math.sin(r), math.cos(r), 0], [0, 0, 1]])
+    return rz @ rx @ ry
+
+
+@pytest.mark.parametrize("angles", [(25.0, 0.0, 0.0), (0.0, 15.0, 0.0), (0.0, 0.0, -10.0), (-20.0, 10.0, 5.0)])
+def test_head_pose_from_landmarks(angles):
+    pts = _canonical_landmarks() @ _rot(*angles).T
+    assert np.allclose(head_pose_from_landmarks(pts), angles, atol=1e-6)
+
+
+def test_face_alignment_backend_when_weights_are_on_disk(real_dir, tmp_path, monkeypatch):
+    """With the package importable and its weights in torch's hub cache, "auto" picks face-alignment and
+    its boxes, landmarks and head pose come through (a stand-in module plays face_alignment here)."""
+    import torch
+
+    calls = {}
+
+    class FakeFaceAlignment:
+        def __init__(self, kind, device="cpu", face_detector="sfd"):
+            calls["init"] = (kind, device, face_detector)
+
+        def get_landmarks_from_image(self, image, return_bboxes=False):
+            h, w = image.shape[:2]
+            pts = _canonical_landmarks((w / 2, h / 2), w / 10) @ _rot(yaw=20).T
+            pts[:, 0] += w / 2 - pts[27, 0]
+            return [pts], None, [np.array([w * 0.3, h * 0.3, w * 0.7, h * 0.7, 0.99])]
+
+    fake = types.ModuleType("face_alignment")
+    fake.__spec__ = importlib.machinery.ModuleSpec("face_alignment", None)
+    fake.LandmarksType = types.SimpleNamespace(TWO_D=1, THREE_D=3)
+    fake.FaceAlignment = FakeFaceAlignment
+    monkeypatch.setitem(sys.modules, "face_alignment", fake)
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path))
+    assert not face_alignment_available()  # importable, but no weights yet: opencv
+    assert FaceCropper(64).backend == "opencv"
+
+    (tmp_path / "checkpoints").mkdir()
+    for name in ("s3fd-619a316812.pth", "3DFAN4-4a694010b9.zip", "depth-6c4283c0e0.zip"):
+        (tmp_path / "checkpoints" / name).write_bytes(b"")
+    assert available_backends() == ["face-alignment", "opencv"]
+    cropper = FaceCropper(64)
+    assert cropper.backend == "face-alignment" and calls["init"] == (3, "cpu", "sfd")
+    img = read_image(real_dir / "photos/jixinya_EAMM__test_image_anne.png")
+    face = cropper.crop_image(img)
+    assert face.backend == "face-alignment" and face.crop.shape == (64, 64, 3)
+    assert face.face_box == pytest.approx((76.8, 76.8, 179.2, 179.2))
+    assert face.pose == pytest.approx((20.0, 0.0, 0.0), abs=1e-6)
+    assert isinstance(cropper.detector, FaceDetector)

@@ -1,0 +1,358 @@
+"""x2face.media on the real files in ../shared/data/real: photos in any mode, videos as streams, audio at
+any rate, H.264 output with audio in sync, and the limits that refuse hour-long or 20000x20000 inputs."""
+from __future__ import annotations
+
+import io
+import struct
+import subprocess
+import time
+import tracemalloc
+import zlib
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from x2face.errors import MediaError
+from x2face.media import (Limits, VideoReader, VideoWriter, check_output_path, decode_check, ffmpeg_exe,
+                          iter_video_frames, probe_video, read_audio, read_image, to_rgb_array, write_video)
+
+GRID = "clips/rizkiarm_LipNet__evaluation_samples_GRID_bbaf2n.mpg"  # MPEG-1 + mp2 audio, 360x288, 25 fps, 3 s
+FOMM = "clips/AliaksandrSiarohin_first-order-model__demo_old_00.mp4"  # 256x256, 30 fps, silent
+LP720 = "clips/KwaiVGI_LivePortrait__assets_examples_source_s18.mp4"  # 1280x720, 30 fps, aac
+VFR = "clips/OpenTalker_video-retalking__examples_face_1.mp4"  # 22.13 fps average, 30 tbr, video starts at 0.033 s
+WAV24 = "speech/OpenTalker_SadTalker__examples_driven_audio_deyu.wav"  # 24-bit WAVE_FORMAT_EXTENSIBLE, 48 kHz stereo
+WAV16 = "speech/ggerganov_whisper.cpp__samples_jfk.wav"  # 16 kHz mono
+PHOTO_WIDE = "photos/KwaiVGI_LivePortrait__assets_examples_source_s9.jpg"  # 720x1280 (portrait)
+PHOTO = "photos/jixinya_EAMM__test_image_anne.png"
+
+
+def ffmpeg(*args: str) -> None:
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args], check=True)
+
+
+def ffmpeg_decode_audio(path, sr=16000) -> np.ndarray:
+    """Independent decode (ffmpeg's own resampler and downmix) to compare read_audio against."""
+    raw = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
+                          "-ar", str(sr), "-f", "f32le", "-"], check=True, capture_output=True).stdout
+    return np.frombuffer(raw, "<f4")
+
+
+def best_lag(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
+    """Lag of b relative to a in samples, and the normalised correlation at that lag."""
+    import scipy.signal as ss
+
+    n = min(len(a), len(b))
+    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
+    c = ss.correlate(b, a, mode="full", method="fft")
+    k = int(np.argmax(c))
+    return k - (n - 1), float(c[k] / np.sqrt((a ** 2).sum() * (b ** 2).sum()))
+
+
+# ----------------------------------------------------------------------------------------- images
+def test_read_image_photo(real_dir):
+    img = read_image(real_dir / PHOTO_WIDE)
+    assert img.dtype == np.uint8 and img.shape == (1280, 720, 3)
+    assert read_image((real_dir / PHOTO_WIDE).read_bytes()).shape == (1280, 720, 3)
+
+
+def test_read_image_exif_rotation(real_dir, tmp_path):
+    src = Image.open(real_dir / PHOTO_WIDE).convert("RGB")  # 720 wide, 1280 tall
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    src.save(path, quality=95, exif=exif)
+    img = read_image(path)
+    assert img.shape == (720, 1280, 3)
+    expected = np.rot90(np.asarray(src), k=-1)  # clockwise
+    assert np.abs(img.astype(int) - expected.astype(int)).mean() < 3
+
+
+def test_read_image_rgba_grey_and_16bit(real_dir, tmp_path):
+    rgb = np.asarray(Image.open(real_dir / PHOTO).convert("RGB"))
+    alpha = np.full(rgb.shape[:2], 255, np.uint8)
+    alpha[:, :100] = 0  # left part transparent
+    Image.fromarray(np.dstack([rgb, alpha])).save(tmp_path / "a.png")
+    img = read_image(tmp_path / "a.png")
+    assert img.shape == rgb.shape
+    assert (img[:, :100] == 255).all() and np.array_equal(img[:, 100:], rgb[:, 100:])
+
+    grey = np.asarray(Image.open(real_dir / PHOTO).convert("L"))
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    img = read_image(tmp_path / "g.png")
+    assert img.shape == (*grey.shape, 3) and np.array_equal(img[..., 0], grey) and np.array_equal(img[..., 2], grey)
+
+    Image.fromarray(grey.astype(np.uint16) * 257).save(tmp_path / "g16.png")  # a 16-bit greyscale PNG
+    assert Image.open(tmp_path / "g16.png").mode.startswith("I")
+    img = read_image(tmp_path / "g16.png")
+    assert img.dtype == np.uint8 and np.abs(img[..., 1].astype(int) - grey).max() <= 1
+
+    assert np.abs(to_rgb_array(grey.astype(np.uint16) * 257)[..., 0].astype(int) - grey).max() <= 1
+    assert np.array_equal(to_rgb_array(rgb.astype(np.float32) / 255.0), rgb)
+
+
+def test_read_image_corrupt_and_unsupported(real_dir, tmp_path):
+    data = (real_dir / PHOTO_WIDE).read_bytes()
+    (tmp_path / "cut.jpg").write_bytes(data[: len(data) // 3])
+    with pytest.raises(MediaError, match="corrupt or truncated"):
+        read_image(tmp_path / "cut.jpg")
+    (tmp_path / "notes.jpg").write_bytes(b"this is not a photo at all" * 10)
+    with pytest.raises(MediaError, match="not an image"):
+        read_image(tmp_path / "notes.jpg")
+    with pytest.raises(MediaError, match="no such photo"):
+        read_image(tmp_path / "missing.jpg")
+
+
+def _png_header_only(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height, with a few bytes of (truncated) pixel data."""
+    def chunk(kind: bytes, payload: bytes) -> bytes:
+        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", zlib.crc32(kind + payload))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)  # 8-bit RGB
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b"")
+
+
+def test_decompression_bomb_refused_from_header(real_dir, tmp_path):
+    path = tmp_path / "bomb.png"
+    path.write_bytes(_png_header_only(20000, 20000))
+    t0 = time.perf_counter()
+    with pytest.raises(MediaError, match="400 megapixels"):
+        read_image(path)
+    with pytest.raises(MediaError, match="megapixels"):
+        read_image(path.read_bytes())
+    assert time.perf_counter() - t0 < 2.0
+    # the limit is read from the header and configurable: a real 720x1280 photo over a 0.5 MP limit
+    with pytest.raises(MediaError, match="720x1280"):
+        read_image(real_dir / PHOTO_WIDE, limits=Limits(max_image_pixels=500_000))
+
+
+# ----------------------------------------------------------------------------------------- video in
+def test_probe_real_clips(real_dir):
+    info = probe_video(real_dir / GRID)
+    assert (info.width, info.height, info.fps) == (360, 288, 25)
+    assert info.has_audio and info.audio_rate == 44100 and info.audio_channels == 2
+    assert abs(info.duration - 2.98) < 0.05
+    info = probe_video(real_dir / FOMM)
+    assert (info.width, info.height, info.fps, info.has_audio) == (256, 256, 30, False)
+    info = probe_video(real_dir / WAV24)
+    assert not info.has_video and info.has_audio and info.audio_rate == 48000
+
+
+@pytest.mark.parametrize("clip,size,fps", [(FOMM, (256, 256), 30), (GRID, (288, 360), 25), (LP720, (720, 1280), 30)])
+def test_reader_streams_first_second(real_dir, clip, size, fps):
+    reader = VideoReader(real_dir / clip, seconds=1.0)
+    frames = list(reader)
+    assert len(frames) == fps == reader.num_frames_estimate
+    assert all(f.shape == (*size, 3) and f.dtype == np.uint8 for f in frames)
+    assert frames[0].std() > 10  # real pictures, not blank buffers
+    assert not np.array_equal(frames[0], frames[-1])
+
+
+def test_reader_variable_frame_rate_clip(real_dir):
+    reader = VideoReader(real_dir / VFR)
+    assert reader.fps == pytest.approx(22.13)
+    n = sum(1 for _ in reader)
+    assert abs(n - reader.info.duration * float(reader.fps)) <= 1
+
+
+def test_reader_vfr_timing(tmp_path):
+    """1 s black at 10 fps then 1 s white at 30 fps, stored with variable frame rate: at a constant
+    output rate, frame i shows what was on screen at i / fps."""
+    path = tmp_path / "vfr.mkv"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x48:r=10:d=1", "-f", "lavfi", "-i", "color=c=white:s=64x48:r=30:d=1",
+           "-filter_complex", "[0][1]concat=n=2:v=1:a=0", "-fps_mode", "vfr", "-c:v", "libx264", "-qp", "0", str(path))
+    reader = VideoReader(path, fps=20)
+    frames = [f.mean() for f in reader]
+    assert abs(len(frames) - 40) <= 1
+    first_white = next(i for i, m in enumerate(frames) if m > 128)
+    assert abs(first_white - 20) <= 1
+
+
+@pytest.mark.parametrize("ext,vcodec,acodec", [("webm", "libvpx", "libopus"), ("mov", "libx264", "aac"),
+                                              ("avi", "mpeg4", "libmp3lame"), ("mkv", "libx264", "libvorbis")])
+def test_reader_common_containers(real_dir, tmp_path, ext, vcodec, acodec):
+    path = tmp_path / f"clip.{ext}"
+    extra = ["-deadline", "realtime", "-cpu-used", "8"] if vcodec == "libvpx" else []
+    ffmpeg("-ss", "1", "-i", str(real_dir / GRID), "-t", "1", "-c:v", vcodec, *extra, "-c:a", acodec, str(path))
+    frames = list(VideoReader(path))
+    assert abs(len(frames) - 25) <= 1 and frames[0].shape == (288, 360, 3)
+    audio, sr = read_audio(path)
+    assert sr == 16000 and abs(len(audio) - 16000) < 800 and np.abs(audio).max() > 0.1  # speech, not silence
+    lag, corr = best_lag(ffmpeg_decode_audio(path), audio)
+    assert abs(lag) <= 2 and corr > 0.99
+
+
+def test_reader_rotation_metadata(real_dir, tmp_path):
+    plain, rotated = tmp_path / "plain.mp4", tmp_path / "rotated.mp4"
+    ffmpeg("-i", str(real_dir / GRID), "-t", "0.4", "-an", "-c:v", "libx264", str(plain))
+    ffmpeg("-display_rotation", "90", "-i", str(plain), "-c", "copy", str(rotated))
+    reader = VideoReader(rotated)
+    assert (reader.width, reader.height) == (288, 360)
+    assert all(f.shape == (360, 288, 3) for f in reader)
+
+
+def test_reader_refuses_hour_long_video_from_header(tmp_path):
+    path = tmp_path / "hour.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=gray:s=16x16:r=1:d=3600", "-c:v", "libx264", "-preset", "ultrafast", str(path))
+    t0 = time.perf_counter()
+    with pytest.raises(MediaError, match=r"1\.0 h long; the limit is 10\.0 min"):
+        VideoReader(path)
+    assert time.perf_counter() - t0 < 2.0
+    # the first seconds of it stream fine, and the limit is configurable
+    assert sum(1 for _ in iter_video_frames(path, seconds=5)) == 5
+    with pytest.raises(MediaError, match="limit"):
+        iter_video_frames(path, max_seconds=4000, max_pixels=100)
+
+
+def test_reader_stops_streams_without_duration(real_dir):
+    """A file whose header gives no duration (browser recordings) is cut off once it passes the limit."""
+    from dataclasses import replace
+
+    info = replace(probe_video(real_dir / FOMM), duration=None, num_frames_estimate=None)  # as such a header reads
+    reader = VideoReader(real_dir / FOMM, limits=Limits(max_seconds=1.0), info=info)
+    n = 0
+    with pytest.raises(MediaError, match="longer than the limit of 1.0 s"):
+        for _ in reader:
+            n += 1
+    assert n == 31  # 1 s at 30 fps (+1 frame of tolerance), then refused; not the clip's 265 frames
+
+
+def test_reader_corrupt_files(real_dir, tmp_path):
+    (tmp_path / "junk.mp4").write_bytes(np.random.default_rng(0).integers(0, 255, 4096, np.uint8).tobytes())
+    with pytest.raises(MediaError, match="cannot read junk.mp4"):
+        VideoReader(tmp_path / "junk.mp4")
+    data = (real_dir / FOMM).read_bytes()
+    (tmp_path / "cut.mp4").write_bytes(data[: len(data) // 2])
+    try:
+        n = sum(1 for _ in VideoReader(tmp_path / "cut.mp4"))
+    except MediaError:
+        n = 0
+    assert n < 265  # a truncated file gives a clear error or its readable part, nothing else
+    with pytest.raises(MediaError, match="no such file"):
+        VideoReader(tmp_path / "missing.mp4")
+
+
+def test_reader_memory_is_constant(real_dir):
+    """300 frames of 720p (830 MB decoded) stream through a few MB of Python memory."""
+    tracemalloc.start()
+    try:
+        n = 0
+        for frame in VideoReader(real_dir / LP720, seconds=10):
+            n += 1
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert abs(n - 9.43 * 30) <= 1  # the whole 9.43 s clip
+    assert peak < 30e6, f"peak traced memory {peak / 1e6:.0f} MB"
+
+
+# ----------------------------------------------------------------------------------------- audio
+def test_read_audio_24bit_wav(real_dir):
+    audio, sr = read_audio(real_dir / WAV24)
+    assert sr == 16000 and audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) - round(9.34 * 16000)) < 200
+    lag, corr = best_lag(ffmpeg_decode_audio(real_dir / WAV24), audio)
+    assert lag == 0 and corr > 0.99
+    stereo, sr = read_audio(real_dir / WAV24, sr=None, mono=False)
+    assert sr == 48000 and stereo.shape[0] == 2 and abs(stereo.shape[1] - round(9.34 * 48000)) < 500
+
+
+def test_read_audio_mp3_m4a_and_mpg_track(real_dir, tmp_path):
+    ref, _ = read_audio(real_dir / WAV16)
+    for ext, codec in (("mp3", "libmp3lame"), ("m4a", "aac")):
+        path = tmp_path / f"speech.{ext}"
+        ffmpeg("-i", str(real_dir / WAV16), "-c:a", codec, "-b:a", "96k", str(path))
+        audio, sr = read_audio(path)
+        assert sr == 16000 and abs(len(audio) - len(ref)) < 0.05 * 16000, ext
+        lag, corr = best_lag(ref, audio)
+        assert abs(lag) < 16000 / 25 and corr > 0.9, (ext, lag, corr)  # within a video frame
+    audio, sr = read_audio(real_dir / GRID)  # MPEG-1 layer II track of an .mpg
+    assert abs(len(audio) - 2.98 * 16000) < 400
+    lag, corr = best_lag(ffmpeg_decode_audio(real_dir / GRID), audio)
+    assert abs(lag) <= 2 and corr > 0.99
+
+
+def test_read_audio_errors(real_dir):
+    with pytest.raises(MediaError, match="no audio track"):
+        read_audio(real_dir / FOMM)
+    with pytest.raises(MediaError, match="limit"):
+        read_audio(real_dir / WAV24, max_seconds=5)
+    audio, _ = read_audio(real_dir / WAV24, seconds=2.0)
+    assert abs(len(audio) - 32000) <= 2
+
+
+# ----------------------------------------------------------------------------------------- video out
+def _stream_line(path, kind: str) -> str:
+    text = subprocess.run([ffmpeg_exe(), "-hide_banner", "-i", str(path)], capture_output=True).stderr.decode()
+    return next((ln for ln in text.splitlines() if f": {kind}:" in ln), "")
+
+
+def test_writer_browser_mp4_even_size(tmp_path):
+    rng = np.random.default_rng(0)
+    frames = [rng.integers(0, 255, (47, 65, 3), np.uint8) for _ in range(10)]
+    path = write_video(frames, tmp_path / "odd.mp4", 25)
+    ok, errors = decode_check(path)
+    assert ok, errors
+    line = _stream_line(path, "Video")
+    assert "h264" in line and "yuv420p" in line and "64x46" in line
+    assert sum(1 for _ in VideoReader(path)) == 10
+    assert _stream_line(path, "Audio") == ""
+    assert list(tmp_path.iterdir()) == [path]  # no temporary files left
+
+
+def test_writer_audio_in_sync(tmp_path):
+    """A flash at 1.2 s and a click at 1.2 s in the input stay within one frame of each other after
+    decoding with VideoReader and encoding with VideoWriter (audio muxed from the input file)."""
+    src = tmp_path / "flash.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x48:r=25:d=3,drawbox=c=white:t=fill:enable='eq(n\\,30)'",
+           "-f", "lavfi", "-i", "aevalsrc='if(between(t\\,1.2\\,1.21)\\,0.8*sin(2*PI*1000*t)\\,0)':s=48000:d=3",
+           "-c:v", "libx264", "-c:a", "aac", str(src))
+    reader = VideoReader(src)
+    out = write_video(reader, tmp_path / "out.mp4", reader.fps, audio=src)
+    fps = 25
+    flash = [i for i, f in enumerate(VideoReader(out)) if f.mean() > 128]
+    audio, sr = read_audio(out, sr=16000)
+    click = int(np.argmax(np.abs(audio))) / sr
+    assert flash and abs(flash[0] / fps - 1.2) <= 1 / fps
+    assert abs(click - flash[0] / fps) < 1 / fps, (click, flash)
+    assert abs(len(audio) / sr - 75 / fps) < 1 / fps  # audio as long as the video
+
+
+def test_writer_audio_array_padded_to_video(tmp_path):
+    frames = [np.full((32, 32, 3), i * 20, np.uint8) for i in range(12)]  # 0.48 s at 25 fps
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(4000) / 16000)).astype(np.float32)  # 0.25 s
+    path = write_video(frames, tmp_path / "a.mp4", 25, audio=tone, audio_sr=16000)
+    audio, sr = read_audio(path)
+    assert abs(len(audio) / sr - 12 / 25) < 1 / 25
+    assert np.abs(audio[: int(0.2 * sr)]).max() > 0.3 and np.abs(audio[int(0.3 * sr):]).max() < 0.05
+
+
+def test_writer_failure_leaves_nothing(tmp_path):
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "x.mp4", 25) as w:
+            w.write(np.zeros((32, 32, 3), np.uint8))
+            raise RuntimeError("stop")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(MediaError, match="frame 1 is 16x16"):
+        with VideoWriter(tmp_path / "y.mp4", 25) as w:
+            w.write(np.zeros((32, 32, 3), np.uint8))
+            w.write(np.zeros((16, 16, 3), np.uint8))
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_output_path_never_an_input(real_dir, tmp_path):
+    clip = tmp_path / "clip.mp4"
+    clip.write_bytes((real_dir / FOMM).read_bytes())
+    with pytest.raises(MediaError, match="one of the inputs"):
+        check_output_path(clip, [clip], overwrite=True)
+    with pytest.raises(MediaError, match="exists"):
+        check_output_path(clip, [])
+    with pytest.raises(MediaError, match=r"\.mp4"):
+        check_output_path(tmp_path / "out.gif", [], extensions=(".mp4",))
+    assert check_output_path(tmp_path / "new.mp4", [clip]) == tmp_path / "new.mp4"
+    assert clip.read_bytes() == (real_dir / FOMM).read_bytes()
+
+
+def test_read_image_from_file_object(real_dir):
+    buf = io.BytesIO((real_dir / PHOTO).read_bytes())
+    assert read_image(buf).shape == (256, 256, 3)

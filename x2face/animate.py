@@ -1,0 +1,239 @@
+"""``python -m x2face animate``: a photo (or several of one person) + a driving clip -> an MP4.
+
+    python -m x2face animate --source photo.jpg --driving clip.mp4 --out out.mp4
+    python -m x2face animate --source a.jpg --source b.jpg --driving clip.mov --out out.mp4 --paste-back
+    python -m x2face animate --source photo.jpg --driving face.jpg --out out.png   # one driving photo
+
+What drives the face is chosen through ``DRIVERS``: each driver adds its options to the parser,
+says whether the arguments select it, and turns them into frames (plus frame rate and audio).
+``video`` (``--driving``) is built in; the pose (``--pose``) and audio (``--audio``) controls
+register theirs the same way. The command holds no model logic: it sits on ``X2FacePipeline``.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+
+from .errors import InputError, MediaError, NoFaceError
+from .media import (IMAGE_EXTENSIONS, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter, check_output_path,
+                    is_image_file, read_image, write_image)
+from .pipeline import X2FacePipeline, side_by_side
+
+
+@dataclass
+class Drive:
+    """What a driver hands the command.
+
+    Attributes:
+        frames: uint8 [H, W, 3] RGB output frames (streamed).
+        fps: frame rate of the output video.
+        total: number of frames expected (for the progress bar), or None.
+        audio: audio to mux (a media file path or a float array [N] / [C, N]), or None.
+        audio_sr: sample rate of an audio array.
+        still: the output is one image (a driving photo), not a video.
+        label: what drove the face, for the summary line.
+        report: callable returning the face-tracking summary (after ``frames`` is exhausted).
+        found: callable returning how many driving frames had a face (after ``frames`` is exhausted).
+    """
+
+    frames: Iterator[np.ndarray]
+    fps: Fraction = Fraction(25)
+    total: int | None = None
+    audio: str | os.PathLike | np.ndarray | None = None
+    audio_sr: int | None = None
+    still: bool = False
+    label: str = ""
+    report: Callable[[], str] = field(default=lambda: "")
+    found: Callable[[], int | None] = field(default=lambda: None)
+
+
+class Driver:
+    """A way to drive the source face; subclasses register in ``DRIVERS``."""
+
+    name = "base"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        """Add this driver's options."""
+
+    def selected(self, args: argparse.Namespace) -> bool:
+        """Whether the parsed arguments ask for this driver."""
+        raise NotImplementedError
+
+    def open(self, args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits) -> Drive:
+        """Turn the arguments into output frames of ``pipe`` (whose source is set)."""
+        raise NotImplementedError
+
+    def inputs(self, args: argparse.Namespace) -> list[str]:
+        """Files this driver reads (never overwritten by --out)."""
+        return []
+
+
+def _output_frame(args: argparse.Namespace, pipe: X2FacePipeline, driven) -> np.ndarray:
+    if args.side_by_side:
+        result = driven.generated if driven.generated is not None else pipe.source.crops[0]
+        return side_by_side(pipe.source.crops[0], driven.driving_crop, result)
+    return driven.image
+
+
+class VideoDriver(Driver):
+    """``--driving FILE``: a driving video (any format ffmpeg reads) or a driving photo."""
+
+    name = "video"
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--driving", metavar="FILE",
+                            help="driving video (mp4, mov, webm, mpg, avi, ...) or photo whose face moves the source")
+
+    def selected(self, args: argparse.Namespace) -> bool:
+        return args.driving is not None
+
+    def inputs(self, args: argparse.Namespace) -> list[str]:
+        return [args.driving]
+
+    def open(self, args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits) -> Drive:
+        path = args.driving
+        if is_image_file(path):
+            image = read_image(path, limits=limits)
+            driven = list(pipe.drive_frames([image], paste_back=args.paste_back, on_missing="source"))
+            if not driven[0].found:
+                raise NoFaceError(f"no human face found in the driving photo {Path(path).name}")
+            frame = _output_frame(args, pipe, driven[0])
+            return Drive(iter([frame]), still=True, total=1, label=Path(path).name,
+                         report=lambda: pipe.last_report.summary(), found=lambda: pipe.last_report.found)
+        reader = VideoReader(path, seconds=args.seconds, limits=limits)
+        frames = (_output_frame(args, pipe, d) for d in
+                  pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
+                                    on_missing=args.on_missing))
+        audio = path if (args.keep_audio and reader.info.has_audio) else None
+        return Drive(frames, reader.fps, reader.num_frames_estimate, audio, label=Path(path).name,
+                     report=lambda: pipe.last_report.summary() if pipe.last_report else "",
+                     found=lambda: pipe.last_report.found if pipe.last_report else None)
+
+
+#: driver name -> Driver. Exactly one must be selected by the arguments.
+DRIVERS: dict[str, Driver] = {"video": VideoDriver()}
+
+from .control.drivers import CONTROL_DRIVERS  # noqa: E402  (--pose, --pose-sweep, --audio)
+
+DRIVERS.update(CONTROL_DRIVERS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m x2face animate",
+        description="Animate the face in a photo with a driving video (X2Face). The output shows the "
+                    "source person moving like the driving face.")
+    p.add_argument("--source", action="append", required=True, metavar="PHOTO",
+                   help="photo of the face to animate; repeat for several photos of the same person")
+    for driver in DRIVERS.values():
+        driver.add_arguments(p)
+    p.add_argument("--out", required=True, metavar="FILE", help="output .mp4 (or an image file for a driving photo)")
+    p.add_argument("--weights", default=None, help="weights folder, Hub repo 'owner/name[@rev]' or 'demo' (default)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--paste-back", action="store_true",
+                   help="put the animated face back into the full-resolution source photo")
+    p.add_argument("--side-by-side", action="store_true", help="output source | driving | result crops side by side")
+    p.add_argument("--keep-audio", action=argparse.BooleanOptionalAction, default=True,
+                   help="copy the driving clip's audio track into the output (default: yes)")
+    p.add_argument("--seconds", type=float, default=None, metavar="S", help="animate only the first S seconds")
+    p.add_argument("--max-seconds", type=float, default=Limits.max_seconds, metavar="S",
+                   help=f"refuse longer inputs (default {Limits.max_seconds:.0f})")
+    p.add_argument("--max-pixels", type=int, default=Limits.max_pixels, metavar="N",
+                   help=f"refuse video frames with more pixels (default {Limits.max_pixels})")
+    p.add_argument("--backend", default="auto", help="face detector: auto (default), opencv, face-alignment")
+    p.add_argument("--face", default="largest",
+                   help="which face when there are several: largest (default) or an index from the left (0, 1, ...)")
+    p.add_argument("--detect-every", type=int, default=5, metavar="N", help="run the face detector every N frames")
+    p.add_argument("--scale", type=float, default=1.6, help="crop size / face box size (1.6 = VoxCeleb, default)")
+    p.add_argument("--on-missing", choices=("hold", "source"), default="hold",
+                   help="frames without a driving face: hold the last frame (default) or show the source")
+    p.add_argument("--batch-size", type=int, default=16, help="frames per model call")
+    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the model (default: torch's)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    return p
+
+
+def _select(value: str) -> str | int:
+    if value == "largest":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise InputError(f"--face must be 'largest' or a face index (0 = leftmost), got {value!r}") from None
+
+
+def main(argv: list[str]) -> int:
+    """Run ``python -m x2face animate``; returns the exit code (errors are raised as X2FaceError)."""
+    args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
+    chosen = [d for d in DRIVERS.values() if d.selected(args)]
+    if len(chosen) != 1:
+        names = ", ".join(f"--{n}" if n != "video" else "--driving" for n in DRIVERS)
+        raise InputError(f"give exactly one of {names}" + (f" (got {len(chosen)})" if chosen else ""))
+    driver = chosen[0]
+    if args.seconds is not None and not args.seconds > 0:
+        raise InputError(f"--seconds must be positive, got {args.seconds}")
+    limits = Limits(max_seconds=args.max_seconds, max_pixels=args.max_pixels)
+    for src in args.source:
+        if not Path(src).is_file():
+            raise MediaError(f"no such photo: {src}")
+    for item in driver.inputs(args):
+        if not Path(item).is_file():
+            raise MediaError(f"no such file: {item}")
+    still_in = driver.name == "video" and is_image_file(args.driving)
+    out = check_output_path(args.out, [*args.source, *driver.inputs(args)], overwrite=args.overwrite,
+                            extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise InputError(f"--threads must be >= 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
+    pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
+                                          select=_select(args.face), detect_every=args.detect_every,
+                                          scale=args.scale)
+    pipe.set_source(args.source)
+    drive = driver.open(args, pipe, limits)
+
+    if drive.still:
+        frame = next(drive.frames)
+        write_image(out, frame)
+        frames, size = 1, frame.shape[1::-1]
+        what = f"{out} ({size[0]}x{size[1]})"
+    else:
+        from tqdm import tqdm
+
+        audio = drive.audio if args.keep_audio else None
+        bar = tqdm(total=drive.total, unit="frame", desc="animate", disable=args.quiet, dynamic_ncols=True,
+                   file=sys.stderr)
+        try:
+            with VideoWriter(out, drive.fps, audio=audio, audio_sr=drive.audio_sr) as writer:
+                for frame in drive.frames:
+                    writer.write(frame)
+                    bar.update(1)
+                if drive.found() == 0:
+                    raise NoFaceError(f"no human face found in {drive.label} ({writer.frames} frames checked)")
+        finally:
+            bar.close()
+        frames, size = writer.frames, writer.size
+        sound = f", audio from {Path(os.fspath(audio)).name}" if isinstance(audio, (str, os.PathLike)) else \
+            (", audio" if audio is not None else ", no audio")
+        what = (f"{out} ({frames} frames, {writer.duration:.2f} s at {float(drive.fps):.3g} fps, "
+                f"{size[0] // 2 * 2}x{size[1] // 2 * 2}{sound})")
+    seconds = time.perf_counter() - t0
+    print(f"x2face animate: wrote {what}; {drive.report()} of {drive.label} ({pipe.cropper.backend}); "
+          f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
+    return 0
+
+
+__all__ = ["DRIVERS", "Drive", "Driver", "VideoDriver", "build_parser", "main"]

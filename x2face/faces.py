@@ -1,0 +1,773 @@
+"""Find the face in a user's photo or video and cut the square crop X2Face was trained on.
+
+X2Face was trained on VoxCeleb face tracks: a face detector's box enlarged 1.6x around its centre,
+resized to the model's size. Photos cropped any other way animate badly (the original release's
+most common complaint), so everything the model sees goes through ``FaceCropper``:
+
+    >>> cropper = FaceCropper(image_size=256)                    # scale 1.6, backend picked automatically
+    >>> face = cropper.crop_image(photo)                         # FaceCrop: crop uint8 [256, 256, 3] RGB
+    >>> track = cropper.track(frames)                            # video: one FaceCrop per frame, smoothed
+    >>> for item in track: ...
+    >>> track.report.summary()                                   # 'face found in 148/150 frames ...'
+    >>> frame = paste_back(photo, generated, face.box)           # put a generated crop back, feathered
+
+Backends (``DETECTORS``, picked by ``backend="auto"``, reported as ``FaceCrop.backend``):
+
+* ``face-alignment``: S3FD boxes and 68 landmarks (3-D when its depth weights are present, which
+  also gives a head pose), used only when the package is importable AND its weights are already in
+  torch's hub cache; nothing is ever downloaded.
+* ``opencv``: OpenCV's bundled Haar cascades, always available offline. A face must be found by
+  two frontal cascades at once (``alt2`` and ``default``, the latter with a minimum confidence),
+  which rejects the fur, grass and cartoon-animal boxes a single cascade returns; a profile
+  cascade (both directions) is the fallback for turned heads.
+
+Video tracking detects every ``detect_every`` frames (inside a window around the last face, which is
+fast even on 4K frames), smooths the box's centre and size with dead-bands (so the crop neither
+jitters nor "breathes") and interpolates between detections. Frames without a face are kept and
+reported (``FaceCrop.found`` False, the last box held), never an error.
+"""
+from __future__ import annotations
+
+import glob
+import importlib.util
+import math
+import os
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Callable, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import InputError, MediaError, NoFaceError
+from .media import to_rgb_array
+
+Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive
+
+
+@dataclass
+class Detection:
+    """One face found by a detector.
+
+    Attributes:
+        box: the detector's face box (x0, y0, x1, y1) in image pixels, float.
+        score: detector confidence (backend-specific scale; higher is surer).
+        landmarks: float [68, 2] or [68, 3] (x, y[, z]) in image pixels, when the backend gives them.
+        pose: (yaw, pitch, roll) in degrees, when the backend gives 3-D landmarks.
+    """
+
+    box: np.ndarray
+    score: float
+    landmarks: np.ndarray | None = None
+    pose: tuple[float, float, float] | None = None
+
+    @property
+    def side(self) -> float:
+        return float(math.sqrt(max(self.box[2] - self.box[0], 1e-6) * max(self.box[3] - self.box[1], 1e-6)))
+
+    @property
+    def center(self) -> np.ndarray:
+        return np.array([(self.box[0] + self.box[2]) / 2, (self.box[1] + self.box[3]) / 2], dtype=np.float64)
+
+
+@dataclass
+class FaceCrop:
+    """A face cut out of one photo or video frame.
+
+    Attributes:
+        crop: uint8 [S, S, 3] RGB, the square crop resized to the model's size (None only for video
+            frames before any face was seen).
+        box: the square crop box (x0, y0, x1, y1) in the original image's pixels; it may extend past
+            the image (those pixels are padded). None when ``crop`` is None.
+        found: a face was detected in (or tracked through) this frame; False when the box is held
+            from an earlier frame.
+        backend: the detector that found it (``"opencv"`` or ``"face-alignment"``).
+        index: frame index in a video (0 for photos).
+        face_box: the detector's (smoothed) face box, before enlarging.
+        score: detector confidence at the last detection.
+        pose: (yaw, pitch, roll) in degrees when the backend estimates it, else None.
+    """
+
+    crop: np.ndarray | None
+    box: Box | None
+    found: bool
+    backend: str
+    index: int = 0
+    face_box: Box | None = None
+    score: float | None = None
+    pose: tuple[float, float, float] | None = None
+
+
+# ----------------------------------------------------------------------------------------- detectors
+class FaceDetector:
+    """A face detector: ``detect(image, region, expected_side) -> list[Detection]``.
+
+    Attributes:
+        name: backend name as reported to users.
+        box_scale: this detector's box side relative to a VoxCeleb detector box (so that
+            ``FaceCropper(scale=1.6)`` gives VoxCeleb-like crops whichever backend runs).
+        box_shift: vertical offset of the VoxCeleb box centre from this detector's box centre, in
+            units of the box side (positive = down).
+    """
+
+    name = "base"
+    box_scale = 1.0
+    box_shift = 0.0
+
+    def detect(self, image: np.ndarray, region: Box | None = None, expected_side: float | None = None) -> list[Detection]:
+        """Faces in ``image`` (uint8 [H, W, 3] RGB), optionally only inside ``region`` (a pixel box) and
+        about ``expected_side`` pixels wide (tracking). Boxes are returned in ``image`` pixels."""
+        raise NotImplementedError
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+class HaarDetector(FaceDetector):
+    """OpenCV's bundled Haar cascades (offline, CPU, no weights to fetch).
+
+    A frontal face counts when ``haarcascade_frontalface_alt2`` and ``haarcascade_frontalface_default``
+    both find it (IoU >= 0.4) and the latter's confidence (``levelWeights``) is at least
+    ``min_confidence``: on the project's photos this keeps every human face and drops the boxes a
+    single cascade puts on dogs, cats, alpacas, fur and foliage. The returned box is the mean of the
+    two. When no frontal face is found, ``haarcascade_profileface`` (and its mirror image) is tried,
+    with confidence at least ``profile_confidence`` in a whole image (``min_confidence`` when tracking).
+    """
+
+    name = "opencv"
+    # Calibrated on data/real/vox1-frames (VoxCeleb 1.6x crops): there the mean of the two frontal boxes
+    # is 0.68 of the crop side (median), centred 0.031 of the crop above its centre; with these values
+    # FaceCropper(scale=1.6) reproduces the VoxCeleb crops (see tests/test_faces.py).
+    box_scale = 0.92
+    box_shift = 0.046
+
+    #: Longest side images are shrunk to before a full-frame search.
+    max_side = 1024
+    #: Smallest face searched for, in pixels at that size.
+    min_face = 24
+    #: Faces are rescaled to about this many pixels for a search around a known face.
+    track_side = 90
+    #: Longest side for the (slow) profile-cascade fallback.
+    profile_side = 640
+
+    def __init__(self, min_confidence: float = 2.0, profile: bool = True, profile_confidence: float = 3.0) -> None:
+        import cv2
+
+        root = cv2.data.haarcascades
+        self._alt2 = cv2.CascadeClassifier(os.path.join(root, "haarcascade_frontalface_alt2.xml"))
+        self._default = cv2.CascadeClassifier(os.path.join(root, "haarcascade_frontalface_default.xml"))
+        self._profile = cv2.CascadeClassifier(os.path.join(root, "haarcascade_profileface.xml")) if profile else None
+        if self._alt2.empty() or self._default.empty():
+            raise MediaError(f"OpenCV's face cascades are missing from {root}; reinstall opencv-python-headless<5")
+        self.min_confidence = float(min_confidence)
+        self.profile_confidence = float(profile_confidence)
+
+    @staticmethod
+    def _run(cascade, gray: np.ndarray, scale_factor: float, neighbors: int, min_size: int,
+             max_size: int) -> list[tuple[np.ndarray, float]]:
+        boxes, _, weights = cascade.detectMultiScale3(
+            gray, scaleFactor=scale_factor, minNeighbors=neighbors, minSize=(min_size, min_size),
+            maxSize=(max_size, max_size), outputRejectLevels=True)
+        out = []
+        for (x, y, w, h), wt in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)):
+            out.append((np.array([x, y, x + w, y + h], dtype=np.float64), float(wt)))
+        return out
+
+    def detect(self, image: np.ndarray, region: Box | None = None, expected_side: float | None = None) -> list[Detection]:
+        import cv2
+
+        h, w = image.shape[:2]
+        ox, oy = 0, 0
+        if region is not None:
+            x0, y0 = max(0, int(math.floor(region[0]))), max(0, int(math.floor(region[1])))
+            x1, y1 = min(w, int(math.ceil(region[2]))), min(h, int(math.ceil(region[3])))
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                return []
+            image, ox, oy = image[y0:y1, x0:x1], x0, y0
+        ih, iw = image.shape[:2]
+        if expected_side:
+            s = min(2.0, self.track_side / expected_side)
+            min_size = max(self.min_face, int(self.track_side * 0.6))
+            max_size = int(self.track_side * 1.6)
+        else:
+            s = min(1.0, self.max_side / max(ih, iw))
+            min_size, max_size = self.min_face, int(max(ih, iw) * s)
+        gray = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)
+        if s != 1.0:
+            gray = cv2.resize(gray, (max(1, round(iw * s)), max(1, round(ih * s))),
+                              interpolation=cv2.INTER_AREA if s < 1 else cv2.INTER_LINEAR)
+        gray = cv2.equalizeHist(gray)
+        sf = 1.05 if expected_side else 1.1  # finer steps (1.05) add false positives on animals in a full search
+        alt2 = self._run(self._alt2, gray, sf, 3, min_size, max_size)
+        dets: list[Detection] = []
+        gh, gw = gray.shape
+        for box, _ in alt2:
+            # confirm with the second cascade, searched only around this candidate (it is the slower one)
+            side = box[2] - box[0]
+            x0, y0 = int(max(0, box[0] - side / 2)), int(max(0, box[1] - side / 2))
+            x1, y1 = int(min(gw, box[2] + side / 2)), int(min(gh, box[3] + side / 2))
+            confirm = self._run(self._default, gray[y0:y1, x0:x1], sf, 3, max(self.min_face, int(side * 0.7)),
+                                int(side * 1.45) + 1)
+            best, best_iou = None, 0.4
+            for box_d, wt_d in confirm:
+                box_d = box_d + np.array([x0, y0, x0, y0], dtype=np.float64)
+                iou = _iou(box, box_d)
+                if iou >= best_iou and wt_d >= self.min_confidence:
+                    best, best_iou = (box_d, wt_d), iou
+            if best is not None:
+                dets.append(Detection((box + best[0]) / 2, best[1]))
+        if not dets and self._profile is not None:
+            # turned heads: the profile cascade, and on the mirror image for the other side (at most
+            # profile_side pixels: it is the slowest cascade and profiles are rarely small)
+            ps = min(1.0, self.profile_side / max(gray.shape))
+            pg = cv2.resize(gray, None, fx=ps, fy=ps, interpolation=cv2.INTER_AREA) if ps < 1 else gray
+            pmin, pmax = max(self.min_face, int(min_size * ps)), max(self.min_face + 1, int(max_size * ps))
+            gw = pg.shape[1]
+            # in a whole image the profile cascade needs more confidence (it fires on clothes and hair)
+            floor = self.min_confidence if expected_side else self.profile_confidence
+            for flipped in (False, True):
+                g = np.ascontiguousarray(pg[:, ::-1]) if flipped else pg
+                for box, wt in self._run(self._profile, g, sf, 4, pmin, pmax):
+                    if wt < floor:
+                        continue
+                    if flipped:
+                        box = np.array([gw - box[2], box[1], gw - box[0], box[3]])
+                    dets.append(Detection(box / ps, wt))
+            dets = _nms(dets)
+        for d in dets:
+            d.box = d.box / s + np.array([ox, oy, ox, oy], dtype=np.float64)
+        return dets
+
+
+def _nms(dets: list[Detection], thresh: float = 0.3) -> list[Detection]:
+    keep: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.score):
+        if all(_iou(d.box, k.box) < thresh for k in keep):
+            keep.append(d)
+    return keep
+
+
+# ---- face-alignment (optional)
+_FA_WEIGHT_PATTERNS = {"detector": ("s3fd-*.pth",), "2d": ("2DFAN4*.zip", "2DFAN4*.pth*"),
+                       "3d": ("3DFAN4*.zip", "3DFAN4*.pth*"), "depth": ("depth*.zip", "depth*.pth*")}
+
+
+def _torch_hub_checkpoints() -> str:
+    import torch
+
+    return os.path.join(torch.hub.get_dir(), "checkpoints")
+
+
+def face_alignment_weights() -> dict[str, str | None]:
+    """Which face-alignment weight files are already on disk (torch hub cache); never downloads."""
+    folder = _torch_hub_checkpoints()
+    found = {}
+    for key, patterns in _FA_WEIGHT_PATTERNS.items():
+        hits = sorted(h for p in patterns for h in glob.glob(os.path.join(folder, p)))
+        found[key] = hits[-1] if hits else None
+    return found
+
+
+def face_alignment_available() -> bool:
+    """face-alignment is importable and its detector and landmark weights are on disk (checked without importing it)."""
+    if importlib.util.find_spec("face_alignment") is None:
+        return False
+    weights = face_alignment_weights()
+    return bool(weights["detector"] and (weights["2d"] or (weights["3d"] and weights["depth"])))
+
+
+def head_pose_from_landmarks(points: np.ndarray) -> tuple[float, float, float]:
+    """Rough head pose from 68 3-D landmarks (iBUG order; x right, y down, z away from the camera).
+
+    The face's axes are taken from the outer eye corners (x) and the nose-bridge-to-chin line (y),
+    and decomposed as ``R = R_roll @ R_pitch @ R_yaw`` (a frontal face is the identity).
+
+    Returns:
+        (yaw, pitch, roll) in degrees: yaw > 0 when the face turns towards the image's right, pitch > 0
+        when it tilts up, roll > 0 when it leans clockwise in the image.
+    """
+    p = np.asarray(points, dtype=np.float64)
+    if p.shape != (68, 3):
+        raise InputError(f"head pose needs 68 3-D landmarks [68, 3], got {list(p.shape)}")
+    ex = p[45] - p[36]  # outer eye corners: image-left -> image-right
+    ey = p[8] - p[27]  # nose bridge top -> chin
+    ex = ex / (np.linalg.norm(ex) + 1e-9)
+    ey = ey - ex * float(ex @ ey)
+    ey = ey / (np.linalg.norm(ey) + 1e-9)
+    ez = np.cross(ex, ey)  # face -> back of the head: (0, 0, 1) for a frontal face
+    yaw = math.degrees(math.atan2(ex[2], ez[2]))
+    pitch = math.degrees(math.asin(float(np.clip(-ey[2], -1.0, 1.0))))
+    roll = math.degrees(math.atan2(-ey[0], ey[1]))
+    return float(yaw), float(pitch), float(roll)
+
+
+class FaceAlignmentDetector(FaceDetector):
+    """``face_alignment`` (Bulat & Tzimiropoulos): S3FD boxes + 68 landmarks (+ head pose with 3-D weights).
+
+    Only built when ``face_alignment_available()``: its weights must already be in torch's hub cache.
+    """
+
+    name = "face-alignment"
+
+    def __init__(self, device: str = "cpu") -> None:
+        if not face_alignment_available():
+            raise MediaError(
+                "the face-alignment backend needs `pip install face-alignment` and its weights in "
+                f"{_torch_hub_checkpoints()} (x2face never downloads them); use backend 'opencv'"
+            )
+        import face_alignment  # lazy: heavy, and only when its weights are present
+
+        weights = face_alignment_weights()
+        types = face_alignment.LandmarksType
+        three_d = bool(weights["3d"] and weights["depth"])
+        names = ("THREE_D", "_3D") if three_d else ("TWO_D", "_2D")  # current and pre-1.4 spellings
+        kind = next(getattr(types, n) for n in names if hasattr(types, n))
+        self._fa = face_alignment.FaceAlignment(kind, device=str(device), face_detector="sfd")
+        self._three_d = three_d
+
+    def detect(self, image: np.ndarray, region: Box | None = None, expected_side: float | None = None) -> list[Detection]:
+        h, w = image.shape[:2]
+        ox = oy = 0
+        if region is not None:
+            x0, y0 = max(0, int(region[0])), max(0, int(region[1]))
+            x1, y1 = min(w, int(math.ceil(region[2]))), min(h, int(math.ceil(region[3])))
+            if x1 - x0 < 8 or y1 - y0 < 8:
+                return []
+            image, ox, oy = np.ascontiguousarray(image[y0:y1, x0:x1]), x0, y0
+        result = self._fa.get_landmarks_from_image(image, return_bboxes=True)
+        landmarks, _, boxes = result if isinstance(result, tuple) else (result, None, None)
+        if not landmarks:
+            return []
+        offset = np.array([ox, oy, ox, oy], dtype=np.float64)
+        dets = []
+        for i, pts in enumerate(landmarks):
+            pts = np.asarray(pts, dtype=np.float64).copy()
+            pts[:, 0] += ox
+            pts[:, 1] += oy
+            if boxes is not None and i < len(boxes):
+                b = np.asarray(boxes[i], dtype=np.float64).reshape(-1)
+                box, score = b[:4] + offset, float(b[4]) if b.shape[0] > 4 else 1.0
+            else:
+                box, score = np.array([*pts[:, :2].min(0), *pts[:, :2].max(0)]), 1.0
+            pose = head_pose_from_landmarks(pts) if pts.shape[1] == 3 else None
+            dets.append(Detection(box, score, pts, pose))
+        return dets
+
+
+#: backend name -> (is it usable here?, builder). "auto" takes the first usable one.
+DETECTORS: dict[str, tuple[Callable[[], bool], Callable[[], FaceDetector]]] = {
+    "face-alignment": (face_alignment_available, FaceAlignmentDetector),
+    "opencv": (lambda: True, HaarDetector),
+}
+
+
+def available_backends() -> list[str]:
+    """Backends usable on this machine, in the order ``"auto"`` tries them."""
+    return [name for name, (usable, _) in DETECTORS.items() if usable()]
+
+
+def make_detector(backend: str = "auto") -> FaceDetector:
+    """Build a detector by name (``"auto"``: face-alignment if its weights are on disk, else opencv)."""
+    if backend == "auto":
+        for name in available_backends():
+            return DETECTORS[name][1]()
+        raise MediaError("no face detector is available")  # pragma: no cover - opencv always is
+    if backend not in DETECTORS:
+        raise MediaError(f"unknown face detector {backend!r}; choose auto or one of {', '.join(DETECTORS)}")
+    return DETECTORS[backend][1]()
+
+
+# ----------------------------------------------------------------------------------------- crop & paste
+_PAD_MODES = {"edge": "BORDER_REPLICATE", "reflect": "BORDER_REFLECT_101", "constant": "BORDER_CONSTANT"}
+
+
+def crop_square(image: np.ndarray, box: Box, size: int, pad: str = "edge") -> np.ndarray:
+    """Cut ``box`` (square, pixel coords, may extend past the image) out of uint8 [H, W, 3] and resize
+    to uint8 [size, size, 3]; outside pixels are padded by ``pad`` ("edge", "reflect" or "constant" black)."""
+    import cv2
+
+    if pad not in _PAD_MODES:
+        raise InputError(f"unknown pad mode {pad!r}; choose one of {', '.join(_PAD_MODES)}")
+    h, w = image.shape[:2]
+    n = max(1, int(round(box[2] - box[0])))
+    ix0, iy0 = int(math.floor(box[0] + 0.5)), int(math.floor(box[1] + 0.5))
+    sx0, sy0 = min(max(ix0, 0), w - 1), min(max(iy0, 0), h - 1)
+    sx1, sy1 = max(min(ix0 + n, w), sx0 + 1), max(min(iy0 + n, h), sy0 + 1)
+    patch = image[sy0:sy1, sx0:sx1]
+    top, left = max(0, sy0 - iy0), max(0, sx0 - ix0)
+    bottom, right = max(0, n - top - patch.shape[0]), max(0, n - left - patch.shape[1])
+    if top or left or bottom or right:
+        patch = cv2.copyMakeBorder(patch, top, bottom, left, right, getattr(cv2, _PAD_MODES[pad]), value=(0, 0, 0))
+    patch = patch[:n, :n]
+    interp = cv2.INTER_AREA if n > size else cv2.INTER_CUBIC
+    return np.ascontiguousarray(cv2.resize(patch, (size, size), interpolation=interp))
+
+
+@lru_cache(maxsize=8)
+def feather_mask(size: int, feather: float = 0.15, width: float = 0.80, height: float = 0.92) -> np.ndarray:
+    """Soft elliptical mask, float32 [size, size] in [0, 1]: 1 on the face, 0 at the crop's border.
+
+    The ellipse spans ``width`` x ``height`` of the crop (a 1.6x crop has the face in its central
+    62%, so the defaults keep forehead, chin and cheeks) and fades to 0 over ``feather`` of its radius.
+    """
+    if size < 1:
+        raise InputError(f"mask size must be >= 1, got {size}")
+    c = (size - 1) / 2.0
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)  # [size, size] each
+    r = np.sqrt(((xx - c) / (width * size / 2)) ** 2 + ((yy - c) / (height * size / 2)) ** 2)
+    f = max(float(feather), 1e-3)
+    t = np.clip((1.0 - r) / f, 0.0, 1.0)
+    mask = t * t * (3.0 - 2.0 * t)  # smoothstep
+    mask.setflags(write=False)
+    return mask
+
+
+def paste_back(frame: np.ndarray, generated: np.ndarray, box: Box, *, feather: float = 0.15,
+               hide_black: bool = True) -> np.ndarray:
+    """Put a generated face crop back into the full-resolution image it was cut from.
+
+    Args:
+        frame: uint8 [H, W, 3] RGB, the original photo or frame (not modified).
+        generated: uint8 [S, S, 3] RGB (or float in [0, 1]), the model's output for the crop ``box``.
+        box: the square crop box (x0, y0, x1, y1) in ``frame`` pixels (``FaceCrop.box``), may extend
+            past the frame.
+        feather: width of the soft edge, as a fraction of the mask's radius.
+        hide_black: leave the original where the generated face is pure black (X2Face renders 0
+            where it samples outside the embedded face).
+
+    Returns:
+        uint8 [H, W, 3]: a copy of ``frame`` with the face region blended in (same size as ``frame``).
+    """
+    import cv2
+
+    frame = to_rgb_array(frame)
+    gen = to_rgb_array(generated)
+    h, w = frame.shape[:2]
+    n = max(1, int(round(box[2] - box[0])))
+    ix0, iy0 = int(math.floor(box[0] + 0.5)), int(math.floor(box[1] + 0.5))
+    sx0, sy0, sx1, sy1 = max(ix0, 0), max(iy0, 0), min(ix0 + n, w), min(iy0 + n, h)
+    out = frame.copy()
+    if sx1 <= sx0 or sy1 <= sy0:
+        return out
+    interp = cv2.INTER_CUBIC if n > gen.shape[0] else cv2.INTER_AREA
+    big = cv2.resize(gen, (n, n), interpolation=interp)  # [n, n, 3]
+    mask = feather_mask(n, feather)
+    if hide_black:
+        valid = (gen.max(axis=2) > 0).astype(np.float32)  # [S, S]
+        valid = cv2.resize(cv2.erode(valid, np.ones((3, 3), np.uint8)), (n, n), interpolation=cv2.INTER_LINEAR)
+        mask = mask * valid
+    cy0, cx0 = sy0 - iy0, sx0 - ix0
+    m = mask[cy0:cy0 + sy1 - sy0, cx0:cx0 + sx1 - sx0, None]  # [h', w', 1]
+    region = out[sy0:sy1, sx0:sx1].astype(np.float32)
+    src = big[cy0:cy0 + sy1 - sy0, cx0:cx0 + sx1 - sx0].astype(np.float32)
+    out[sy0:sy1, sx0:sx1] = np.clip(region + m * (src - region) + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
+# ----------------------------------------------------------------------------------------- cropper
+@dataclass
+class TrackReport:
+    """What happened while tracking a video.
+
+    Attributes:
+        frames: frames seen.
+        found: frames with a face (detected, or between two detections).
+        missing: indices of frames without a face (their crop is held from the last face, or None).
+        detections: detector runs.
+        backend: detector backend.
+    """
+
+    frames: int = 0
+    found: int = 0
+    missing: list[int] = field(default_factory=list)
+    detections: int = 0
+    backend: str = ""
+
+    def missing_spans(self) -> list[tuple[int, int]]:
+        """Missing frames as inclusive (first, last) index ranges."""
+        spans: list[tuple[int, int]] = []
+        for i in self.missing:
+            if spans and spans[-1][1] == i - 1:
+                spans[-1] = (spans[-1][0], i)
+            else:
+                spans.append((i, i))
+        return spans
+
+    def summary(self) -> str:
+        text = f"face found in {self.found}/{self.frames} frames"
+        if self.missing:
+            spans = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in self.missing_spans()[:5])
+            more = " ..." if len(self.missing_spans()) > 5 else ""
+            text += f" (none in frames {spans}{more})"
+        return text
+
+
+class FaceCropper:
+    """Square VoxCeleb-style face crops of photos and videos.
+
+    Args:
+        image_size: side of the crops, in pixels (the model's ``config.image_size``).
+        scale: crop side / face box side; 1.6 reproduces VoxCeleb's crops, on which X2Face was trained.
+        detect_every: in videos, run the detector every N frames and interpolate between.
+        backend: ``"auto"``, ``"opencv"`` or ``"face-alignment"`` (see ``DETECTORS``), or a
+            ``FaceDetector`` instance.
+        select: which face when there are several: ``"largest"``, an index counted from the left of
+            the image (0 = leftmost), or an (x, y) pixel point (the face nearest to it).
+        pad: how crop boxes past the image edge are filled: ``"edge"``, ``"reflect"`` or ``"constant"``.
+        smooth_center, smooth_size: per-detection smoothing factors (0..1, 1 = no smoothing).
+        deadband_center, deadband_size: changes smaller than these (fractions of the face size) are
+            ignored, so the crop does not jitter or breathe.
+    """
+
+    def __init__(self, image_size: int = 256, scale: float = 1.6, detect_every: int = 5,
+                 backend: str | FaceDetector = "auto", select: str | int | tuple[float, float] = "largest",
+                 pad: str = "edge", smooth_center: float = 0.6, smooth_size: float = 0.3,
+                 deadband_center: float = 0.015, deadband_size: float = 0.05) -> None:
+        if not isinstance(image_size, int) or image_size < 8:
+            raise InputError(f"image_size must be an int >= 8, got {image_size!r}")
+        if not 1.0 <= float(scale) <= 4.0:
+            raise InputError(f"scale must be between 1 and 4, got {scale}")
+        if not isinstance(detect_every, int) or detect_every < 1:
+            raise InputError(f"detect_every must be an int >= 1, got {detect_every!r}")
+        if pad not in _PAD_MODES:
+            raise InputError(f"unknown pad mode {pad!r}; choose one of {', '.join(_PAD_MODES)}")
+        if not (select == "largest" or isinstance(select, int) or
+                (isinstance(select, (tuple, list)) and len(select) == 2)):
+            raise InputError(f"select must be 'largest', a face index or an (x, y) point, got {select!r}")
+        self.image_size = image_size
+        self.scale = float(scale)
+        self.detect_every = detect_every
+        self.detector = backend if isinstance(backend, FaceDetector) else make_detector(backend)
+        self.select = select
+        self.pad = pad
+        self.smooth_center, self.smooth_size = float(smooth_center), float(smooth_size)
+        self.deadband_center, self.deadband_size = float(deadband_center), float(deadband_size)
+
+    @property
+    def backend(self) -> str:
+        """Name of the detector in use."""
+        return self.detector.name
+
+    # -------------------------------------------------------------- geometry
+    def crop_box(self, face_box: Box | np.ndarray) -> Box:
+        """Detector face box -> the square crop box (``scale`` x the VoxCeleb-equivalent box)."""
+        b = np.asarray(face_box, dtype=np.float64)
+        side = math.sqrt(max(b[2] - b[0], 1e-6) * max(b[3] - b[1], 1e-6))
+        return self._box_from_state(np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, side]))
+
+    def _box_from_state(self, state: np.ndarray) -> Box:
+        cx, cy, side = state
+        d = self.detector
+        half = self.scale * d.box_scale * side / 2
+        cy = cy + d.box_shift * side
+        return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
+
+    def _choose(self, dets: list[Detection], what: str) -> Detection:
+        sel = self.select
+        if sel == "largest":
+            return max(dets, key=lambda d: d.side)
+        if isinstance(sel, int):
+            ordered = sorted(dets, key=lambda d: d.center[0])
+            if not -len(ordered) <= sel < len(ordered):
+                raise NoFaceError(f"face {sel} was asked for but {what} has {len(ordered)} face(s)")
+            return ordered[sel]
+        point = np.asarray(sel, dtype=np.float64)
+        return min(dets, key=lambda d: float(np.linalg.norm(d.center - point)) / d.side)
+
+    # -------------------------------------------------------------- photos
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """All faces in a photo (uint8 [H, W, 3] RGB), largest first."""
+        image = to_rgb_array(image)
+        return sorted(self.detector.detect(image), key=lambda d: -d.side)
+
+    def crop_image(self, image: np.ndarray, name: str = "the photo") -> FaceCrop:
+        """Crop the face of a photo.
+
+        Args:
+            image: uint8 [H, W, 3] RGB (other layouts converted by ``media.to_rgb_array``).
+            name: how the photo is called in error messages.
+
+        Returns:
+            ``FaceCrop`` with ``crop`` uint8 [S, S, 3] RGB and ``box`` in ``image`` pixels.
+
+        Raises:
+            NoFaceError: "no human face found in <name>" (animals, cartoons of animals, empty images).
+        """
+        image = to_rgb_array(image)
+        dets = self.detect(image)
+        if not dets:
+            raise NoFaceError(
+                f"no human face found in {name} (use a photo where one face is clearly visible, "
+                f"roughly frontal and at least {HaarDetector.min_face * 2} pixels wide)"
+            )
+        det = self._choose(dets, name)
+        box = self.crop_box(det.box)
+        crop = crop_square(image, box, self.image_size, self.pad)
+        return FaceCrop(crop, box, True, self.backend, 0, tuple(map(float, det.box)), det.score, det.pose)
+
+    # -------------------------------------------------------------- videos
+    def track(self, frames: Iterable[np.ndarray]) -> "FaceTrack":
+        """Track one face through video frames (uint8 [H, W, 3] RGB each); iterate the result for one
+        ``FaceCrop`` per frame, in order (``found`` False where the face was lost), then read its ``report``."""
+        return FaceTrack(self, frames)
+
+
+class FaceTrack(Iterator[FaceCrop]):
+    """Iterator of ``FaceCrop``s for the frames of a video, with a ``TrackReport`` (see ``FaceCropper.track``).
+
+    Detection runs every ``detect_every`` frames inside a window around the face (the whole frame
+    when the face is lost, then on every frame until it is found again). The box state
+    (centre x, centre y, face side) is smoothed at each detection with dead-bands and interpolated
+    linearly between detections; so frames are held back until the next detection (at most
+    ``detect_every`` frames in memory).
+    """
+
+    def __init__(self, cropper: FaceCropper, frames: Iterable[np.ndarray]) -> None:
+        self.cropper = cropper
+        self.report = TrackReport(backend=cropper.backend)
+        self._gen = self._run(iter(frames))
+
+    def __iter__(self) -> "FaceTrack":
+        return self
+
+    def __next__(self) -> FaceCrop:
+        return next(self._gen)
+
+    def close(self) -> None:
+        self._gen.close()
+
+    # state: float64 [3] = (centre x, centre y, face side) in frame pixels
+    def _measure(self, frame: np.ndarray, state: np.ndarray | None) -> Detection | None:
+        c = self.cropper
+        self.report.detections += 1
+        if state is not None:
+            cx, cy, side = state
+            r = 1.1 * side
+            dets = c.detector.detect(frame, (cx - r, cy - r, cx + r, cy + r), expected_side=side)
+            if dets:
+                return min(dets, key=lambda d: float(np.linalg.norm(d.center - state[:2])))
+        dets = c.detector.detect(frame)
+        if not dets:
+            return None
+        if state is None:
+            return c._choose(dets, "the video")
+        # lost before: prefer the face nearest to where it was, among faces of similar size
+        return min(dets, key=lambda d: float(np.linalg.norm(d.center - state[:2])) / state[2]
+                   + abs(math.log(d.side / state[2])))
+
+    @staticmethod
+    def _near(state: np.ndarray | None, det: Detection) -> bool:
+        """Is ``det`` the same face as ``state`` (within half a face of it, within 30% of its size)?"""
+        if state is None:
+            return False
+        dist = float(np.linalg.norm(det.center - state[:2]))
+        return dist < 0.5 * state[2] and abs(math.log(det.side / state[2])) < 0.3
+
+    def _smooth(self, state: np.ndarray | None, det: Detection) -> np.ndarray:
+        c = self.cropper
+        z = np.array([*det.center, det.side], dtype=np.float64)
+        if state is None:
+            return z
+        side = state[2]
+        d = z[:2] - state[:2]
+        dist = float(np.linalg.norm(d))
+        dead = c.deadband_center * side
+        center = state[:2] + (c.smooth_center * d * (dist - dead) / dist if dist > dead else 0.0)
+        r = math.log(z[2] / side)
+        r = math.copysign(max(abs(r) - c.deadband_size, 0.0), r)
+        return np.array([center[0], center[1], side * math.exp(c.smooth_size * r)])
+
+    def _emit(self, index: int, frame: np.ndarray, state: np.ndarray | None, found: bool,
+              det: Detection | None) -> FaceCrop:
+        c = self.cropper
+        self.report.frames += 1
+        if found:
+            self.report.found += 1
+        else:
+            self.report.missing.append(index)
+        if state is None:
+            return FaceCrop(None, None, False, c.backend, index)
+        box = c._box_from_state(state)
+        cx, cy, side = state
+        face_box = (cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2)
+        crop = crop_square(frame, box, c.image_size, c.pad)
+        return FaceCrop(crop, box, found, c.backend, index, face_box,
+                        det.score if det else None, det.pose if det else None)
+
+    def _run(self, frames: Iterator[np.ndarray]) -> Iterator[FaceCrop]:
+        try:
+            yield from self._track(frames)
+        finally:  # stop the frame source (e.g. an ffmpeg decoder) when the consumer stops early
+            close = getattr(frames, "close", None)
+            if close is not None:
+                close()
+
+    def _track(self, frames: Iterator[np.ndarray]) -> Iterator[FaceCrop]:
+        every = self.cropper.detect_every
+        pending: list[tuple[int, np.ndarray]] = []  # frames after the last detection, awaiting the next
+        state: np.ndarray | None = None  # smoothed box at the last detection with a face
+        state_idx = -1
+        last_det: Detection | None = None
+        lost = True  # no face yet: detect on every frame
+        index = -1
+        for index, frame in enumerate(frames):
+            frame = to_rgb_array(frame)
+            if not lost and index - state_idx < every:
+                pending.append((index, frame))
+                continue
+            det = self._measure(frame, state)
+            if det is not None:
+                # after a gap, carry on smoothly if the face is back where it was; else start afresh
+                new = self._smooth(state if (not lost or self._near(state, det)) else None, det)
+                for j, f in pending:  # interpolate the frames between two detections
+                    t = (j - state_idx) / (index - state_idx)
+                    yield self._emit(j, f, state + t * (new - state), True, last_det)
+                pending.clear()
+                state, state_idx, last_det, lost = new, index, det, False
+                yield self._emit(index, frame, state, True, det)
+                continue
+            # the face was lost somewhere since the last detection: look at each held frame
+            for j, f in pending:
+                dj = self._measure(f, state)
+                if dj is not None:
+                    state, state_idx, last_det = self._smooth(state, dj), j, dj
+                    yield self._emit(j, f, state, True, dj)
+                else:
+                    yield self._emit(j, f, state, False, None)
+            pending.clear()
+            lost = True
+            yield self._emit(index, frame, state, False, None)
+        if pending:  # the video ended between two detections: close with a detection on its last frame
+            j_last, f_last = pending[-1]
+            det = self._measure(f_last, state)
+            if det is not None:
+                new = self._smooth(state, det)
+                for j, f in pending:
+                    t = (j - state_idx) / (j_last - state_idx)
+                    yield self._emit(j, f, state + t * (new - state), True, det if j == j_last else last_det)
+            else:
+                for j, f in pending:
+                    yield self._emit(j, f, state, True, last_det)
+
+
+def box_motion(boxes: Sequence[Box]) -> np.ndarray:
+    """Frame-to-frame motion of crop boxes, relative to their size: float [N-1], the largest of the
+    centre displacement and the side change between consecutive boxes, divided by the box side."""
+    b = np.asarray(boxes, dtype=np.float64)  # [N, 4]
+    if b.ndim != 2 or b.shape[0] < 2:
+        return np.zeros(0)
+    side = np.sqrt((b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1]))  # [N]
+    center = (b[:, :2] + b[:, 2:]) / 2  # [N, 2]
+    move = np.linalg.norm(np.diff(center, axis=0), axis=1)  # [N-1]
+    grow = np.abs(np.diff(side))  # [N-1]
+    return np.maximum(move, grow) / side[:-1]
+
+
+__all__ = ["DETECTORS", "Detection", "FaceAlignmentDetector", "FaceCrop", "FaceCropper", "FaceDetector",
+           "FaceTrack", "HaarDetector", "TrackReport", "available_backends", "box_motion", "crop_square",
+           "face_alignment_available", "face_alignment_weights", "feather_mask", "head_pose_from_landmarks",
+           "make_detector", "paste_back"]

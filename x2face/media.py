@@ -1,0 +1,894 @@
+"""Photos, videos and audio in and out: what users upload, as arrays the pipeline takes, and back.
+
+Everything streams: a video is read as an iterator of frames from an ``ffmpeg`` rawvideo pipe and
+written the same way, so a 5-minute 720p clip needs a few frames of memory, not gigabytes. The
+``ffmpeg`` binary is the one ``imageio-ffmpeg`` ships (the one moviepy uses too), so nothing but pip
+packages is needed.
+
+    >>> img = read_image("photo.jpg")                      # uint8 [H, W, 3] RGB, EXIF-rotated
+    >>> reader = VideoReader("clip.mp4")                   # probes; refuses over-long or huge clips
+    >>> with VideoWriter("out.mp4", reader.fps, audio="clip.mp4") as out:
+    ...     for frame in reader:                           # uint8 [H, W, 3] RGB, constant frame rate
+    ...         out.write(frame)
+    >>> wav, sr = read_audio("speech.mp3", sr=16000)       # float32 [N] mono in [-1, 1]
+
+Every problem with a file (unreadable, corrupt, unsupported, over a limit) raises ``MediaError``
+with a one-line message for the user.
+"""
+from __future__ import annotations
+
+import io
+import math
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import uuid
+import warnings
+from collections import deque
+from dataclasses import dataclass, replace
+from fractions import Fraction
+from pathlib import Path
+from typing import IO, Iterable, Iterator
+
+import numpy as np
+
+from .errors import MediaError
+
+PathLike = str | os.PathLike
+
+#: File name endings read as photos (everything else is tried as a video).
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif", ".ppm", ".pgm")
+#: Longest side of a video x2face writes (H.264 level 6.2 allows 8192; browsers rarely play more).
+MAX_VIDEO_SIDE = 8192
+#: File name endings x2face writes videos to (H.264 in MP4, what every browser plays).
+VIDEO_OUT_EXTENSIONS = (".mp4", ".m4v", ".mov")
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What x2face refuses to read, so that one upload cannot exhaust the machine.
+
+    Attributes:
+        max_seconds: longest video or audio accepted, in seconds (default 10 minutes).
+        max_pixels: largest video frame accepted, width * height (default 16 MP: 4K and 5K pass, 8K not).
+        max_image_pixels: largest photo accepted, width * height (default 40 MP), checked from the
+            file header before anything is decoded.
+    """
+
+    max_seconds: float = 600.0
+    max_pixels: int = 16_777_216
+    max_image_pixels: int = 40_000_000
+
+    def __post_init__(self) -> None:
+        for name in ("max_seconds", "max_pixels", "max_image_pixels"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise MediaError(f"Limits.{name} must be a positive number, got {value!r}")
+
+
+DEFAULT_LIMITS = Limits()
+
+
+def ffmpeg_exe() -> str:
+    """Path of the ffmpeg binary shipped by ``imageio-ffmpeg`` (``IMAGEIO_FFMPEG_EXE`` overrides it)."""
+    try:
+        import imageio_ffmpeg
+    except ImportError as exc:  # pragma: no cover - a requirement
+        raise MediaError("imageio-ffmpeg is not installed; `pip install imageio-ffmpeg`") from exc
+    try:
+        return imageio_ffmpeg.get_ffmpeg_exe()
+    except RuntimeError as exc:  # pragma: no cover - broken install
+        raise MediaError(f"no ffmpeg binary found: {exc}") from exc
+
+
+def _name(path: PathLike) -> str:
+    return os.path.basename(os.fspath(path)) or os.fspath(path)
+
+
+def _first_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    # ffmpeg's last line is usually the summary ("Error opening input files: ..."); the first the cause
+    return (lines[-1] if lines else "no details")[:300]
+
+
+# ----------------------------------------------------------------------------------------- images
+def _image_from_pil(im, name: str) -> np.ndarray:
+    """A loaded PIL image in any mode -> uint8 [H, W, 3] RGB (alpha composited on white)."""
+    from PIL import Image
+
+    mode = im.mode
+    if mode in ("I;16", "I;16L", "I;16B", "I;16N", "I", "F"):
+        arr = np.asarray(im)
+        if mode == "F":
+            arr = arr.astype(np.float32)
+            scale = 1.0 if float(np.nanmax(arr, initial=0.0)) <= 1.0 else 1.0 / 255.0
+            arr = np.clip(np.nan_to_num(arr) * scale * 255.0 + 0.5, 0, 255)
+        else:
+            arr = arr.astype(np.float64)
+            peak = float(arr.max(initial=0.0))
+            if peak > 255:  # 16-bit data (PIL keeps 16-bit grey as "I;16" or "I")
+                arr = arr / 257.0
+            arr = np.clip(arr + 0.5, 0, 255)
+        grey = arr.astype(np.uint8)
+        return np.repeat(grey[:, :, None], 3, axis=2)  # [H, W] -> [H, W, 3]
+    if mode == "P" or mode == "PA":
+        im = im.convert("RGBA")
+    elif mode in ("LA", "La", "RGBa"):
+        im = im.convert("RGBA")
+    if im.mode == "RGBA":
+        background = Image.new("RGBA", im.size, (255, 255, 255, 255))
+        im = Image.alpha_composite(background, im)
+    if im.mode != "RGB":
+        im = im.convert("RGB")
+    arr = np.asarray(im)
+    if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:  # pragma: no cover - PIL guarantees RGB
+        raise MediaError(f"{name}: unexpected decoded image {arr.shape} {arr.dtype}")
+    return np.ascontiguousarray(arr)
+
+
+def image_size(source: PathLike | bytes) -> tuple[int, int]:
+    """(width, height) of an image from its header only (nothing is decoded), EXIF rotation ignored."""
+    from PIL import Image, UnidentifiedImageError
+
+    name = "image" if isinstance(source, (bytes, bytearray)) else _name(source)
+    fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(fp) as im:
+                return im.size
+    except Image.DecompressionBombError as exc:
+        raise MediaError(f"{name} is too large to open safely") from exc
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise MediaError(f"cannot read {name} as an image: {exc}") from exc
+
+
+def read_image(source, *, max_pixels: int | None = None, limits: Limits | None = None) -> np.ndarray:
+    """Read a photo the way a user means it.
+
+    Args:
+        source: a path, the file's bytes, a binary file object, a ``PIL.Image`` or an array
+            (uint8/uint16/float [H, W], [H, W, 1], [H, W, 3] or [H, W, 4]).
+        max_pixels: refuse images with more pixels than this (default ``limits.max_image_pixels``).
+            Checked from the header, before the pixels are decoded: a 20000x20000 PNG is refused
+            in milliseconds without allocating 1.2 GB.
+        limits: ``Limits`` to take the default from.
+
+    Returns:
+        uint8 [H, W, 3] RGB, rotated as its EXIF orientation says, transparency composited on
+        white, grey and 16-bit images converted to 8-bit RGB.
+
+    Raises:
+        MediaError: missing, unreadable, corrupt or unsupported files, or too many pixels.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    limit = int(max_pixels or (limits or DEFAULT_LIMITS).max_image_pixels)
+    if isinstance(source, np.ndarray):
+        return to_rgb_array(source, max_pixels=limit)
+    if isinstance(source, Image.Image):
+        if source.width * source.height > limit:
+            raise MediaError(f"the image is {source.width}x{source.height}; the limit is {limit / 1e6:.0f} megapixels")
+        return _image_from_pil(ImageOps.exif_transpose(source), "image")
+
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        name, fp = "the uploaded image", io.BytesIO(bytes(source))
+    elif hasattr(source, "read"):
+        name, fp = getattr(source, "name", "the uploaded image"), source
+    else:
+        path = Path(os.fspath(source)).expanduser()
+        name = path.name
+        if not path.is_file():
+            raise MediaError(f"no such photo: {path}" if not path.exists() else f"{path} is not a file")
+        fp = path
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: we check the size ourselves
+            with Image.open(fp) as im:
+                w, h = im.size
+                if w * h > limit:
+                    raise MediaError(
+                        f"{name} is {w}x{h} ({w * h / 1e6:.0f} megapixels); the limit is {limit / 1e6:.0f} megapixels: "
+                        f"resize it first"
+                    )
+                if w < 1 or h < 1:
+                    raise MediaError(f"{name} is empty ({w}x{h})")
+                im.seek(0)  # first frame of animated GIF/WebP/TIFF
+                im.load()
+                im = ImageOps.exif_transpose(im)
+                return _image_from_pil(im, name)
+    except MediaError:
+        raise
+    except Image.DecompressionBombError as exc:  # PIL refuses > 2 * MAX_IMAGE_PIXELS before we see the size
+        m = re.search(r"\((\d+) pixels\)", str(exc))
+        size = f" ({int(m.group(1)) / 1e6:.0f} megapixels)" if m else ""
+        raise MediaError(f"{name} is too large{size}; the limit is {limit / 1e6:.0f} megapixels: resize it first") from exc
+    except UnidentifiedImageError as exc:
+        raise MediaError(
+            f"{name} is not an image x2face can read (JPEG, PNG, WebP, BMP, TIFF, GIF are supported)"
+        ) from exc
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt data
+        raise MediaError(f"{name} is corrupt or truncated: {exc}") from exc
+
+
+def to_rgb_array(image: np.ndarray, *, max_pixels: int | None = None) -> np.ndarray:
+    """Any image array -> uint8 [H, W, 3] RGB.
+
+    Accepts [H, W] (grey), [H, W, 1], [H, W, 3] (RGB) or [H, W, 4] (RGBA, composited on white);
+    uint8, uint16 (scaled by 1/257), bool, or float in [0, 1].
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 2:
+        arr = arr[:, :, None]  # [H, W] -> [H, W, 1]
+    if arr.ndim != 3 or arr.shape[2] not in (1, 3, 4) or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise MediaError(f"an image must be [H, W], [H, W, 3] or [H, W, 4], got shape {list(arr.shape)}")
+    if max_pixels is not None and arr.shape[0] * arr.shape[1] > max_pixels:
+        raise MediaError(f"the image is {arr.shape[1]}x{arr.shape[0]}; the limit is {max_pixels / 1e6:.0f} megapixels")
+    if arr.dtype == np.uint8:
+        f = None
+    elif arr.dtype == np.uint16:
+        f = arr.astype(np.float32) / 65535.0
+    elif arr.dtype == np.bool_:
+        f = arr.astype(np.float32)
+    elif np.issubdtype(arr.dtype, np.floating):
+        f = np.clip(np.nan_to_num(arr.astype(np.float32)), 0.0, 1.0)
+    else:
+        raise MediaError(f"unsupported image dtype {arr.dtype}; use uint8, uint16 or float in [0, 1]")
+    if f is not None:
+        arr = (f * 255.0 + 0.5).astype(np.uint8)
+    if arr.shape[2] == 1:
+        arr = np.repeat(arr, 3, axis=2)  # [H, W, 1] -> [H, W, 3]
+    elif arr.shape[2] == 4:
+        alpha = arr[:, :, 3:4].astype(np.float32) / 255.0  # [H, W, 1]
+        arr = (arr[:, :, :3].astype(np.float32) * alpha + 255.0 * (1.0 - alpha) + 0.5).astype(np.uint8)
+    return np.ascontiguousarray(arr)
+
+
+def write_image(path: PathLike, image: np.ndarray) -> Path:
+    """Write uint8 [H, W, 3] RGB to ``path`` (format from the extension), atomically."""
+    from PIL import Image
+
+    path = Path(path)
+    arr = to_rgb_array(image)
+    tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
+    try:
+        Image.fromarray(arr).save(tmp, format=Image.registered_extensions().get(path.suffix.lower()))
+        os.replace(tmp, path)
+    except (OSError, ValueError, KeyError) as exc:
+        tmp.unlink(missing_ok=True)
+        raise MediaError(f"cannot write {path}: {exc}") from exc
+    return path
+
+
+def is_image_file(path: PathLike) -> bool:
+    """Whether ``path`` names a photo (by its extension) rather than a video."""
+    return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
+
+
+# ----------------------------------------------------------------------------------------- probing
+#: ffmpeg prints NTSC-style rates rounded; map them back to their exact fractions so long clips do not drift.
+_NTSC = {"23.98": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.95": Fraction(48000, 1001),
+         "59.94": Fraction(60000, 1001), "119.88": Fraction(120000, 1001), "14.99": Fraction(15000, 1001)}
+_LAYOUT_CHANNELS = {"mono": 1, "stereo": 2, "2.1": 3, "3.0": 3, "3.0(back)": 3, "quad": 4, "quad(side)": 4,
+                    "4.0": 4, "4.1": 5, "5.0": 5, "5.0(side)": 5, "5.1": 6, "5.1(side)": 6, "6.1": 7, "7.1": 8,
+                    "7.1(wide)": 8, "7.1(wide-side)": 8, "downmix": 2}
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What ``probe_video`` learns from a file's header (nothing is decoded).
+
+    Attributes:
+        path: the file.
+        width, height: frame size as displayed (rotation metadata applied, as ffmpeg decodes it).
+        fps: frame rate (average rate for variable-rate files), as an exact fraction.
+        duration: seconds, or None when the container does not say (e.g. browser-recorded webm).
+        num_frames_estimate: ``round(duration * fps)`` or None.
+        has_video: a real video stream (not just cover art) is present.
+        has_audio: an audio stream is present.
+        audio_rate: its sample rate in Hz (None without audio).
+        audio_channels: its channel count (None without audio).
+        video_codec, audio_codec: codec names as ffmpeg prints them.
+        rotation: display rotation in degrees from the metadata (0 when none).
+    """
+
+    path: str
+    width: int
+    height: int
+    fps: Fraction
+    duration: float | None
+    num_frames_estimate: int | None
+    has_video: bool
+    has_audio: bool
+    audio_rate: int | None
+    audio_channels: int | None
+    video_codec: str | None
+    audio_codec: str | None
+    rotation: float = 0.0
+
+
+def _run_ffmpeg_info(path: PathLike) -> str:
+    cmd = [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", os.fspath(path)]
+    try:
+        proc = subprocess.run(cmd, capture_output=True, timeout=60)
+    except subprocess.TimeoutExpired as exc:
+        raise MediaError(f"ffmpeg took too long to read the header of {_name(path)}") from exc
+    return proc.stderr.decode("utf-8", "replace")
+
+
+def _parse_fps(text: str) -> Fraction | None:
+    text = text.strip()
+    if text in _NTSC:
+        return _NTSC[text]
+    mult = 1000 if text.endswith("k") else 1
+    try:
+        value = float(text.rstrip("k")) * mult
+    except ValueError:
+        return None
+    if not (0 < value < 1000):
+        return None
+    return Fraction(value).limit_denominator(1001)
+
+
+def probe_video(path: PathLike) -> VideoInfo:
+    """Read a media file's header with ffmpeg: size, frame rate, duration, audio.
+
+    Works for any container ffmpeg reads (mp4, mov, webm, mkv, avi, mpg, ...), also audio-only files
+    (``has_video`` False, width = height = 0).
+
+    Raises:
+        MediaError: the file is missing or ffmpeg cannot read it.
+    """
+    p = Path(os.fspath(path)).expanduser()
+    if not p.is_file():
+        raise MediaError(f"no such file: {p}" if not p.exists() else f"{p} is not a file")
+    text = _run_ffmpeg_info(p)
+    if "Input #0" not in text:
+        raise MediaError(f"cannot read {p.name}: not a video or audio file ffmpeg understands ({_first_line(text)})")
+
+    duration = None
+    m = re.search(r"Duration:\s*(\d+):(\d+):(\d+(?:\.\d+)?)", text)
+    if m:
+        duration = int(m.group(1)) * 3600 + int(m.group(2)) * 60 + float(m.group(3))
+        if duration <= 0:
+            duration = None
+
+    # split into stream blocks: a "Stream #0:N" line and the indented lines below it
+    blocks: list[list[str]] = []
+    for line in text.splitlines():
+        if re.match(r"\s*Stream #\d+:\d+", line):
+            blocks.append([line])
+        elif blocks and line.startswith("      "):
+            blocks[-1].append(line)
+        elif blocks and not line.startswith("    "):
+            blocks.append([])  # end of the stream list
+    video = audio = None
+    for block in blocks:
+        if not block:
+            continue
+        head = block[0]
+        if video is None and re.search(r": Video: ", head) and "(attached pic)" not in head:
+            video = block
+        elif audio is None and re.search(r": Audio: ", head):
+            audio = block
+
+    width = height = 0
+    fps = Fraction(25)
+    vcodec = acodec = None
+    rotation = 0.0
+    if video is not None:
+        head = video[0]
+        vcodec = re.search(r"Video: ([\w-]+)", head).group(1)
+        m = re.search(r", (\d{1,5})x(\d{1,5})\b", head)
+        if m:
+            width, height = int(m.group(1)), int(m.group(2))
+        m_fps = re.search(r", ([\d.]+k?) fps", head)
+        m_tbr = re.search(r", ([\d.]+k?) tbr", head)
+        parsed = _parse_fps(m_fps.group(1)) if m_fps else None
+        if parsed is None and m_tbr:
+            parsed = _parse_fps(m_tbr.group(1))
+        if parsed is not None:
+            fps = parsed
+        m = re.search(r"rotation of (-?\d+(?:\.\d+)?) degrees", "\n".join(video), re.IGNORECASE)
+        if m:
+            rotation = float(m.group(1))
+            if round(abs(rotation)) % 180 == 90:
+                width, height = height, width  # ffmpeg auto-rotates while decoding
+    rate = channels = None
+    if audio is not None:
+        head = audio[0]
+        acodec = re.search(r"Audio: ([\w-]+)", head).group(1)
+        m = re.search(r", (\d+) Hz", head)
+        rate = int(m.group(1)) if m else None
+        m = re.search(r" Hz, ([^,]+)", head)
+        if m:
+            layout = m.group(1).strip()
+            m2 = re.match(r"(\d+) channels", layout)
+            channels = int(m2.group(1)) if m2 else _LAYOUT_CHANNELS.get(layout, 2)
+    has_video = video is not None and width > 0 and height > 0
+    if video is None and audio is None:
+        raise MediaError(f"{p.name} has neither a video nor an audio stream")
+    frames = int(round(duration * float(fps))) if (duration is not None and has_video) else None
+    return VideoInfo(str(p), width, height, fps, duration, frames, has_video, audio is not None, rate, channels,
+                     vcodec, acodec, rotation)
+
+
+def check_video_limits(info: VideoInfo, limits: Limits | None = None, seconds: float | None = None) -> None:
+    """Refuse a video over ``limits`` (duration: the part that will be read, ``seconds`` when given)."""
+    limits = limits or DEFAULT_LIMITS
+    name = _name(info.path)
+    if not info.has_video:
+        raise MediaError(f"{name} has no video stream")
+    if info.width * info.height > limits.max_pixels:
+        raise MediaError(
+            f"{name} is {info.width}x{info.height}; the limit is {limits.max_pixels / 1e6:.1f} megapixels per frame: "
+            f"downscale it first"
+        )
+    length = info.duration if seconds is None else (min(seconds, info.duration) if info.duration else seconds)
+    if length is not None and length > limits.max_seconds + 1e-6:
+        raise MediaError(
+            f"{name} is {_fmt_seconds(length)} long; the limit is {_fmt_seconds(limits.max_seconds)} "
+            f"(raise it with --max-seconds or animate part of it with --seconds)"
+        )
+
+
+def _fmt_seconds(s: float) -> str:
+    if s >= 3600:
+        return f"{s / 3600:.1f} h"
+    if s >= 120:
+        return f"{s / 60:.1f} min"
+    return f"{s:.1f} s"
+
+
+# ----------------------------------------------------------------------------------------- decoding
+class _StderrTail:
+    """Drain a subprocess's stderr in a thread (so it can never block the pipe) and keep its tail."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self.lines: deque[str] = deque(maxlen=20)
+        self._thread = threading.Thread(target=self._drain, args=(stream,), daemon=True)
+        self._thread.start()
+
+    def _drain(self, stream: IO[bytes]) -> None:
+        for raw in iter(stream.readline, b""):
+            self.lines.append(raw.decode("utf-8", "replace").rstrip())
+        stream.close()
+
+    def text(self) -> str:
+        self._thread.join(timeout=5)
+        return "\n".join(self.lines)
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:  # pragma: no cover
+        pass
+    for stream in (proc.stdout, proc.stdin):
+        if stream is not None:
+            try:
+                stream.close()
+            except OSError:
+                pass
+
+
+class VideoReader:
+    """Stream a video's frames as uint8 [H, W, 3] RGB arrays at a constant frame rate.
+
+    Reads through an ffmpeg rawvideo pipe: memory stays at a few frames whatever the length.
+    Variable-frame-rate files (phones, webcams, browser recordings) come out at a constant rate
+    (``fps``, the file's average rate unless given), with frames duplicated or dropped by
+    timestamp, so frame ``i`` is the picture shown at ``i / fps`` seconds from the file's start
+    and stays in sync with the file's audio.
+
+    Args:
+        path: the video file (any format ffmpeg reads: mp4, mov, webm, mkv, avi, mpg, gif, ...).
+        seconds: read only the first ``seconds`` seconds (None: all).
+        fps: output frame rate (None: the file's).
+        limits: refuse files over ``limits.max_seconds`` (of the part read) or ``limits.max_pixels``
+            before decoding; files whose header gives no duration are stopped once they pass it.
+
+    Attributes:
+        info: the ``VideoInfo`` from the header.
+        fps: the output frame rate (a ``Fraction``).
+        width, height: frame size.
+        frames_read: frames yielded by the last iteration.
+
+    Iterating starts one ffmpeg process; breaking out of the loop (or ``close()``) stops it.
+    """
+
+    def __init__(self, path: PathLike, *, seconds: float | None = None, fps: float | Fraction | None = None,
+                 limits: Limits | None = None, info: VideoInfo | None = None) -> None:
+        self.limits = limits or DEFAULT_LIMITS
+        self.info = info or probe_video(path)
+        if seconds is not None and not seconds > 0:
+            raise MediaError(f"seconds must be positive, got {seconds}")
+        self.seconds = seconds
+        check_video_limits(self.info, self.limits, seconds)
+        self.fps = Fraction(fps).limit_denominator(1001) if fps is not None else self.info.fps
+        if not 0 < self.fps <= 240:
+            raise MediaError(f"unsupported frame rate {float(self.fps):.3f} fps")
+        self.width, self.height = self.info.width, self.info.height
+        self.frames_read = 0
+        self._proc: subprocess.Popen | None = None
+
+    @property
+    def num_frames_estimate(self) -> int | None:
+        """Frames this reader will yield, from the header (None when the header gives no duration)."""
+        length = self.info.duration
+        if self.seconds is not None:
+            length = self.seconds if length is None else min(length, self.seconds)
+        return None if length is None else max(1, int(round(length * float(self.fps))))
+
+    def _command(self) -> list[str]:
+        cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", self.info.path, "-map", "0:v:0", "-an", "-sn", "-dn",
+               "-fps_mode", "cfr", "-r", f"{self.fps.numerator}/{self.fps.denominator}"]
+        # stop at the container's duration too: constant-rate output would otherwise repeat a final frame
+        # whose duration the container does not store (e.g. variable-rate Matroska/WebM)
+        length = [t for t in (self.seconds, self.info.duration) if t is not None]
+        if length:
+            cmd += ["-t", f"{min(length):.6f}"]
+        return cmd + ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        return self._frames()
+
+    def _frames(self) -> Iterator[np.ndarray]:
+        w, h = self.width, self.height
+        nbytes = w * h * 3
+        max_frames = int(math.ceil(self.limits.max_seconds * float(self.fps))) + 1
+        name = _name(self.info.path)
+        proc = subprocess.Popen(self._command(), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, bufsize=0)
+        self._proc = proc
+        tail = _StderrTail(proc.stderr)
+        self.frames_read = 0
+        try:
+            while True:
+                buf = bytearray(nbytes)
+                view = memoryview(buf)
+                got = 0
+                while got < nbytes:
+                    n = proc.stdout.readinto(view[got:])
+                    if not n:
+                        break
+                    got += n
+                if got < nbytes:
+                    break
+                if self.frames_read >= max_frames:
+                    raise MediaError(
+                        f"{name} is longer than the limit of {_fmt_seconds(self.limits.max_seconds)} "
+                        f"(raise it with --max-seconds or animate part of it with --seconds)"
+                    )
+                self.frames_read += 1
+                yield np.frombuffer(buf, dtype=np.uint8).reshape(h, w, 3)  # [H*W*3] -> [H, W, 3]
+        finally:
+            _stop(proc)
+            self._proc = None
+        if self.frames_read == 0:
+            detail = _first_line(tail.text()) if proc.returncode not in (0, None) else "no frames decoded"
+            raise MediaError(f"cannot decode {name}: {detail}")
+
+    def close(self) -> None:
+        """Stop a running decode (iteration ends)."""
+        if self._proc is not None:
+            _stop(self._proc)
+
+
+def iter_video_frames(path: PathLike, *, seconds: float | None = None, fps: float | Fraction | None = None,
+                      limits: Limits | None = None, max_seconds: float | None = None,
+                      max_pixels: int | None = None) -> Iterator[np.ndarray]:
+    """Frames of a video as uint8 [H, W, 3] RGB, streamed (see ``VideoReader``).
+
+    ``max_seconds`` / ``max_pixels`` override the fields of ``limits``.
+    """
+    limits = limits or DEFAULT_LIMITS
+    if max_seconds is not None:
+        limits = replace(limits, max_seconds=max_seconds)
+    if max_pixels is not None:
+        limits = replace(limits, max_pixels=max_pixels)
+    return iter(VideoReader(path, seconds=seconds, fps=fps, limits=limits))
+
+
+# ----------------------------------------------------------------------------------------- audio
+def _resample(x: np.ndarray, rate: int, sr: int) -> np.ndarray:
+    """x: float32 [N, C] at ``rate`` -> float32 [M, C] at ``sr`` (soxr, high quality)."""
+    if rate == sr or x.shape[0] == 0:
+        return x
+    import soxr
+
+    return np.asarray(soxr.resample(x, rate, sr, quality="HQ"), dtype=np.float32).reshape(-1, x.shape[1])
+
+
+def _read_with_soundfile(path: Path, max_seconds: float, seconds: float | None) -> tuple[np.ndarray, int] | None:
+    """WAV/FLAC/OGG/MP3 through libsndfile: float32 [N, C] at the native rate (None: not its format)."""
+    import soundfile as sf
+
+    try:
+        info = sf.info(str(path))
+    except (RuntimeError, sf.LibsndfileError, TypeError):
+        return None
+    if info.frames <= 0 or info.samplerate <= 0:
+        return None
+    length = info.duration if seconds is None else min(info.duration, seconds)
+    if length > max_seconds + 1e-6:
+        raise MediaError(f"{path.name} is {_fmt_seconds(length)} long; the limit is {_fmt_seconds(max_seconds)}")
+    frames = -1 if seconds is None else int(round(seconds * info.samplerate))
+    try:
+        data, rate = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)  # [N, C]
+    except (RuntimeError, sf.LibsndfileError) as exc:
+        raise MediaError(f"{path.name} is corrupt: {exc}") from exc
+    return data, int(rate)
+
+
+def _read_with_ffmpeg(path: Path, max_seconds: float, seconds: float | None) -> tuple[np.ndarray, int]:
+    """Any audio track ffmpeg reads (m4a, webm/opus, mpg, mp4, ...): float32 [N, C] at the native rate."""
+    info = probe_video(path)
+    if not info.has_audio:
+        raise MediaError(f"{path.name} has no audio track")
+    length = info.duration if seconds is None else (min(info.duration, seconds) if info.duration else seconds)
+    if length is not None and length > max_seconds + 1e-6:
+        raise MediaError(f"{path.name} is {_fmt_seconds(length)} long; the limit is {_fmt_seconds(max_seconds)}")
+    rate = info.audio_rate or 48000
+    channels = info.audio_channels or 2
+    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+           "-ac", str(channels), "-ar", str(rate)]
+    if seconds is not None:
+        cmd += ["-t", f"{seconds:.6f}"]
+    cmd += ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
+    cap = int((max_seconds + 1.0) * rate) * channels * 4
+    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0)
+    tail = _StderrTail(proc.stderr)
+    chunks, total = [], 0
+    try:
+        while True:
+            chunk = proc.stdout.read(1 << 20)
+            if not chunk:
+                break
+            total += len(chunk)
+            if total > cap:
+                raise MediaError(f"{path.name} is longer than the limit of {_fmt_seconds(max_seconds)}")
+            chunks.append(chunk)
+        proc.wait(timeout=60)
+    finally:
+        _stop(proc)
+    raw = b"".join(chunks)
+    if not raw:
+        raise MediaError(f"cannot decode the audio of {path.name}: {_first_line(tail.text())}")
+    usable = len(raw) // (4 * channels) * (4 * channels)
+    data = np.frombuffer(raw[:usable], dtype="<f4").reshape(-1, channels)  # [N*C] -> [N, C]
+    return data.astype(np.float32), rate
+
+
+def read_audio(path: PathLike, sr: int | None = 16000, *, mono: bool = True, seconds: float | None = None,
+               max_seconds: float | None = None, limits: Limits | None = None) -> tuple[np.ndarray, int]:
+    """Read speech or any audio track at its native rate, then resample.
+
+    Args:
+        path: wav (8-32 bit, float, WAVE_FORMAT_EXTENSIBLE), flac, ogg, mp3, m4a/aac, webm/opus, or the
+            audio track of a video (mp4, mov, mpg, webm, ...).
+        sr: output sample rate in Hz (None: keep the file's rate).
+        mono: average the channels.
+        seconds: read only the first ``seconds`` seconds.
+        max_seconds: refuse longer audio (default ``limits.max_seconds``).
+
+    Returns:
+        ``(samples, sr)``: float32 [N] (mono) or [C, N] in [-1, 1], and the sample rate.
+
+    Raises:
+        MediaError: no audio, unreadable or corrupt file, or over the limit.
+    """
+    p = Path(os.fspath(path)).expanduser()
+    if not p.is_file():
+        raise MediaError(f"no such audio file: {p}" if not p.exists() else f"{p} is not a file")
+    limit = float(max_seconds if max_seconds is not None else (limits or DEFAULT_LIMITS).max_seconds)
+    got = _read_with_soundfile(p, limit, seconds)
+    if got is None:
+        got = _read_with_ffmpeg(p, limit, seconds)
+    data, rate = got
+    if data.shape[0] == 0:
+        raise MediaError(f"{p.name} contains no audio samples")
+    data = np.nan_to_num(data, nan=0.0, posinf=1.0, neginf=-1.0)
+    if mono and data.shape[1] > 1:
+        data = data.mean(axis=1, keepdims=True)  # [N, C] -> [N, 1]
+    if sr is not None:
+        data = _resample(data, rate, int(sr))
+        rate = int(sr)
+    data = np.clip(data, -1.0, 1.0).astype(np.float32)
+    return (data[:, 0] if mono else np.ascontiguousarray(data.T)), rate  # [N, 1] -> [N] or [N, C] -> [C, N]
+
+
+# ----------------------------------------------------------------------------------------- writing
+def same_file(a: PathLike, b: PathLike) -> bool:
+    """Whether two paths name the same file (resolving links; False when either does not exist)."""
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return os.path.abspath(os.fspath(a)) == os.path.abspath(os.fspath(b))
+
+
+def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), *, overwrite: bool = False,
+                      extensions: tuple[str, ...] | None = None) -> Path:
+    """Refuse an output path that is one of the inputs, exists (unless ``overwrite``) or has a wrong extension."""
+    out = Path(os.fspath(out)).expanduser()
+    for item in inputs:
+        if item is not None and not isinstance(item, (bytes, np.ndarray)) and same_file(out, item):
+            raise MediaError(f"the output {out} is one of the inputs; choose another --out (inputs are never overwritten)")
+    if extensions is not None and out.suffix.lower() not in extensions:
+        raise MediaError(f"the output must end in {' or '.join(extensions)}, got {out.name}")
+    if out.exists() and not overwrite:
+        raise MediaError(f"{out} exists; pass --overwrite to replace it")
+    if out.exists() and out.is_dir():
+        raise MediaError(f"{out} is a folder")
+    if not out.parent.exists():
+        raise MediaError(f"the folder {out.parent} does not exist")
+    return out
+
+
+class VideoWriter:
+    """Write uint8 RGB frames to an H.264 MP4 that browsers play, with an audio track in sync.
+
+    Frames are piped to ffmpeg (libx264, yuv420p, BT.709, ``+faststart``) as they come; odd sizes
+    lose their last row/column (yuv420p needs even sizes). With ``audio``, a second quick pass
+    muxes it in (AAC), trimmed or padded with silence to exactly ``frames / fps`` seconds, from its
+    time 0: the driving clip's own track stays in sync because ``VideoReader`` puts frame ``i`` at
+    ``i / fps`` of the same clock. Output goes to a temporary file beside ``path`` and is renamed
+    on success, so a failed run never leaves a broken file or clobbers anything.
+
+    Args:
+        path: output ``.mp4`` (``.m4v``/``.mov`` also work).
+        fps: frame rate (float or Fraction).
+        audio: None, a media file with an audio track (e.g. the driving clip, a wav), or a float
+            array [N] / [C, N] in [-1, 1] with ``audio_sr``.
+        audio_sr: sample rate of an audio array.
+        crf, preset: x264 quality (18: visually lossless) and speed.
+
+    Use as a context manager: ``with VideoWriter(...) as w: w.write(frame)``; an exception inside
+    the block deletes the partial output.
+    """
+
+    def __init__(self, path: PathLike, fps: float | Fraction, *, audio: PathLike | np.ndarray | None = None,
+                 audio_sr: int | None = None, crf: int = 18, preset: str = "veryfast") -> None:
+        self.path = Path(os.fspath(path)).expanduser()
+        self.fps = Fraction(fps).limit_denominator(1001)
+        if not 0 < self.fps <= 240:
+            raise MediaError(f"unsupported frame rate {float(self.fps):.3f} fps")
+        if isinstance(audio, np.ndarray) and not audio_sr:
+            raise MediaError("an audio array needs its sample rate (audio_sr)")
+        self.audio = audio
+        self.audio_sr = audio_sr
+        self.crf, self.preset = int(crf), preset
+        self.frames = 0
+        self.size: tuple[int, int] | None = None  # (width, height) of the frames written
+        token = uuid.uuid4().hex[:8]
+        self._video_tmp = self.path.with_name(f".{self.path.stem}.{token}.video.mp4")
+        self._final_tmp = self.path.with_name(f".{self.path.stem}.{token}.partial{self.path.suffix or '.mp4'}")
+        self._proc: subprocess.Popen | None = None
+        self._tail: _StderrTail | None = None
+        self._closed = False
+
+    # -------------------------------------------------------------- frames
+    def _start(self, width: int, height: int) -> None:
+        if width < 2 or height < 2:
+            raise MediaError(f"frames of {width}x{height} are too small for a video")
+        if max(width, height) > MAX_VIDEO_SIDE:
+            raise MediaError(f"frames of {width}x{height} are too large for an H.264 video browsers play "
+                             f"(at most {MAX_VIDEO_SIDE} pixels a side): use a smaller photo")
+        self.size = (width, height)
+        vf = "crop=trunc(iw/2)*2:trunc(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+        cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y",
+               "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
+               "-r", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0",
+               "-an", "-vf", vf, "-c:v", "libx264", "-preset", self.preset, "-crf", str(self.crf),
+               "-pix_fmt", "yuv420p", "-colorspace", "bt709", "-color_primaries", "bt709", "-color_trc", "bt709",
+               "-movflags", "+faststart", str(self._video_tmp)]
+        self._proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self._tail = _StderrTail(self._proc.stderr)
+
+    def write(self, frame: np.ndarray) -> None:
+        """Append one frame: uint8 [H, W, 3] RGB (other dtypes/channels converted by ``to_rgb_array``)."""
+        if self._closed:
+            raise MediaError("this VideoWriter is closed")
+        frame = frame if (frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3) else to_rgb_array(frame)
+        h, w = frame.shape[:2]
+        if self._proc is None:
+            self._start(w, h)
+        elif (w, h) != self.size:
+            raise MediaError(f"frame {self.frames} is {w}x{h}, the video is {self.size[0]}x{self.size[1]}")
+        try:
+            self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
+        except (BrokenPipeError, OSError) as exc:
+            raise MediaError(f"the video encoder stopped: {_first_line(self._tail.text())}") from exc
+        self.frames += 1
+
+    @property
+    def duration(self) -> float:
+        """Seconds written so far (``frames / fps``)."""
+        return self.frames / float(self.fps)
+
+    # -------------------------------------------------------------- finishing
+    def _audio_input(self, workdir: Path) -> list[str]:
+        if isinstance(self.audio, np.ndarray):
+            import soundfile as sf
+
+            wav = workdir / "audio.wav"
+            data = np.asarray(self.audio, dtype=np.float32)
+            data = data[:, None] if data.ndim == 1 else data.T  # [N] -> [N, 1]; [C, N] -> [N, C]
+            sf.write(str(wav), np.clip(data, -1, 1), int(self.audio_sr), subtype="FLOAT")
+            return ["-i", str(wav)]
+        return ["-i", os.fspath(self.audio)]
+
+    def _mux(self) -> None:
+        with tempfile.TemporaryDirectory(prefix="x2face-mux-") as tmp:
+            cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(self._video_tmp), *self._audio_input(Path(tmp)),
+                   "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", "apad", "-c:a", "aac", "-b:a", "160k",
+                   "-ar", "48000", "-t", f"{self.duration:.6f}", "-movflags", "+faststart", str(self._final_tmp)]
+            proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+        if proc.returncode != 0:
+            raise MediaError(f"cannot add the audio track: {_first_line(proc.stderr.decode('utf-8', 'replace'))}")
+
+    def close(self) -> Path:
+        """Finish the file (encode, mux audio, rename into place) and return its path."""
+        if self._closed:
+            return self.path
+        self._closed = True
+        try:
+            if self._proc is None:
+                raise MediaError(f"no frames to write to {self.path.name}")
+            self._proc.stdin.close()
+            rc = self._proc.wait()
+            if rc != 0:
+                raise MediaError(f"the video encoder failed: {_first_line(self._tail.text())}")
+            if self.audio is not None:
+                self._mux()
+                self._video_tmp.unlink(missing_ok=True)
+            else:
+                os.replace(self._video_tmp, self._final_tmp)
+            os.replace(self._final_tmp, self.path)
+        except BaseException:
+            self.abort()
+            raise
+        return self.path
+
+    def abort(self) -> None:
+        """Stop encoding and delete the partial files (the output path is left untouched)."""
+        self._closed = True
+        if self._proc is not None:
+            _stop(self._proc)
+        self._video_tmp.unlink(missing_ok=True)
+        self._final_tmp.unlink(missing_ok=True)
+
+    def __enter__(self) -> "VideoWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()
+
+
+def write_video(frames: Iterable[np.ndarray], path: PathLike, fps: float | Fraction, *,
+                audio: PathLike | np.ndarray | None = None, audio_sr: int | None = None, **kwargs) -> Path:
+    """Write an iterable of uint8 [H, W, 3] RGB frames to an MP4 (see ``VideoWriter``); returns the path."""
+    with VideoWriter(path, fps, audio=audio, audio_sr=audio_sr, **kwargs) as writer:
+        for frame in frames:
+            writer.write(frame)
+    return writer.path
+
+
+def decode_check(path: PathLike) -> tuple[bool, str]:
+    """Decode a whole file with ffmpeg (video and audio) and report ``(ok, errors)``: does it play to the end?"""
+    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", os.fspath(path), "-f", "null", "-"]
+    proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
+    errors = proc.stderr.decode("utf-8", "replace").strip()
+    return proc.returncode == 0 and not errors, errors
+
+
+__all__ = ["DEFAULT_LIMITS", "IMAGE_EXTENSIONS", "Limits", "VideoInfo", "VideoReader", "VideoWriter", "check_output_path",
+           "check_video_limits", "decode_check", "ffmpeg_exe", "image_size", "is_image_file", "iter_video_frames",
+           "probe_video", "read_audio", "read_image", "same_file", "to_rgb_array", "write_image", "write_video"]

@@ -1,0 +1,400 @@
+"""``X2FacePipeline``: photos and frames in, animated frames out; what the CLI and the app share.
+
+    >>> pipe = X2FacePipeline.from_pretrained("demo")         # or X2FacePipeline(model)
+    >>> info = pipe.set_source(["me.jpg", "me2.jpg"])         # crop + embed once (several = multi-frame embedding)
+    >>> for out in pipe.drive_frames(VideoReader("clip.mp4")):  # uint8 RGB frames of the driving face
+    ...     out.image                                         # uint8 [S, S, 3]: the source face moving like the driver
+    >>> for out in pipe.drive_frames(frames, paste_back=True):
+    ...     out.image                                         # uint8 [H, W, 3]: the source photo, its face animated
+
+X2Face animates the SOURCE face: each output frame shows the source identity in the pose and
+expression of the driving frame. With ``paste_back`` the generated face goes back into the source
+photo at full resolution (feathered), so the output keeps the photo's framing.
+
+Numpy/PIL in and out; the model runs under ``torch.inference_mode`` in batches on the model's device
+and dtype. The pipeline holds no state between sources except the cached source (crops, embedded
+face, source vector).
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence, Union
+
+import numpy as np
+import torch
+
+from .errors import InputError
+from .faces import FaceCrop, FaceCropper, paste_back
+from .media import read_image, to_rgb_array
+from .model import X2Face
+
+#: A photo as the pipeline takes it: a path, an array (uint8 [H, W, 3] RGB or any layout
+#: ``media.to_rgb_array`` reads) or a PIL image (``Any`` keeps PIL out of the import).
+ImageLike = Union[np.ndarray, str, os.PathLike, Any]
+
+#: What ``drive_frames`` outputs for a frame without a face (see ``X2FacePipeline.drive_frames``).
+ON_MISSING = ("hold", "source", "skip")
+
+
+@dataclass
+class SourceInfo:
+    """The cached source of an ``X2FacePipeline``.
+
+    Attributes:
+        crops: uint8 [S, S, 3] RGB face crop of each source photo.
+        boxes: crop box (x0, y0, x1, y1) of each crop in its photo's pixels.
+        names: how each photo is called in messages (file name or "photo N").
+        photo: the first source photo at full resolution, uint8 [H, W, 3] RGB (paste-back target).
+        embedded: the embedded face, float [1, 3, S, S] in [0, 1] on the model's device and dtype.
+        confidence: per-pixel log sampling weight of the embedding, float [1, 1, S, S].
+        backend: face detector backend that cropped them.
+        pose: (yaw, pitch, roll) of the first photo in degrees when the detector estimates it.
+    """
+
+    crops: list[np.ndarray]
+    boxes: list[tuple[float, float, float, float]]
+    names: list[str]
+    photo: np.ndarray
+    embedded: torch.Tensor
+    confidence: torch.Tensor
+    backend: str
+    pose: tuple[float, float, float] | None = None
+
+
+@dataclass
+class DrivenFrame:
+    """One output frame of ``X2FacePipeline.drive_frames``.
+
+    Attributes:
+        image: uint8 RGB output: [S, S, 3] (the generated crop) or [H, W, 3] (pasted into the source photo).
+        index: index of the driving frame it answers.
+        found: a face was found in the driving frame (False: held or source frame, see ``on_missing``).
+        driving_crop: uint8 [S, S, 3] crop of the driving face (None before any face was seen).
+        generated: uint8 [S, S, 3], the generated crop itself (also with paste-back; None when not found).
+    """
+
+    image: np.ndarray
+    index: int
+    found: bool
+    driving_crop: np.ndarray | None
+    generated: np.ndarray | None
+
+
+def _to_tensor(crops: Sequence[np.ndarray], device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """uint8 [S, S, 3] crops -> float [N, 3, S, S] in [0, 1] on ``device``/``dtype``."""
+    arr = np.stack(crops)  # [N, S, S, 3]
+    t = torch.from_numpy(arr).to(device=device).permute(0, 3, 1, 2)  # [N, S, S, 3] -> [N, 3, S, S]
+    return t.to(dtype=dtype).div_(255.0)
+
+
+def _to_uint8(images: torch.Tensor) -> np.ndarray:
+    """float [N, 3, S, S] in [0, 1] -> uint8 [N, S, S, 3] RGB (numpy, CPU)."""
+    x = images.detach().float().clamp(0.0, 1.0).mul_(255.0).add_(0.5)  # not in place: never touch the cache
+    return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # [N, 3, S, S] -> [N, S, S, 3]
+
+
+def side_by_side(*images: np.ndarray | None, height: int | None = None, gap: int = 4) -> np.ndarray:
+    """Join images left to right at one height (e.g. ``side_by_side(source_crop, driving_crop, result)``).
+
+    Args:
+        images: uint8 [H_i, W_i, 3] RGB each; None gives a black square placeholder.
+        height: output height (default: the tallest image's).
+        gap: white pixels between images.
+
+    Returns:
+        uint8 [height, W, 3] RGB.
+    """
+    import cv2
+
+    real = [to_rgb_array(im) for im in images if im is not None]
+    if not real:
+        raise InputError("side_by_side needs at least one image")
+    h = int(height or max(im.shape[0] for im in real))
+    parts = []
+    for im in images:
+        if im is None:
+            parts.append(np.zeros((h, h, 3), np.uint8))
+            continue
+        im = to_rgb_array(im)
+        w = max(1, round(im.shape[1] * h / im.shape[0]))
+        interp = cv2.INTER_AREA if im.shape[0] > h else cv2.INTER_CUBIC
+        parts.append(cv2.resize(im, (w, h), interpolation=interp) if im.shape[0] != h else im)
+    spacer = np.full((h, gap, 3), 255, np.uint8)
+    out = [parts[0]]
+    for p in parts[1:]:
+        out += [spacer, p]
+    return np.concatenate(out, axis=1)  # [h, sum(W_i) + gaps, 3]
+
+
+class X2FacePipeline:
+    """Animate a source face with driving frames, driving vectors, or an edited embedded face.
+
+    Args:
+        model: an ``X2Face`` (put it on its device and dtype first; it is switched to eval mode).
+        device, dtype: where to run (default: the model's own).
+        cropper: the ``FaceCropper`` for source and driving faces (default: one at the model's
+            ``image_size``, scale 1.6, backend "auto").
+    """
+
+    def __init__(self, model: X2Face, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
+                 cropper: FaceCropper | None = None) -> None:
+        if not isinstance(model, X2Face):
+            raise InputError(f"X2FacePipeline takes an X2Face model, got {type(model).__name__}")
+        param = next(model.parameters())
+        self.device = torch.device(device) if device is not None else param.device
+        self.dtype = dtype or param.dtype
+        self.model = model.to(device=self.device, dtype=self.dtype).eval()
+        self.image_size = model.config.image_size
+        self.cropper = cropper or FaceCropper(self.image_size)
+        if self.cropper.image_size != self.image_size:
+            raise InputError(f"the cropper makes {self.cropper.image_size}px crops but the model takes {self.image_size}px")
+        self.source: SourceInfo | None = None
+        self._source_vector: torch.Tensor | None = None
+        self.last_report = None  # faces.TrackReport of the last drive_frames call
+
+    @classmethod
+    def from_pretrained(cls, weights: str | os.PathLike | None = None, device: str | torch.device | None = "auto",
+                        dtype: torch.dtype = torch.float32, **cropper_kwargs) -> "X2FacePipeline":
+        """Load weights (``x2face.hub`` spec: None/"demo", a folder, or ``owner/repo[@rev]``) into a pipeline.
+
+        ``cropper_kwargs`` go to ``FaceCropper`` (``backend``, ``scale``, ``detect_every``, ``select`` ...).
+        """
+        from .hub import load_model
+
+        model = load_model(weights, device=device, dtype=dtype)
+        cropper = FaceCropper(model.config.image_size, **cropper_kwargs)
+        return cls(model, cropper=cropper)
+
+    # ------------------------------------------------------------------ model calls
+    def _run(self, fn, *args):
+        """Call a model method under inference mode with input checks off (the pipeline built the tensors)."""
+        check = self.model.check_inputs
+        self.model.check_inputs = False
+        try:
+            with torch.inference_mode():
+                return fn(*args)
+        finally:
+            self.model.check_inputs = check
+
+    def _require_source(self) -> SourceInfo:
+        if self.source is None:
+            raise InputError("no source face yet: call set_source(photos) first")
+        return self.source
+
+    # ------------------------------------------------------------------ source
+    def set_source(self, images: ImageLike | Sequence[ImageLike]) -> SourceInfo:
+        """Crop and embed the source face (once); several photos of one person are embedded together.
+
+        Args:
+            images: a photo or a list of photos of the same person: paths, PIL images or arrays
+                (uint8 [H, W, 3] RGB, or any layout ``media.to_rgb_array`` takes).
+
+        Returns:
+            the new ``SourceInfo`` (also ``self.source``).
+
+        Raises:
+            NoFaceError: "no human face found in <photo>" naming the photo.
+            MediaError: an unreadable or too large photo.
+        """
+        if isinstance(images, (str, os.PathLike, np.ndarray)) or not isinstance(images, Sequence):
+            images = [images]
+        if len(images) == 0:
+            raise InputError("set_source needs at least one photo")
+        crops, boxes, names, first, pose = [], [], [], None, None
+        for i, item in enumerate(images):
+            if isinstance(item, (str, os.PathLike)):
+                name = Path(item).name
+            else:
+                name = f"source photo {i + 1}" if len(images) > 1 else "the source photo"
+            photo = read_image(item)
+            face: FaceCrop = self.cropper.crop_image(photo, name)
+            crops.append(face.crop)
+            boxes.append(face.box)
+            names.append(name)
+            if first is None:
+                first, pose = photo, face.pose
+        sources = _to_tensor(crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
+        emb = self._run(self.model.embed_with_confidence, sources)
+        self.source = SourceInfo(crops, boxes, names, first, emb.face, emb.confidence, self.cropper.backend, pose)
+        self._source_vector = None
+        return self.source
+
+    def embedded_face(self) -> np.ndarray:
+        """The cached embedded face as uint8 [S, S, 3] RGB (edit it and hand it to ``set_embedded_face``)."""
+        return _to_uint8(self._require_source().embedded)[0]
+
+    def set_embedded_face(self, image: np.ndarray | torch.Tensor) -> None:
+        """Replace the cached embedded face (texture editing: the edit then follows the driving head).
+
+        Args:
+            image: uint8 [S, S, 3] RGB or float [S, S, 3] in [0, 1] (numpy), or a float tensor
+                [3, S, S] / [1, 3, S, S] in [0, 1].
+        """
+        src = self._require_source()
+        s = self.image_size
+        if isinstance(image, torch.Tensor):
+            t = image.detach()
+            if t.dim() == 3:
+                t = t.unsqueeze(0)  # [3, S, S] -> [1, 3, S, S]
+            if tuple(t.shape) != (1, 3, s, s) or not t.is_floating_point():
+                raise InputError(f"the embedded face tensor must be float [1, 3, {s}, {s}] in [0, 1], got "
+                                 f"{t.dtype} {list(t.shape)}")
+            t = t.clamp(0.0, 1.0)
+        else:
+            arr = np.asarray(image)
+            if arr.shape[:2] != (s, s):
+                raise InputError(f"the embedded face must be {s}x{s} (the model's size), got {list(arr.shape)}")
+            t = _to_tensor([to_rgb_array(arr)], self.device, self.dtype)  # [1, 3, S, S]
+        src.embedded = t.to(device=self.device, dtype=self.dtype)
+
+    def source_vector(self) -> torch.Tensor:
+        """Driving vector of the first source crop, float [1, vector_dim] (pose and audio controls move
+        the source by editing this vector and rendering with ``drive_vectors``)."""
+        src = self._require_source()
+        if self._source_vector is None:
+            x = _to_tensor(src.crops[:1], self.device, self.dtype)  # [1, 3, S, S]
+            self._source_vector = self._run(self.model.driving_vector, x)
+        return self._source_vector.clone()
+
+    # ------------------------------------------------------------------ controls (x2face.control)
+    def confidence_map(self) -> np.ndarray:
+        """The embedded face's confidence as uint8 [S, S] (brighter = more source evidence), for display."""
+        from .control.edit import confidence_image
+
+        return confidence_image(self._require_source().confidence)
+
+    def reset_embedded_face(self) -> None:
+        """Undo edits: embed the source crops again."""
+        src = self._require_source()
+        sources = _to_tensor(src.crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
+        emb = self._run(self.model.embed_with_confidence, sources)
+        src.embedded, src.confidence = emb.face, emb.confidence
+
+    def edit_embedded_face(self, **edit) -> np.ndarray:
+        """Draw on the embedded face (``x2face.control.edit.apply_edit``: ``overlay=`` RGBA at ``position=``,
+        ``scale=``; ``painted=`` a painted copy; or ``layer=`` an earlier edit); returns the edit's RGBA layer."""
+        from .control.edit import apply_edit
+
+        return apply_edit(self, **edit)
+
+    def drive_pose(self, yaw: float, pitch: float, roll: float, *, paste_back: bool = False) -> np.ndarray:
+        """The source at head pose (yaw, pitch, roll) in degrees, uint8 RGB (``x2face.control.pose.drive_pose``)."""
+        from .control.pose import drive_pose
+
+        return drive_pose(self, yaw, pitch, roll, paste_back=paste_back)
+
+    def pose_sweep(self, axis: str = "yaw", amplitude: float | None = None, num_frames: int = 75, *,
+                   paste_back: bool = False) -> Iterator[np.ndarray]:
+        """Frames of the source turning along one axis (``x2face.control.pose.pose_sweep``)."""
+        from .control.pose import pose_sweep
+
+        return pose_sweep(self, axis, amplitude, num_frames, paste_back=paste_back)
+
+    def drive_audio(self, audio, sample_rate: int | None = None, **options):
+        """Make the source speak ``audio`` (a file or samples): an ``AudioDrive`` with 25 fps frames and the
+        16 kHz audio (``x2face.control.audio.drive_audio``)."""
+        from .control.audio import drive_audio
+
+        return drive_audio(self, audio, sample_rate, **options)
+
+    # ------------------------------------------------------------------ driving
+    def _render(self, vectors: torch.Tensor) -> np.ndarray:
+        """float [B, D] vectors -> uint8 [B, S, S, 3] generated crops of the cached source."""
+        src = self._require_source()
+        out = self._run(self.model.render, src.embedded, vectors.to(device=self.device, dtype=self.dtype))
+        return _to_uint8(out)
+
+    def _compose(self, generated: np.ndarray, paste: bool) -> np.ndarray:
+        if not paste:
+            return generated
+        src = self._require_source()
+        return paste_back(src.photo, generated, src.boxes[0])
+
+    def _source_frame(self, paste: bool) -> np.ndarray:
+        src = self._require_source()
+        return src.photo.copy() if paste else src.crops[0].copy()
+
+    def drive_vectors(self, vectors: torch.Tensor | np.ndarray, *, paste_back: bool = False,
+                      batch_size: int = 16) -> Iterator[np.ndarray]:
+        """Render the source at given driving vectors (pose and audio controls end here).
+
+        Args:
+            vectors: float [N, vector_dim] (tensor or array); [vector_dim] is taken as N = 1.
+            paste_back: output the source photo with the face pasted in, instead of the crop.
+            batch_size: vectors per model call.
+
+        Yields:
+            uint8 RGB frames, [S, S, 3] or (paste_back) [H, W, 3], one per vector.
+        """
+        self._require_source()
+        v = torch.as_tensor(vectors)
+        if v.dim() == 1:
+            v = v.unsqueeze(0)  # [D] -> [1, D]
+        dim = self.model.config.vector_dim
+        if v.dim() != 2 or v.shape[1] != dim or not v.is_floating_point():
+            raise InputError(f"vectors must be float [N, {dim}], got {v.dtype} {list(v.shape)}")
+        for i in range(0, v.shape[0], max(1, int(batch_size))):
+            for g in self._render(v[i:i + batch_size]):
+                yield self._compose(g, paste_back)
+
+    def drive_frames(self, frames: Iterable[np.ndarray], *, paste_back: bool = False, batch_size: int = 16,
+                     on_missing: str = "hold") -> Iterator[DrivenFrame]:
+        """Animate the source with a driving video.
+
+        Args:
+            frames: driving frames, uint8 [H, W, 3] RGB each (e.g. a ``media.VideoReader``), streamed.
+            paste_back: output the source photo at full resolution with the generated face pasted
+                in (feathered) instead of the generated crop.
+            batch_size: driving crops per model call.
+            on_missing: frames without a driving face: ``"hold"`` repeats the last output (the
+                unanimated source before the first face), ``"source"`` shows the unanimated
+                source, ``"skip"`` drops the frame (the output then has fewer frames than the input).
+
+        Yields:
+            ``DrivenFrame`` per driving frame, in order. The tracking report is ``self.last_report``
+            (updated as frames go).
+        """
+        if on_missing not in ON_MISSING:
+            raise InputError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
+        self._require_source()
+        track = self.cropper.track(frames)
+        self.last_report = track.report
+        batch: list[FaceCrop] = []
+        last: np.ndarray | None = None
+        bs = max(1, int(batch_size))
+
+        def flush() -> Iterator[DrivenFrame]:
+            nonlocal last
+            found = [fc for fc in batch if fc.found]
+            generated = []
+            if found:
+                x = _to_tensor([fc.crop for fc in found], self.device, self.dtype)  # [B, 3, S, S]
+                v = self._run(self.model.driving_vector, x)  # [B, D]
+                generated = list(self._render(v))
+            gen_iter = iter(generated)
+            for fc in batch:
+                if fc.found:
+                    g = next(gen_iter)
+                    last = self._compose(g, paste_back)
+                    yield DrivenFrame(last, fc.index, True, fc.crop, g)
+                elif on_missing == "skip":
+                    continue
+                else:
+                    image = last if (on_missing == "hold" and last is not None) else self._source_frame(paste_back)
+                    yield DrivenFrame(image, fc.index, False, fc.crop, None)
+            batch.clear()
+
+        try:
+            for fc in track:
+                batch.append(fc)
+                if len(batch) >= bs:
+                    yield from flush()
+            if batch:
+                yield from flush()
+        finally:
+            track.close()
+
+
+__all__ = ["DrivenFrame", "ON_MISSING", "SourceInfo", "X2FacePipeline", "side_by_side"]
