@@ -1,0 +1,418 @@
+"""x2face in the browser: a Gradio app over ``X2FacePipeline`` with four tabs.
+
+    python app.py                      # http://127.0.0.1:7860, the bundled demo weights, GPU when present
+    python app.py --share              # and a public link
+    python app.py --weights you/x2face-vox --host 0.0.0.0 --port 7860
+
+Tabs (each run is an API endpoint: ``gradio_client.Client(url).predict(..., api_name="/animate_frames")``):
+
+1. Frame-driven ``/animate_frames``: source photo(s) (several = the multi-frame embedding) and a
+   driving video, photo or webcam clip -> the animated video and source | driving | result.
+2. Pose-driven ``/animate_pose``: yaw/pitch/roll sliders move a live preview (``/pose_preview``, one
+   driving pass on the cached embedding); the button renders a head-motion video.
+3. Audio-driven ``/animate_audio``: a photo and speech from the microphone or a file -> an MP4 with it.
+4. Video editing ``/edit_video``: paint on the embedded face (``/embed_face``) or overlay a picture;
+   a driving clip then renders the edited face, before and after.
+
+The handlers only read the widgets and call ``x2face.app_helpers`` (settings, weights and source
+caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is built at import;
+``launch()`` runs only under ``__main__`` (``main``). Environment: ``X2FACE_WEIGHTS``,
+``X2FACE_DEVICE``, ``X2FACE_APP_MAX_SECONDS``, ``X2FACE_APP_CONCURRENCY``, ``X2FACE_APP_MAX_FILE_SIZE``.
+"""
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import signal
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+
+from x2face import __version__  # noqa: E402
+from x2face import app_helpers as helpers  # noqa: E402
+from x2face.app_helpers import POSE_MOTIONS, WEIGHTS_SOURCES, AppSettings, ModelCache, SourceCache  # noqa: E402
+from x2face.control.pose import POSE_RANGE, SWEEP_AMPLITUDE, source_pose  # noqa: E402
+from x2face.errors import X2FaceError  # noqa: E402
+
+TEMP = helpers.app_temp()  # before gradio is imported: its cache goes inside the app's own temp folder
+
+import gradio as gr  # noqa: E402
+import PIL.Image  # noqa: E402
+
+# Gradio opens uploaded photos lazily (header only); let it, so that x2face's own header check gives
+# the message for a huge photo (nothing is decoded before that check).
+PIL.Image.MAX_IMAGE_PIXELS = max(PIL.Image.MAX_IMAGE_PIXELS or 0, 2**32)
+
+ROOT = Path(__file__).resolve().parent
+EXAMPLES = ROOT / "assets" / "examples"
+SETTINGS = AppSettings.from_env()
+MODELS = ModelCache(SETTINGS)
+SOURCES = SourceCache(MODELS)
+JOBS = dict(concurrency_id="x2face-jobs", concurrency_limit="default")  # render jobs: --concurrency at once
+LIGHT = dict(concurrency_id="x2face-preview", concurrency_limit=2)  # crops, previews, weights
+TITLE = "x2face: animate a face with a video, a head pose or a voice"
+
+
+def user_errors(fn):
+    """Turn x2face's errors (bad input, no face, missing weights) into ``gr.Error`` messages."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except X2FaceError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except MemoryError:
+            raise gr.Error("out of memory: try a shorter clip, fewer seconds or smaller photos") from None
+
+    return wrapper
+
+
+def example(*names: str) -> list[str]:
+    return [str(EXAMPLES / n) for n in names]
+
+
+# ============================================================================================ handlers
+def show_weights(spec):
+    """Page load: the chooser's choice for the app's weights, and what is loaded (or why nothing is)."""
+    choice, text = helpers.chooser_default(SETTINGS.weights)
+    try:
+        status = MODELS.get(spec).markdown()
+    except X2FaceError as exc:
+        status = helpers.missing_weights_markdown(exc)
+    return gr.update(value=choice), gr.update(value=text), status
+
+
+@user_errors
+def load_weights(source, text):
+    spec = helpers.weights_spec(source, text, SETTINGS)
+    return spec, MODELS.get(spec).markdown()
+
+
+@user_errors
+def crop_sources(photos, spec):
+    if not photos:
+        return [], "Upload one or several photos of the same person; their face crops appear here."
+    with SOURCES.get(spec, photos) as pipe:
+        src = pipe.source
+        crops = [(c, n) for c, n in zip(src.crops, src.names)]
+        return crops, f"{len(crops)} face crop(s) found ({src.backend} detector), embedded together."
+
+
+@user_errors
+def animate_frames(photos, video, image, paste_back, keep_audio, seconds, spec,
+                   progress=gr.Progress(track_tqdm=True)):
+    driving = video or image
+    if not driving:
+        raise gr.Error("add a driving video, photo or webcam clip")
+    with SOURCES.get(spec, photos) as pipe:
+        r = helpers.animate_frames(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
+                                   paste_back=bool(paste_back), keep_audio=bool(keep_audio),
+                                   limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size)
+    return r.video, r.comparison, r.still, r.summary
+
+
+def _pose_values(pose):
+    return [max(-lim, min(lim, round(float(a), 1))) for a, lim in zip(pose, POSE_RANGE)]
+
+
+@user_errors
+def pose_source(photo, spec):
+    if not photo:
+        return None, 0, 0, 0, "Upload a photo; the sliders then start at the pose of its head."
+    with SOURCES.get(spec, [photo]) as pipe:
+        if pipe.model.pose is None:
+            return (pipe.source.crops[0], 0, 0, 0, "These weights have no pose head, so the sliders cannot move "
+                    "the face: fit one with `python -m x2face fit-pose` or choose other weights.")
+        yaw, pitch, roll = _pose_values(source_pose(pipe))
+        return pipe.drive_pose(yaw, pitch, roll), yaw, pitch, roll, \
+            f"The head in the photo reads as yaw {yaw:g}, pitch {pitch:g}, roll {roll:g} degrees."
+
+
+@user_errors
+def pose_preview(photo, yaw, pitch, roll, spec):
+    if not photo:
+        raise gr.Error("upload a photo first")
+    with SOURCES.get(spec, [photo]) as pipe:
+        return pipe.drive_pose(float(yaw), float(pitch), float(roll))
+
+
+@user_errors
+def animate_pose(photo, motion, yaw, pitch, roll, seconds, paste_back, spec, progress=gr.Progress(track_tqdm=True)):
+    if not photo:
+        raise gr.Error("upload a photo first")
+    with SOURCES.get(spec, [photo]) as pipe:
+        r = helpers.animate_pose(pipe, motion, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
+                                 target=(float(yaw), float(pitch), float(roll)), paste_back=bool(paste_back),
+                                 batch_size=SETTINGS.batch_size)
+    return r.video, r.summary
+
+
+@user_errors
+def animate_audio(photo, audio, seconds, paste_back, spec, progress=gr.Progress(track_tqdm=True)):
+    if not photo:
+        raise gr.Error("upload a photo first")
+    if not audio:
+        raise gr.Error("record or upload some speech first")
+    with SOURCES.get(spec, [photo]) as pipe:
+        r = helpers.animate_audio(pipe, audio, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
+                                  limits=SETTINGS.limits(), paste_back=bool(paste_back), batch_size=SETTINGS.batch_size)
+    return r.video, r.summary
+
+
+@user_errors
+def embed_face(photos, spec):
+    if not photos:
+        return None, None, "Upload one or several photos of a person: their embedded face appears to paint on."
+    with SOURCES.get(spec, photos) as pipe:
+        face = helpers.display_face(pipe.embedded_face())
+        confidence = helpers.display_face(pipe.confidence_map()[:, :, None].repeat(3, axis=2))
+    editor = {"background": face, "layers": [], "composite": face}
+    return editor, confidence, ("Paint on the embedded face (it is the face's texture: the paint will follow the "
+                                "head), or choose an overlay picture, then add a driving clip and render.")
+
+
+@user_errors
+def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, spec, progress=gr.Progress(track_tqdm=True)):
+    if not driving:
+        raise gr.Error("add a driving video or webcam clip")
+    sticker = helpers.read_overlay(overlay, SETTINGS.max_image_pixels) if overlay else None
+    with SOURCES.get(spec, photos) as pipe:
+        r = helpers.edit_video(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
+                               painting=painting, overlay=sticker, position=(float(x), float(y)), scale=float(scale),
+                               limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size)
+    return r.still, r.video, r.comparison, r.summary
+
+
+# ============================================================================================ layout
+def _seconds_slider(label="Seconds to animate", low=0.5, high=None, value=None):
+    high = min(high or SETTINGS.max_seconds, SETTINGS.max_seconds)
+    low = min(low, high / 2)
+    value = min(value or SETTINGS.default_seconds, high)
+    return gr.Slider(low, high, value=value, step=0.1, label=label, info=f"at most {high:g} s per run")
+
+
+def _photo(label="Photo of a face", elem_id=None):
+    # type="filepath" + image_mode=None: Gradio passes the upload on without decoding it
+    return gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "webcam", "clipboard"],
+                    height=280, elem_id=elem_id)
+
+
+def _video(label, elem_id=None):
+    return gr.Video(label=label, sources=["upload", "webcam"], format=None, height=280, elem_id=elem_id)
+
+
+def build_demo() -> gr.Blocks:
+    """The app's ``gr.Blocks`` (not launched, queue not set: see ``main``)."""
+    with gr.Blocks(title="x2face", analytics_enabled=False, delete_cache=(900, SETTINGS.cache_minutes * 60)) as demo:
+        weights = gr.State(None)  # the session's weights spec (None: the app's default)
+        gr.Markdown(f"# {TITLE}\nX2Face (Wiles, Koepke and Zisserman, ECCV 2018), x2face {__version__}. "
+                    "Photos and clips stay on this server only while they are being used.")
+        with gr.Row():
+            weights_md = gr.Markdown("Loading the weights ...", elem_id="weights-status")
+            with gr.Accordion("Choose weights", open=False):
+                weights_source = gr.Radio(list(WEIGHTS_SOURCES), value=WEIGHTS_SOURCES[0], label="Weights")
+                weights_text = gr.Textbox(label="Hub repo id (owner/name[@revision]) or folder", max_lines=1)
+                load_button = gr.Button("Load weights", size="sm")
+
+        with gr.Tabs():
+            # ---------------------------------------------------------------- 1. frame-driven
+            with gr.Tab("Frame-driven", id="frames"):
+                with gr.Row():
+                    with gr.Column():
+                        f_photos = gr.File(label="Source photo(s): several photos of one person are embedded together",
+                                           file_count="multiple", file_types=["image"], height=140,
+                                           elem_id="frames-photos")
+                        f_crops = gr.Gallery(label="Face crops the model sees", columns=4, height=180,
+                                             object_fit="contain", interactive=False, elem_id="frames-crops")
+                        f_crop_md = gr.Markdown()
+                    with gr.Column():
+                        f_video = _video("Driving video or webcam clip", "frames-driving")
+                        f_image = gr.Image(label="... or a driving photo", type="filepath", image_mode=None,
+                                           sources=["upload", "clipboard"], height=160)
+                with gr.Row():
+                    f_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
+                    f_audio = gr.Checkbox(label="Keep the driving clip's sound", value=True)
+                    f_seconds = _seconds_slider()
+                f_run = gr.Button("Animate", variant="primary")
+                with gr.Row():
+                    f_out = gr.Video(label="Result", autoplay=True, loop=True, elem_id="frames-result")
+                    f_cmp = gr.Video(label="Source | driving | result", loop=True, elem_id="frames-comparison")
+                f_still = gr.Image(label="Source | driving photo | result", height=200)
+                f_md = gr.Markdown()
+                gr.Examples([[example("photo_a.jpg", "photo_b.jpg"), str(EXAMPLES / "driving.mp4")]],
+                            inputs=[f_photos, f_video], cache_examples=False, elem_id="frames-examples")
+                f_photos.change(crop_sources, [f_photos, weights], [f_crops, f_crop_md], api_name="crop_sources",
+                                **LIGHT)
+                f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, weights],
+                            [f_out, f_cmp, f_still, f_md], api_name="animate_frames", **JOBS)
+
+            # ---------------------------------------------------------------- 2. pose-driven
+            with gr.Tab("Pose-driven", id="pose"):
+                with gr.Row():
+                    with gr.Column():
+                        p_photo = _photo(elem_id="pose-photo")
+                        p_md = gr.Markdown()
+                    with gr.Column():
+                        p_preview = gr.Image(label="Preview", height=280, elem_id="pose-preview", format="png")
+                sliders = [gr.Slider(-lim, lim, value=0, step=1, label=f"{name} (degrees)", elem_id=f"pose-{name}")
+                           for name, lim in zip(("yaw", "pitch", "roll"), POSE_RANGE)]
+                with gr.Row():
+                    p_motion = gr.Dropdown(list(POSE_MOTIONS), value=next(iter(POSE_MOTIONS)), label="Head motion")
+                    p_seconds = _seconds_slider("Length (seconds)", low=1, high=10, value=3)
+                    p_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
+                p_run = gr.Button("Render head-motion video", variant="primary")
+                p_out = gr.Video(label="Head motion", autoplay=True, loop=True, elem_id="pose-result")
+                p_run_md = gr.Markdown(f"Sweeps go to +-{SWEEP_AMPLITUDE['yaw']:g} degrees of yaw, "
+                                       f"+-{SWEEP_AMPLITUDE['pitch']:g} of pitch or roll, from the photo's own pose.")
+                gr.Examples([[str(EXAMPLES / "photo_a.jpg")]], inputs=[p_photo], cache_examples=False,
+                            elem_id="pose-examples")
+                p_photo.change(pose_source, [p_photo, weights], [p_preview, *sliders, p_md], api_name="pose_source",
+                               **LIGHT)
+                gr.on([s.input for s in sliders], pose_preview, [p_photo, *sliders, weights], p_preview,
+                      api_name="pose_preview", trigger_mode="always_last", show_progress="minimal", **LIGHT)
+                p_run.click(animate_pose, [p_photo, p_motion, *sliders, p_seconds, p_paste, weights],
+                            [p_out, p_run_md], api_name="animate_pose", **JOBS)
+
+            # ---------------------------------------------------------------- 3. audio-driven
+            with gr.Tab("Audio-driven", id="audio"):
+                with gr.Row():
+                    a_photo = _photo()
+                    with gr.Column():
+                        a_audio = gr.Audio(label="Speech: record it or upload a file", sources=["microphone", "upload"],
+                                           type="filepath")
+                        a_seconds = _seconds_slider("Seconds of speech to use")
+                        a_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
+                a_run = gr.Button("Speak", variant="primary")
+                a_out = gr.Video(label="Result (with the speech)", autoplay=True, elem_id="audio-result")
+                a_md = gr.Markdown()
+                gr.Examples([[str(EXAMPLES / "photo_a.jpg"), str(EXAMPLES / "speech.wav")]], inputs=[a_photo, a_audio],
+                            cache_examples=False, elem_id="audio-examples")
+                a_run.click(animate_audio, [a_photo, a_audio, a_seconds, a_paste, weights], [a_out, a_md],
+                            api_name="animate_audio", **JOBS)
+
+            # ---------------------------------------------------------------- 4. video editing
+            with gr.Tab("Video editing", id="edit"):
+                with gr.Row():
+                    with gr.Column():
+                        e_photos = gr.File(label="Source photo(s)", file_count="multiple", file_types=["image"],
+                                           height=140)
+                        e_conf = gr.Image(label="Where the embedded face has evidence (bright)", height=200)
+                        e_md = gr.Markdown()
+                    with gr.Column(scale=2):
+                        e_editor = gr.ImageEditor(label="Embedded face: paint on it", type="numpy", sources=[],
+                                                  image_mode="RGBA", format="png", height=520, canvas_size=(512, 512),
+                                                  transforms=[], layers=False, elem_id="edit-canvas")
+                with gr.Row():
+                    e_overlay = gr.Image(label="... or overlay a picture (PNG with transparency)", type="filepath",
+                                         image_mode=None, sources=["upload", "clipboard"], height=160)
+                    with gr.Column():
+                        e_x = gr.Slider(0, 1, value=0.5, step=0.01, label="Overlay centre x (0 = left)")
+                        e_y = gr.Slider(0, 1, value=0.3, step=0.01, label="Overlay centre y (0 = top)")
+                        e_scale = gr.Slider(0.05, 1.0, value=0.3, step=0.01, label="Overlay width (of the face)")
+                with gr.Row():
+                    e_video = _video("Driving video or webcam clip")
+                    e_seconds = _seconds_slider()
+                e_run = gr.Button("Render the edited face", variant="primary")
+                with gr.Row():
+                    e_faces = gr.Image(label="Embedded face before | after", height=200)
+                    e_out = gr.Video(label="Edited face, driven", autoplay=True, loop=True, elem_id="edit-result")
+                    e_cmp = gr.Video(label="Driving | before | after", loop=True)
+                e_run_md = gr.Markdown()
+                gr.Examples([[example("photo_a.jpg"), str(EXAMPLES / "sticker.png"), str(EXAMPLES / "driving.mp4")]],
+                            inputs=[e_photos, e_overlay, e_video], cache_examples=False, elem_id="edit-examples")
+                e_photos.change(embed_face, [e_photos, weights], [e_editor, e_conf, e_md], api_name="embed_face",
+                                **LIGHT)
+                e_run.click(edit_video, [e_photos, e_editor, e_overlay, e_x, e_y, e_scale, e_video, e_seconds, weights],
+                            [e_faces, e_out, e_cmp, e_run_md], api_name="edit_video", **JOBS)
+
+        demo.load(show_weights, [weights], [weights_source, weights_text, weights_md], api_visibility="private")
+        load_button.click(load_weights, [weights_source, weights_text], [weights, weights_md], api_name="load_weights",
+                          **LIGHT)
+    return demo
+
+
+demo = build_demo()
+demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.queue_size)
+
+
+# ============================================================================================ launching
+#: Small model outputs (64-256 px) are shown filling their box.
+CSS = "#pose-preview img, #frames-crops img { width: 100%; height: 100%; object-fit: contain; }"
+
+
+def launch_kwargs(settings: AppSettings = SETTINGS) -> dict:
+    """What ``demo.launch`` gets besides host, port and share (the tests launch with the same)."""
+    return dict(max_file_size=settings.max_file_size, allowed_paths=[], run_history=False, ssr_mode=False,
+                footer_links=["api", "gradio"], show_error=False, css=CSS)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = AppSettings()
+    p = argparse.ArgumentParser(prog="python app.py", description=f"{TITLE} (the x2face Gradio app).")
+    p.add_argument("--share", action="store_true", help="also serve a public gradio.live link")
+    p.add_argument("--host", default=None, help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=None, help="port (default 7860, or the next free one)")
+    p.add_argument("--weights", default=None,
+                   help="default weights: a folder, a Hub repo 'owner/name[@rev]' or 'demo' (the bundled ones)")
+    p.add_argument("--device", default=None, help="auto (default: CUDA when present, else CPU), cpu, cuda, cuda:1")
+    p.add_argument("--max-file-size", default=None,
+                   help=f"largest upload, e.g. 200mb (default {d.max_file_size // 2**20}mb)")
+    p.add_argument("--max-seconds", type=float, default=None,
+                   help=f"most seconds of a clip one run animates (default {d.max_seconds:g})")
+    p.add_argument("--max-upload-seconds", type=float, default=None,
+                   help=f"refuse longer videos and recordings (default {d.max_upload_seconds:g})")
+    p.add_argument("--concurrency", type=int, default=None, help="render jobs at once (default 1; others queue)")
+    p.add_argument("--queue-size", type=int, default=None, help=f"jobs that may wait (default {d.queue_size})")
+    p.add_argument("--local-weights", action=argparse.BooleanOptionalAction, default=None,
+                   help="let the weights chooser load folders on this server (default: yes, except with --share "
+                        "or on a Space)")
+    return p
+
+
+def apply_args(args: argparse.Namespace, settings: AppSettings = SETTINGS) -> AppSettings:
+    """Update ``settings`` in place (the caches hold it) from the command line."""
+    given = {"weights": args.weights, "device": args.device, "max_file_size": args.max_file_size,
+             "max_seconds": args.max_seconds, "max_upload_seconds": args.max_upload_seconds,
+             "concurrency": args.concurrency, "queue_size": args.queue_size}
+    local = args.local_weights if args.local_weights is not None else \
+        (settings.allow_local_weights and not args.share)
+    new = AppSettings(**{**{f.name: getattr(settings, f.name) for f in fields(AppSettings)},
+                         **{k: v for k, v in given.items() if v is not None}, "allow_local_weights": local})
+    for f in fields(AppSettings):
+        setattr(settings, f.name, getattr(new, f.name))
+    return settings
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python app.py [--share] [--host H] [--port P] [--weights W] ...``: serve the app until interrupted."""
+    args = build_parser().parse_args(argv)
+    try:
+        apply_args(args)
+    except X2FaceError as exc:
+        print(f"app.py: error: {exc}", file=sys.stderr)
+        return 2
+    demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.queue_size)
+    from x2face.hub import pick_device
+
+    try:
+        where = helpers.device_label(pick_device(SETTINGS.device))
+    except X2FaceError as exc:
+        print(f"app.py: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"x2face app: networks run on {where}; outputs in {TEMP.root}", file=sys.stderr)
+    signal.signal(signal.SIGTERM, _interrupt)  # `docker stop`: close like Ctrl-C, so the temp folder is deleted
+    demo.launch(share=args.share, server_name=args.host, server_port=args.port, **launch_kwargs())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,471 @@
+"""The Gradio app: its helpers (fast, no server) and every tab through gradio_client against a running app
+(slow: tiny random weights, real photos, clips and speech from ../shared/data/real, 1-2 s of each)."""
+from __future__ import annotations
+
+import json
+import os
+import struct
+import time
+import urllib.error
+import urllib.request
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from x2face import app_helpers as helpers
+from x2face.app_helpers import AppSettings, ModelCache, SourceCache, TempSpace, WEIGHTS_SOURCES
+from x2face.errors import InputError, MediaError, NoFaceError, WeightsError
+
+import app_server
+
+PHOTO = "photos/jixinya_EAMM__test_image_anne.png"
+PHOTO_PAIR = ["photos/ageitgey_face_recognition__examples_knn_examples_train_rose_leslie_img1.jpg",
+              "photos/ageitgey_face_recognition__examples_knn_examples_train_rose_leslie_img2.jpg"]
+ANIMAL = "photos/KwaiVGI_LivePortrait__assets_examples_source_s30.jpg"
+CLIP_WITH_SOUND = "clips/jixinya_EAMM__test_video_disgusted.mp4"  # 256 px, 25 fps, AAC
+CLIP_MPG = "clips/rizkiarm_LipNet__evaluation_samples_GRID_bbaf2n.mpg"  # MPEG-1 with sound, 360x288
+CLIP_SILENT = "clips/AliaksandrSiarohin_first-order-model__demo_old_00.mp4"  # 30 fps, no sound
+SPEECH = "speech/OpenTalker_DPE__docs_1.wav"  # 44.1 kHz stereo
+LONG_CLIP = "clips/KwaiVGI_LivePortrait__assets_examples_driving_d6.mp4"  # 33.6 s
+LONG_SPEECH = "speech/FuxiVirtualHuman_styletalk__samples_source_video_wav_intro.wav"  # 46.3 s
+POSE_SWEEP = "yaw sweep (turn left and right)"
+
+
+def huge_png_header(path: Path, width: int = 20000, height: int = 20000) -> Path:
+    """A PNG whose header says width x height (the pixel data is missing: nothing may decode it)."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)))
+    return path
+
+
+# ============================================================================================ helpers (fast)
+def test_file_sizes_parse_like_gradio():
+    assert helpers.parse_file_size("200mb") == 200 * 1024**2
+    assert helpers.parse_file_size("1 GB") == 1024**3
+    assert helpers.parse_file_size("500kb") == 500 * 1024
+    assert helpers.parse_file_size(1234) == 1234
+    for bad in ("lots", "-1mb", "0"):
+        with pytest.raises(InputError):
+            helpers.parse_file_size(bad)
+
+
+def test_settings_from_the_environment():
+    s = AppSettings.from_env({"X2FACE_WEIGHTS": "me/x2face", "X2FACE_APP_MAX_SECONDS": "12",
+                              "X2FACE_APP_CONCURRENCY": "3", "X2FACE_APP_MAX_FILE_SIZE": "10mb"})
+    assert (s.weights, s.max_seconds, s.concurrency, s.max_file_size) == ("me/x2face", 12.0, 3, 10 * 1024**2)
+    assert s.allow_local_weights and s.default_seconds <= s.max_seconds
+    assert not AppSettings.from_env({"SPACE_ID": "me/space"}).allow_local_weights  # a public Space
+    assert AppSettings.from_env({"SPACE_ID": "me/space", "X2FACE_APP_LOCAL_WEIGHTS": "1"}).allow_local_weights
+    assert AppSettings.from_env({}).weights is None
+    with pytest.raises(InputError):
+        AppSettings.from_env({"X2FACE_APP_CONCURRENCY": "many"})
+    s = AppSettings(max_seconds=4)
+    assert s.clamp_seconds(100) == 4 and s.clamp_seconds(1.5) == 1.5 and s.clamp_seconds(None) == s.default_seconds
+    with pytest.raises(InputError):
+        s.clamp_seconds(-1)
+    limits = AppSettings(max_upload_seconds=30, max_image_pixels=1000).limits()
+    assert (limits.max_seconds, limits.max_image_pixels) == (30, 1000)
+
+
+def test_weights_chooser_specs(tmp_path):
+    s = AppSettings()
+    assert helpers.weights_spec(WEIGHTS_SOURCES[0], "ignored", s) == "demo"
+    assert helpers.weights_spec(WEIGHTS_SOURCES[1], " me/x2face-vox@v1 ", s) == "me/x2face-vox@v1"
+    for bad in ("", "x2face", "a/b/c", "/abs/path", "me/with space"):
+        with pytest.raises(WeightsError, match="owner/name"):
+            helpers.weights_spec(WEIGHTS_SOURCES[1], bad, s)
+    assert helpers.weights_spec(WEIGHTS_SOURCES[2], str(tmp_path), s) == str(tmp_path.resolve())
+    with pytest.raises(WeightsError, match="no such folder"):
+        helpers.weights_spec(WEIGHTS_SOURCES[2], str(tmp_path / "missing"), s)
+    with pytest.raises(WeightsError, match="switched off"):
+        helpers.weights_spec(WEIGHTS_SOURCES[2], str(tmp_path), AppSettings(allow_local_weights=False))
+    with pytest.raises(WeightsError):
+        helpers.weights_spec("somewhere else", "", s)
+    # the chooser starts where the app's default weights are
+    assert helpers.chooser_default(None) == (WEIGHTS_SOURCES[0], "")
+    assert helpers.chooser_default("me/x2face") == (WEIGHTS_SOURCES[1], "me/x2face")
+    assert helpers.chooser_default(str(tmp_path)) == (WEIGHTS_SOURCES[2], str(tmp_path))
+
+
+def test_training_summary_reads_provenance():
+    assert "unknown" in helpers.training_summary({})
+    trained = {"stage": 2, "steps": 3000, "data": {"sources": ["synthetic", "real"], "real": {
+        "manifests": ["../shared/data/real/MANIFEST.tsv"], "voxceleb_roots": []}}, "pose_head": {"frames": {}}}
+    text = helpers.training_summary(trained)
+    assert "synthetic face world" in text and "real face videos (real)" in text and "stage 2, 3000 steps" in text
+    assert "pose head fitted" in text
+    assert "release" in helpers.training_summary({"source": "converted from the authors' X2Face release (ECCV 2018)"})
+    assert "provenance.json (zzz)" in helpers.training_summary({"zzz": 1})
+
+
+def test_temp_space_sweeps_old_jobs_and_cleans_up(tmp_path):
+    space = TempSpace(tmp_path / "app", max_age_s=60)
+    old, new = space.job_dir(), space.job_dir()
+    assert old != new and old.is_dir() and space.contains(old) and not space.contains(tmp_path)
+    (old / "result.mp4").write_bytes(b"x")
+    past = time.time() - 3600
+    os.utime(old, (past, past))
+    assert space.sweep() == 1 and not old.exists() and new.exists()
+    space.cleanup()
+    assert not (tmp_path / "app").exists()
+
+
+def test_jobs_write_into_the_app_temp_folder():
+    space = helpers.app_temp()
+    assert space is helpers.app_temp()
+    job = helpers.job_dir()
+    assert space.contains(job) and job.is_dir()
+
+
+def test_model_cache_loads_once_and_says_what_is_missing(tmp_path, monkeypatch):
+    app_server.save_tiny_weights(tmp_path / "w")
+    models = ModelCache(AppSettings(weights=str(tmp_path / "w"), device="cpu"), capacity=1)
+    a = models.get(None)
+    assert models.get(str(tmp_path / "w")) is a and a.has_pose and a.has_audio
+    md = a.markdown()
+    assert "64 px" in md and "Trained on" in md and "CPU" in md and "Pose control:** yes" in md
+    monkeypatch.setenv("X2FACE_DEMO_WEIGHTS", str(tmp_path / "no-demo-here"))
+    with pytest.raises(WeightsError, match="no bundled demo weights") as err:
+        models.get("demo")
+    assert "Hub repo" in helpers.missing_weights_markdown(err.value)
+    app_server.save_tiny_weights(tmp_path / "plain", heads=False)
+    plain = models.get(str(tmp_path / "plain"))
+    assert not plain.has_pose and "fit-pose" in plain.markdown()
+    assert models.get(str(tmp_path / "w")) is not a  # capacity 1: the first was dropped and is loaded again
+
+
+def test_source_cache_embeds_each_photo_set_once(real_dir, tmp_path):
+    app_server.save_tiny_weights(tmp_path / "w")
+    models = ModelCache(AppSettings(weights=str(tmp_path / "w"), device="cpu"))
+    sources = SourceCache(models)
+    with sources.get(None, [str(real_dir / PHOTO)]) as pipe:
+        first = pipe
+        assert pipe.source.crops[0].shape == (64, 64, 3)
+    with sources.get(None, [{"path": str(real_dir / PHOTO)}]) as pipe:
+        assert pipe is first  # same bytes: no second crop and embedding
+    with sources.get(None, [str(real_dir / p) for p in PHOTO_PAIR]) as pipe:
+        assert pipe is not first and len(pipe.source.crops) == 2
+    with pytest.raises(NoFaceError, match="s30.jpg"):
+        with sources.get(None, [str(real_dir / ANIMAL)]):
+            pass
+    with pytest.raises(MediaError, match="huge.png is (too large|20000x20000)"):
+        with sources.get(None, [str(huge_png_header(tmp_path / "huge.png"))]):
+            pass
+    with pytest.raises(InputError, match="upload a photo"):
+        with sources.get(None, []):
+            pass
+
+
+def test_painted_layer_finds_the_paint(real_dir, tmp_path):
+    app_server.save_tiny_weights(tmp_path / "w")
+    sources = SourceCache(ModelCache(AppSettings(weights=str(tmp_path / "w"), device="cpu")))
+    with sources.get(None, [str(real_dir / PHOTO)]) as pipe:
+        shown = helpers.display_face(pipe.embedded_face())
+        assert shown.shape == (helpers.EDIT_DISPLAY, helpers.EDIT_DISPLAY, 3)
+        assert helpers.painted_layer(pipe, {"background": shown, "layers": [], "composite": shown}) is None
+        painted = shown.copy()
+        painted[100:200, 150:300] = (255, 0, 0)
+        layer = helpers.painted_layer(pipe, {"background": shown, "layers": [], "composite": painted})
+        assert layer.shape == (helpers.EDIT_DISPLAY,) * 2 + (4,)
+        assert layer[150, 200, 3] == 1 and layer[400, 400, 3] == 0
+        # a painting returned at another size (the editor's canvas) is mapped back
+        small = helpers.painted_layer(pipe, painted[::2, ::2])
+        assert small is not None and small[150, 200, 3] > 0.5
+        # the picture came back from the browser lossy (webp/jpeg): only what differs from it is paint
+        import io
+
+        from PIL import Image
+
+        buf = io.BytesIO()
+        Image.fromarray(shown).save(buf, format="JPEG", quality=60)
+        lossy = np.asarray(Image.open(buf).convert("RGBA"))
+        assert np.abs(lossy[..., :3].astype(int) - shown).max() > 8
+        assert helpers.painted_layer(pipe, {"background": lossy, "layers": [], "composite": lossy}) is None
+        stroke = lossy.copy()
+        stroke[100:200, 150:300, :3] = (255, 0, 0)
+        layer = helpers.painted_layer(pipe, {"background": lossy, "layers": [], "composite": stroke})
+        assert layer[150, 200, 3] == 1 and layer[..., 3].mean() < 0.1
+
+
+def test_output_frames_are_limited_in_size():
+    big = np.zeros((3000, 4000, 3), np.uint8)
+    assert helpers.fit_frame(big).shape == (960, 1280, 3)
+    small = np.zeros((64, 64, 3), np.uint8)
+    assert helpers.fit_frame(small) is small
+
+
+def test_overlay_keeps_its_transparency(tmp_path):
+    ov = helpers.read_overlay(app_server.EXAMPLES / "sticker.png", 10**6)
+    assert ov.shape[2] == 4 and ov[..., 3].min() == 0 and ov[..., 3].max() == 1
+    with pytest.raises(MediaError, match="limit"):
+        helpers.read_overlay(app_server.EXAMPLES / "sticker.png", 100)
+    (tmp_path / "bad.png").write_bytes(b"not a picture")
+    with pytest.raises(MediaError):
+        helpers.read_overlay(tmp_path / "bad.png", 10**6)
+
+
+def test_examples_are_small_and_attributed():
+    files = sorted(p for p in app_server.EXAMPLES.iterdir() if p.is_file())
+    assert sum(p.stat().st_size for p in files) < 2 * 1024**2
+    attribution = (app_server.ROOT / "assets" / "ATTRIBUTION.md").read_text()
+    for p in files:
+        assert f"examples/{p.name}" in attribution
+
+
+# ============================================================================================ the running app
+@pytest.fixture(scope="module")
+def server(shared_dir):
+    return app_server.serve()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server["url"], verbose=False)
+
+
+def real(real_dir, *names):
+    from gradio_client import handle_file
+
+    files = [handle_file(str(real_dir / n)) for n in names]
+    return files if len(files) > 1 else files[0]
+
+
+def probe(path):
+    from x2face.media import decode_check, probe_video
+
+    ok, errors = decode_check(path)
+    assert ok, errors
+    return probe_video(path)
+
+
+
+@pytest.mark.slow
+def test_every_endpoint_is_named(client):
+    api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
+    for name in ("/animate_frames", "/animate_pose", "/animate_audio", "/edit_video", "/pose_preview",
+                 "/pose_source", "/crop_sources", "/embed_face", "/load_weights"):
+        assert name in api, sorted(api)
+
+
+@pytest.mark.slow
+def test_frame_driven_with_several_photos_and_sound(client, real_dir):
+    from gradio_client import handle_file
+
+    photos = [handle_file(str(real_dir / p)) for p in PHOTO_PAIR]
+    crops, note = client.predict(photos, api_name="/crop_sources")
+    assert len(crops) == 2 and "2 face crop(s)" in note
+    video, comparison, still, summary = client.predict(photos, real(real_dir, CLIP_WITH_SOUND), None, False, True,
+                                                       1.0, api_name="/animate_frames")
+    assert still is None and "face found in 25/25 frames" in summary
+    out, cmp = probe(video), probe(comparison)
+    assert (out.width, out.height) == (64, 64) and out.has_audio and abs(out.duration - 1.0) < 0.15
+    assert cmp.width > 3 * cmp.height - 20 and cmp.height == helpers.COMPARE_HEIGHT and cmp.has_audio
+
+
+@pytest.mark.slow
+def test_frame_driven_paste_back_mpeg_clip_limited_seconds(client, real_dir):
+    from gradio_client import handle_file
+
+    photo = [handle_file(str(real_dir / PHOTO_PAIR[0]))]
+    # 30 s asked for (the slider's end): the app animates at most its max_seconds (2 s in the test app)
+    video, _, _, summary = client.predict(photo, real(real_dir, CLIP_MPG), None, True, False, 30,
+                                          api_name="/animate_frames")
+    info = probe(video)
+    assert info.width == 1280 and info.height in (798, 799) and not info.has_audio  # the whole photo
+    assert abs(info.duration - app_server.MAX_SECONDS) < 0.15, summary
+
+
+@pytest.mark.slow
+def test_frame_driven_by_a_photo(client, real_dir):
+    from gradio_client import handle_file
+
+    video, comparison, still, summary = client.predict([handle_file(str(real_dir / PHOTO))], None,
+                                                       real(real_dir, PHOTO_PAIR[1]), False, True, 1.0,
+                                                       api_name="/animate_frames")
+    assert video is None and comparison is None and "face found" in summary
+    from PIL import Image
+
+    with Image.open(still) as im:
+        assert im.height == helpers.COMPARE_HEIGHT and im.width > 3 * im.height
+
+
+@pytest.mark.slow
+def test_pose_tab_moves_the_preview(client, real_dir):
+    preview, yaw, pitch, roll, note = client.predict(real(real_dir, PHOTO), api_name="/pose_source")
+    assert all(isinstance(a, float) for a in (yaw, pitch, roll)) and "yaw" in note
+    from PIL import Image
+
+    a = np.asarray(Image.open(client.predict(real(real_dir, PHOTO), yaw, pitch, roll, api_name="/pose_preview")))
+    b = np.asarray(Image.open(client.predict(real(real_dir, PHOTO), 40.0, pitch, roll, api_name="/pose_preview")))
+    assert a.shape == b.shape == (64, 64, 3)
+    assert np.abs(a.astype(int) - b.astype(int)).mean() > 1.0  # another yaw is another picture
+    video, summary = client.predict(real(real_dir, PHOTO), POSE_SWEEP, 0, 0, 0, 1.0, False, api_name="/animate_pose")
+    info = probe(video)
+    assert info.num_frames_estimate == 25 and not info.has_audio and "yaw sweep" in summary
+    video, _ = client.predict(real(real_dir, PHOTO), "to the sliders' pose and back", 30, 10, 0, 1.0, True,
+                              api_name="/animate_pose")
+    assert probe(video).width == 256  # pasted back into the 256 px photo
+
+
+@pytest.mark.slow
+def test_audio_tab_speaks_with_the_recording(client, real_dir):
+    video, summary = client.predict(real(real_dir, PHOTO), real(real_dir, SPEECH), 1.5, False,
+                                    api_name="/animate_audio")
+    info = probe(video)
+    assert info.has_audio and abs(info.duration - 1.5) < 0.1 and info.fps == 25
+    assert "with its sound" in summary
+
+
+@pytest.mark.slow
+def test_edit_tab_paint_follows_the_head(client, real_dir, tmp_path):
+    from gradio_client import handle_file
+    from PIL import Image
+
+    photos = [handle_file(str(real_dir / PHOTO))]
+    editor, confidence, note = client.predict(photos, api_name="/embed_face")
+    background = np.asarray(Image.open(editor["background"]).convert("RGB"))
+    assert background.shape == (helpers.EDIT_DISPLAY, helpers.EDIT_DISPLAY, 3) and "Paint" in note
+    painted = background.copy()
+    painted[180:330, 180:330] = (0, 255, 0)  # a green square in the middle of the face
+    Image.fromarray(painted).save(tmp_path / "painted.png")
+    Image.fromarray(background).save(tmp_path / "background.png")
+    value = {"background": handle_file(str(tmp_path / "background.png")), "layers": [],
+             "composite": handle_file(str(tmp_path / "painted.png"))}
+    faces, video, comparison, summary = client.predict(photos, value, None, 0.5, 0.3, 0.3,
+                                                       real(real_dir, CLIP_WITH_SOUND), 1.0, api_name="/edit_video")
+    both = np.asarray(Image.open(faces).convert("RGB")).astype(int)
+    half = both.shape[1] // 2
+    before, after = both[:, :half - 2], both[:, half + 2:]
+    green = lambda im: ((im[..., 1] > 200) & (im[..., 0] < 80)).mean()  # noqa: E731
+    assert green(after) > 0.05 and green(before) < 0.01
+    assert probe(video).num_frames_estimate == 25 and probe(comparison).width > 2 * helpers.COMPARE_HEIGHT
+    assert "paint" in summary
+    # an overlay picture instead, and the cached source is unedited again afterwards
+    faces2, *_ = client.predict(photos, None, handle_file(str(app_server.EXAMPLES / "sticker.png")), 0.5, 0.4, 0.4,
+                                real(real_dir, CLIP_SILENT), 1.0, api_name="/edit_video")
+    again, *_ = client.predict(photos, api_name="/embed_face")
+    assert np.array_equal(np.asarray(Image.open(again["background"]).convert("RGB")), background)
+
+
+@pytest.mark.slow
+def test_bad_input_gets_a_message(client, real_dir, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+
+    clip = real(real_dir, CLIP_SILENT)
+    cases = [
+        (([handle_file(str(real_dir / ANIMAL))], clip, None, False, True, 1.0), "no human face found in"),
+        (([handle_file(str(real_dir / PHOTO))], None, None, False, True, 1.0), "add a driving video"),
+        (([], clip, None, False, True, 1.0), "upload a photo"),
+    ]
+    corrupt = tmp_path / "corrupt.mp4"
+    corrupt.write_bytes(os.urandom(4096))
+    cases.append((([handle_file(str(real_dir / PHOTO))], handle_file(str(corrupt)), None, False, True, 1.0),
+                  "corrupt.mp4"))
+    cases.append((([handle_file(str(huge_png_header(tmp_path / "huge.png")))], clip, None, False, True, 1.0),
+                  "20000x20000"))
+    cases.append((([handle_file(str(real_dir / PHOTO))], real(real_dir, LONG_CLIP), None, False, True, 1.0),
+                  "d6.mp4 is 33.6 s long; the limit here is 30 s"))
+    for args, message in cases:
+        with pytest.raises(AppError, match=message):
+            client.predict(*args, api_name="/animate_frames")
+    with pytest.raises(AppError, match="speech"):
+        client.predict(real(real_dir, PHOTO), None, 1.0, False, api_name="/animate_audio")
+    with pytest.raises(AppError, match="intro.wav is 46.3 s long"):
+        client.predict(real(real_dir, PHOTO), real(real_dir, LONG_SPEECH), 1.0, False, api_name="/animate_audio")
+    with pytest.raises(AppError, match="paint on the embedded face or choose an overlay"):
+        client.predict([handle_file(str(real_dir / PHOTO))], None, None, 0.5, 0.5, 0.3, clip, 1.0,
+                       api_name="/edit_video")
+
+
+@pytest.mark.slow
+def test_weights_chooser_and_missing_heads(server, real_dir):
+    from gradio_client import Client
+    from gradio_client.exceptions import AppError
+
+    own = Client(server["url"], verbose=False)  # a session of its own: its weights choice is its own
+    status = own.predict("local folder", str(server["plain"]), api_name="/load_weights")
+    assert "Pose control:** no" in status and "CPU" in status
+    with pytest.raises(AppError, match="no pose head"):
+        own.predict(real(real_dir, PHOTO), 10, 0, 0, api_name="/pose_preview")
+    with pytest.raises(AppError, match="no audio head"):
+        own.predict(real(real_dir, PHOTO), real(real_dir, SPEECH), 1.0, False, api_name="/animate_audio")
+    _, _, _, _, note = own.predict(real(real_dir, PHOTO), api_name="/pose_source")
+    assert "no pose head" in note  # said on the tab, not an error, when a photo is chosen
+    with pytest.raises(AppError, match="owner/name"):
+        own.predict("Hugging Face Hub repo", "not a repo", api_name="/load_weights")
+    with pytest.raises(AppError, match="no such folder"):
+        own.predict("local folder", "/no/such/folder", api_name="/load_weights")
+
+
+@pytest.mark.slow
+def test_serves_only_its_own_files_and_limits_uploads(server, client, real_dir):
+    app = server["app"]
+    assert app.TEMP.contains(os.environ["GRADIO_TEMP_DIR"])  # uploads and outputs live in the app's folder
+    jobs = [p for p in app.TEMP.jobs.iterdir() if p.is_dir()]
+    assert jobs and all(app.TEMP.contains(p) for p in jobs)
+    for outside in ("/etc/passwd", str(app_server.ROOT / "README.md"), str(real_dir / PHOTO)):
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(server["url"] + "gradio_api/file=" + outside, timeout=10)
+        assert err.value.code == 403
+    # uploads over max_file_size are refused by the server before anything reads them
+    body = os.urandom(app_server.MAX_FILE_SIZE + 1024)
+    boundary = "x2faceboundary"
+    data = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"files\"; filename=\"big.jpg\"\r\n"
+            f"Content-Type: image/jpeg\r\n\r\n").encode() + body + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(server["url"] + "gradio_api/upload", data=data, method="POST",
+                                 headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    with pytest.raises(urllib.error.HTTPError) as err:
+        urllib.request.urlopen(req, timeout=30)
+    assert err.value.code == 413
+    config = json.loads(urllib.request.urlopen(server["url"] + "config", timeout=10).read())
+    assert config["max_file_size"] == app_server.MAX_FILE_SIZE
+
+
+@pytest.mark.slow
+def test_command_line_options():
+    app = app_server.app_module()
+    args = app.build_parser().parse_args(["--share", "--weights", "me/x2face", "--max-seconds", "7",
+                                          "--concurrency", "2", "--port", "7999", "--host", "0.0.0.0"])
+    settings = app.apply_args(args, AppSettings())
+    assert (settings.weights, settings.max_seconds, settings.concurrency) == ("me/x2face", 7.0, 2)
+    assert not settings.allow_local_weights  # --share: no folders on this server unless --local-weights
+    args = app.build_parser().parse_args(["--share", "--local-weights"])
+    assert app.apply_args(args, AppSettings()).allow_local_weights
+    assert app.launch_kwargs(settings)["max_file_size"] == settings.max_file_size
+    assert not app.launch_kwargs(settings)["allowed_paths"]
+
+
+def test_readme_front_matter_makes_a_space():
+    from importlib.metadata import version
+
+    text = (app_server.ROOT / "README.md").read_text(encoding="utf-8")
+    assert text.startswith("---\n")
+    block = text.split("---\n")[1]
+    meta = dict(line.split(": ", 1) for line in block.strip().splitlines())
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == version("gradio")
+    assert (app_server.ROOT / meta["app_file"]).is_file() and meta["pinned"] == "false"
+    assert meta["license"] == "mit" and meta["python_version"].strip('"').startswith("3.")
+    assert {"title", "emoji"} <= set(meta)
+
+
+
+@pytest.mark.slow
+def test_app_starts_without_bundled_weights(server, monkeypatch, tmp_path, real_dir):
+    import gradio as gr
+
+    app = server["app"]
+    monkeypatch.setattr(app.SETTINGS, "weights", None)
+    monkeypatch.setenv("X2FACE_DEMO_WEIGHTS", str(tmp_path / "not-trained-yet"))
+    choice, text, status = app.show_weights(None)
+    assert choice["value"] == "bundled demo weights" and "No weights loaded" in status
+    assert "no bundled demo weights" in status and "Hub repo" in status
+    with pytest.raises(gr.Error, match="no bundled demo weights"):
+        app.pose_preview(str(real_dir / PHOTO), 0, 0, 0, None)

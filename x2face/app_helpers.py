@@ -1,0 +1,856 @@
+"""What the Gradio app (``app.py``) does besides drawing widgets: settings and upload limits, choosing,
+loading and caching weights, caching embedded sources, the app's temporary folders, and the render jobs.
+
+Nothing here imports Gradio: ``app.py`` turns the ``X2FaceError``s raised here into ``gr.Error``s and
+passes a ``tqdm``-tracking progress bar. Every job sits on ``X2FacePipeline`` (``x2face.pipeline``) and
+the controls of ``x2face.control``; no model logic lives here.
+
+    >>> settings = AppSettings.from_env()                  # X2FACE_WEIGHTS, X2FACE_DEVICE, ...
+    >>> models = ModelCache(settings)
+    >>> loaded = models.get(None)                          # the app's default weights, loaded once
+    >>> sources = SourceCache(models)
+    >>> with sources.get(None, ["me.jpg"]) as pipe:        # cropped and embedded once per photo set
+    ...     frame = pipe.drive_pose(20, 0, 0)
+    >>> result = animate_frames(pipe, "clip.mp4", job_dir(), seconds=5)
+"""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import math
+import os
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections import OrderedDict
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Sequence
+
+import numpy as np
+
+from .errors import InputError, MediaError, NoFaceError, WeightsError
+
+#: Frame rate of generated (pose and audio driven) videos, as the paper's.
+FPS = 25
+#: Height of the side-by-side comparison frames (crops are upscaled to it so they are visible).
+COMPARE_HEIGHT = 256
+#: Side of the embedded face as shown for painting (the edit is mapped back to the model's size).
+EDIT_DISPLAY = 512
+#: Longest side of output video frames (paste-back into a large photo is downscaled to it).
+MAX_OUTPUT_SIDE = 1280
+#: The choices of the weights chooser.
+WEIGHTS_SOURCES = ("bundled demo weights", "Hugging Face Hub repo", "local folder")
+
+
+# ============================================================================================ settings
+def parse_file_size(text: str | int) -> int:
+    """``"200mb"``, ``"1gb"``, ``"500kb"``, ``"1024"`` or an int -> bytes (what Gradio's ``max_file_size`` takes)."""
+    if isinstance(text, int) and not isinstance(text, bool):
+        value = text
+    else:
+        s = str(text).strip().lower().replace(" ", "")
+        units = {"tb": 1024**4, "gb": 1024**3, "mb": 1024**2, "kb": 1024, "b": 1}
+        mult = 1
+        for unit, m in units.items():
+            if s.endswith(unit):
+                s, mult = s[: -len(unit)], m
+                break
+        try:
+            value = int(float(s) * mult)
+        except ValueError:
+            raise InputError(f"a file size must look like 200mb, 1gb or 500kb, got {text!r}") from None
+    if value <= 0:
+        raise InputError(f"a file size must be positive, got {text!r}")
+    return value
+
+
+@dataclass
+class AppSettings:
+    """How the app runs; ``python app.py --help`` sets them, ``from_env`` reads the ``X2FACE_*`` variables.
+
+    Attributes:
+        weights: the default weights spec (``x2face.hub``: None/"demo" = bundled demo weights, a folder,
+            or ``owner/repo[@rev]``).
+        device: ``auto`` (CUDA when present, else CPU), ``cpu``, ``cuda``, ``cuda:1`` ...
+        max_file_size: largest upload in bytes (refused by Gradio before anything is decoded).
+        max_upload_seconds: longest video or audio accepted (read from the file's header).
+        max_seconds: most seconds of a clip or recording one job animates (the UI's slider range).
+        default_seconds: the slider's starting value.
+        max_image_pixels: largest photo accepted (checked from the header before decoding).
+        max_pixels: largest video frame accepted (width * height).
+        concurrency: render jobs running at once (others wait in the queue); previews have their own lane.
+        queue_size: jobs that may wait; more are refused with "the queue is full".
+        allow_local_weights: whether the weights chooser may load a folder on the server.
+        cache_minutes: the app's own outputs and Gradio's cache are deleted after this long.
+        batch_size: frames per model call.
+    """
+
+    weights: str | None = None
+    device: str = "auto"
+    max_file_size: int = 200 * 1024**2
+    max_upload_seconds: float = 600.0
+    max_seconds: float = 30.0
+    default_seconds: float = 5.0
+    max_image_pixels: int = 40_000_000
+    max_pixels: int = 16_777_216
+    concurrency: int = 1
+    queue_size: int = 20
+    allow_local_weights: bool = True
+    cache_minutes: int = 60
+    batch_size: int = 16
+
+    def __post_init__(self) -> None:
+        if self.weights is not None and not str(self.weights).strip():
+            self.weights = None
+        self.max_file_size = parse_file_size(self.max_file_size)
+        for name in ("max_upload_seconds", "max_seconds", "default_seconds"):
+            if not float(getattr(self, name)) > 0:
+                raise InputError(f"{name} must be positive, got {getattr(self, name)!r}")
+        self.max_seconds = min(float(self.max_seconds), float(self.max_upload_seconds))
+        self.default_seconds = min(float(self.default_seconds), self.max_seconds)
+        for name in ("concurrency", "queue_size", "cache_minutes", "batch_size", "max_image_pixels", "max_pixels"):
+            if int(getattr(self, name)) < 1:
+                raise InputError(f"{name} must be >= 1, got {getattr(self, name)!r}")
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> "AppSettings":
+        """Settings from ``X2FACE_WEIGHTS``, ``X2FACE_DEVICE``, ``X2FACE_APP_MAX_FILE_SIZE``,
+        ``X2FACE_APP_MAX_SECONDS``, ``X2FACE_APP_CONCURRENCY`` and ``X2FACE_APP_LOCAL_WEIGHTS`` (0/1);
+        on a Hugging Face Space (``SPACE_ID`` set) local folders are off unless that says 1."""
+        env = dict(os.environ if env is None else env)
+        kw: dict[str, Any] = {}
+        if env.get("X2FACE_WEIGHTS"):
+            kw["weights"] = env["X2FACE_WEIGHTS"]
+        if env.get("X2FACE_DEVICE"):
+            kw["device"] = env["X2FACE_DEVICE"]
+        if env.get("X2FACE_APP_MAX_FILE_SIZE"):
+            kw["max_file_size"] = env["X2FACE_APP_MAX_FILE_SIZE"]
+        for key, name, cast in (("X2FACE_APP_MAX_SECONDS", "max_seconds", float),
+                                ("X2FACE_APP_CONCURRENCY", "concurrency", int)):
+            if env.get(key):
+                try:
+                    kw[name] = cast(env[key])
+                except ValueError:
+                    raise InputError(f"{key} must be a number, got {env[key]!r}") from None
+        local = env.get("X2FACE_APP_LOCAL_WEIGHTS")
+        kw["allow_local_weights"] = (local == "1") if local in ("0", "1") else not env.get("SPACE_ID")
+        return cls(**kw)
+
+    def limits(self):
+        """The ``x2face.media.Limits`` uploads are checked against."""
+        from .media import Limits
+
+        return Limits(max_seconds=self.max_upload_seconds, max_pixels=self.max_pixels,
+                      max_image_pixels=self.max_image_pixels)
+
+    def clamp_seconds(self, seconds: float | None) -> float:
+        """The seconds a job animates: the UI's value, within (0, ``max_seconds``]."""
+        if seconds is None:
+            return self.default_seconds
+        try:
+            s = float(seconds)
+        except (TypeError, ValueError):
+            raise InputError(f"seconds must be a number, got {seconds!r}") from None
+        if not math.isfinite(s) or s <= 0:
+            raise InputError(f"seconds must be positive, got {seconds!r}")
+        return min(s, self.max_seconds)
+
+
+# ============================================================================================ temp folders
+class TempSpace:
+    """The app's own temporary folder: ``jobs/`` for outputs (one folder per job) and ``gradio/`` for
+    Gradio's cache (uploads and served files). Job folders older than ``max_age_s`` are deleted when a
+    new job starts, and the whole folder when the process exits.
+
+    Args:
+        root: the folder (default: a new ``x2face-app-*`` folder in the system's temp folder).
+        max_age_s: age after which a job's outputs are deleted.
+    """
+
+    def __init__(self, root: str | os.PathLike | None = None, max_age_s: float = 3600.0) -> None:
+        self.root = Path(root) if root is not None else Path(tempfile.mkdtemp(prefix="x2face-app-"))
+        self.root.mkdir(parents=True, exist_ok=True)
+        self.jobs = self.root / "jobs"
+        self.jobs.mkdir(exist_ok=True)
+        self.gradio = self.root / "gradio"
+        self.max_age_s = float(max_age_s)
+        self._lock = threading.Lock()
+
+    def job_dir(self) -> Path:
+        """A new, empty folder for one job's outputs (old ones are swept first)."""
+        self.sweep()
+        path = self.jobs / f"{time.strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:10]}"
+        path.mkdir(parents=True)
+        return path
+
+    def sweep(self, max_age_s: float | None = None) -> int:
+        """Delete job folders older than ``max_age_s`` (default ``self.max_age_s``); returns how many."""
+        age = self.max_age_s if max_age_s is None else float(max_age_s)
+        now = time.time()
+        removed = 0
+        with self._lock:
+            if not self.jobs.is_dir():
+                return 0
+            for child in self.jobs.iterdir():
+                try:
+                    if now - child.stat().st_mtime >= age:
+                        shutil.rmtree(child, ignore_errors=True) if child.is_dir() else child.unlink()
+                        removed += 1
+                except FileNotFoundError:
+                    continue
+        return removed
+
+    def contains(self, path: str | os.PathLike) -> bool:
+        """Whether ``path`` lies inside this folder (after resolving links)."""
+        try:
+            Path(path).resolve().relative_to(self.root.resolve())
+            return True
+        except ValueError:
+            return False
+
+    def cleanup(self) -> None:
+        """Delete the whole folder."""
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+_TEMP: TempSpace | None = None
+_TEMP_LOCK = threading.Lock()
+
+
+def app_temp(max_age_s: float = 3600.0) -> TempSpace:
+    """The process's ``TempSpace`` (created on first use, deleted at exit). Also points Gradio's cache
+    (``GRADIO_TEMP_DIR``) into it unless that is already set, so the app serves files from its own
+    temporary folders only: call this before importing gradio."""
+    global _TEMP
+    with _TEMP_LOCK:
+        if _TEMP is None:
+            _TEMP = TempSpace(max_age_s=max_age_s)
+            atexit.register(_TEMP.cleanup)
+            if not os.environ.get("GRADIO_TEMP_DIR"):
+                _TEMP.gradio.mkdir(exist_ok=True)
+                os.environ["GRADIO_TEMP_DIR"] = str(_TEMP.gradio)
+        return _TEMP
+
+
+def job_dir() -> Path:
+    """A fresh output folder inside the app's temporary folder."""
+    return app_temp().job_dir()
+
+
+# ============================================================================================ weights
+def weights_spec(source: str, value: str | None, settings: AppSettings) -> str:
+    """The weights chooser's (choice, text) -> an ``x2face.hub`` weights spec.
+
+    Args:
+        source: one of ``WEIGHTS_SOURCES``.
+        value: the Hub repo id (``owner/name[@revision]``) or the folder, for those choices.
+
+    Raises:
+        WeightsError: an empty or malformed repo id, a missing folder, or a folder while local
+            folders are switched off.
+    """
+    text = (value or "").strip()
+    if source == WEIGHTS_SOURCES[0]:
+        return "demo"
+    if source == WEIGHTS_SOURCES[1]:
+        repo = text.partition("@")[0]
+        parts = repo.split("/")
+        if len(parts) != 2 or not all(parts) or any(c.isspace() for c in text) or text.startswith((".", "/", "~")):
+            raise WeightsError(f"a Hub repo id looks like owner/name or owner/name@revision, got {text!r}")
+        return text
+    if source == WEIGHTS_SOURCES[2]:
+        if not settings.allow_local_weights:
+            raise WeightsError("loading weights from a folder on the server is switched off here; "
+                               "use a Hugging Face Hub repo id")
+        if not text:
+            raise WeightsError("give the folder that holds config.json and model.safetensors")
+        folder = Path(os.path.expanduser(text))
+        if not folder.is_dir():
+            raise WeightsError(f"no such folder: {text}")
+        return str(folder.resolve())
+    raise WeightsError(f"choose the weights from {', '.join(WEIGHTS_SOURCES)}, got {source!r}")
+
+
+def chooser_default(spec: str | None) -> tuple[str, str]:
+    """The weights chooser's initial (choice, text) for the app's default weights spec."""
+    if spec is None or str(spec) in ("", "demo"):
+        return WEIGHTS_SOURCES[0], ""
+    s = str(spec)
+    if os.path.exists(s) or s.startswith((".", "/", "~")):
+        return WEIGHTS_SOURCES[2], s
+    return WEIGHTS_SOURCES[1], s
+
+
+def device_label(device) -> str:
+    """``"GPU (NVIDIA H100, cuda:0)"`` or ``"CPU (no CUDA GPU found)"`` / ``"CPU"``."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        index = device.index if device.index is not None else torch.cuda.current_device()
+        return f"GPU ({torch.cuda.get_device_name(index)}, cuda:{index})"
+    return "CPU" if torch.cuda.is_available() else "CPU (no CUDA GPU found)"
+
+
+def training_summary(provenance: dict[str, Any]) -> str:
+    """One line on what the weights were trained (or converted, or fitted) on, from ``provenance.json``."""
+    if not provenance:
+        return "unknown (the weights carry no provenance.json)"
+    parts = []
+    if provenance.get("source"):
+        parts.append(str(provenance["source"]))
+    data = provenance.get("data")
+    if isinstance(data, dict):
+        what = []
+        for name in data.get("sources", []):
+            if name == "real" and isinstance(data.get("real"), dict):
+                real = data["real"]
+                where = [Path(str(m)).parent.name or str(m) for m in (real.get("manifests") or [])]
+                where += [Path(str(r)).name for r in (real.get("voxceleb_roots") or [])]
+                clips = real.get("clips") or real.get("num_clips")
+                what.append("real face videos" + (f" ({', '.join(where)})" if where else "")
+                            + (f", {clips} clips" if clips else ""))
+            elif name == "synthetic":
+                what.append("the synthetic face world")
+            else:
+                what.append(str(name))
+        if what:
+            parts.append("trained on " + " and ".join(what))
+    if provenance.get("stage") is not None:
+        stage = provenance["stage"]
+        parts.append(f"stage {stage}" + (f", {provenance['steps']} steps" if provenance.get("steps") else ""))
+    if isinstance(provenance.get("pose_head"), dict):
+        parts.append("pose head fitted")
+    if isinstance(provenance.get("audio_head"), dict):
+        parts.append("audio head fitted")
+    if not parts:
+        keys = ", ".join(sorted(provenance)[:6])
+        return f"see provenance.json ({keys})"
+    return "; ".join(parts)
+
+
+@dataclass
+class LoadedWeights:
+    """A loaded model and what the app says about it.
+
+    Attributes:
+        spec: the weights spec it was loaded from (``x2face.hub``).
+        model: the ``X2Face`` (eval mode, on ``device``).
+        device: the torch device.
+        where: the folder or Hub repo it came from.
+        provenance: its ``provenance.json`` (empty when there is none).
+    """
+
+    spec: str
+    model: Any
+    device: Any
+    where: str
+    provenance: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def has_pose(self) -> bool:
+        return getattr(self.model, "pose", None) is not None
+
+    @property
+    def has_audio(self) -> bool:
+        audio = getattr(self.model, "audio", None)
+        return audio is not None and audio.extractor is not None
+
+    def markdown(self) -> str:
+        """What is loaded, what it was trained on, which controls it has and where it runs."""
+        cfg = self.model.config
+        params = self.model.num_parameters()["total"]
+        pose = "yes" if self.has_pose else "no (fit one: `python -m x2face fit-pose`)"
+        audio = f"yes ({cfg.audio_features} features)" if self.has_audio else \
+            "no (fit one: `python -m x2face fit-audio`)"
+        name = "bundled demo weights" if self.spec in ("", "demo") else "weights"
+        return (f"**Loaded:** {name} `{self.where}` ({cfg.image_size} px, {params / 1e6:.2f} M parameters)  \n"
+                f"**Trained on:** {training_summary(self.provenance)}  \n"
+                f"**Pose control:** {pose}; **audio control:** {audio}  \n"
+                f"**Running on:** {device_label(self.device)}")
+
+
+def missing_weights_markdown(error: Exception) -> str:
+    """What the weights panel says when the weights cannot be loaded (e.g. no bundled demo weights yet)."""
+    return (f"**No weights loaded:** {error}  \n"
+            "Choose a Hugging Face Hub repo id or a local folder above (a folder from `python -m x2face train` "
+            "or `python -m x2face convert-original`), or start the app with `--weights`.")
+
+
+class ModelCache:
+    """Load weights once per (spec, device) and keep the most recent ``capacity`` models.
+
+    Args:
+        settings: the app's settings (default weights and device).
+        capacity: models kept in memory at once.
+    """
+
+    def __init__(self, settings: AppSettings, capacity: int = 2) -> None:
+        self.settings = settings
+        self.capacity = max(1, int(capacity))
+        self._models: OrderedDict[tuple[str, str], LoadedWeights] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def spec(self, spec: str | None) -> str:
+        """None (the session has chosen nothing) -> the app's default weights spec."""
+        if spec is None or str(spec) == "":
+            return self.settings.weights or "demo"
+        return str(spec)
+
+    def get(self, spec: str | None = None) -> LoadedWeights:
+        """The model for a weights spec (None: the app's default), loading it on first use.
+
+        Raises:
+            WeightsError: the weights cannot be found or read (e.g. no bundled demo weights yet).
+        """
+        from .hub import load_model, pick_device, read_provenance, resolve
+
+        spec = self.spec(spec)
+        device = pick_device(self.settings.device)
+        key = (spec, str(device))
+        with self._lock:
+            if key in self._models:
+                self._models.move_to_end(key)
+                return self._models[key]
+            where, revision = resolve(spec)
+            try:
+                model = load_model(spec, device=device)
+            except WeightsError:
+                raise
+            except (OSError, ValueError) as exc:  # e.g. a Hub repo that does not exist, or offline
+                raise WeightsError(f"cannot load weights {spec!r}: {exc}") from exc
+            loaded = LoadedWeights(spec, model, device, where if revision is None else f"{where}@{revision}",
+                                   read_provenance(spec))
+            self._models[key] = loaded
+            while len(self._models) > self.capacity:
+                self._models.popitem(last=False)
+            return loaded
+
+
+# ============================================================================================ sources
+def file_digest(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes (what identifies an uploaded photo in the source cache)."""
+    h = hashlib.sha1()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def as_paths(files: Any) -> list[str]:
+    """Gradio's file values (a path, a list of paths, dicts with ``path``/``name``, file objects) -> paths."""
+    if files is None:
+        return []
+    if isinstance(files, (str, os.PathLike)):
+        files = [files]
+    out = []
+    for f in files:
+        if f is None:
+            continue
+        if isinstance(f, dict):
+            f = f.get("path") or f.get("name")
+        elif isinstance(f, (tuple, list)) and f:  # gallery items (path, caption)
+            f = f[0]
+        elif hasattr(f, "name") and not isinstance(f, (str, os.PathLike)):
+            f = f.name
+        if f:
+            out.append(os.fspath(f))
+    return out
+
+
+class _Entry:
+    """One cached pipeline (None until its source is set) and the lock its users hold."""
+
+    def __init__(self) -> None:
+        self.pipe = None
+        self.lock = threading.Lock()
+
+
+class SourceCache:
+    """Pipelines with their source photos cropped and embedded, kept per (weights, photos).
+
+    A pose slider move then costs one driving pass: the embedding of the photo is computed on the
+    first request and reused. ``get`` holds the entry's lock while the caller uses the pipeline, so
+    two users of the same photo never interleave (the edit tab changes the embedded face and puts
+    it back before releasing it).
+
+    Args:
+        models: the ``ModelCache``.
+        capacity: pipelines kept (each holds its first photo at full resolution for paste-back).
+    """
+
+    def __init__(self, models: ModelCache, capacity: int = 4) -> None:
+        self.models = models
+        self.capacity = max(1, int(capacity))
+        self._entries: OrderedDict[tuple, _Entry] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def get(self, spec: str | None, photos: Any) -> Iterator[Any]:
+        """``with cache.get(spec, photos) as pipe:`` an ``X2FacePipeline`` whose source is ``photos``
+        (paths; several photos of one person are embedded together).
+
+        Raises:
+            InputError: no photo given; MediaError: unreadable or too large photos; NoFaceError: a
+            photo without a human face (named in the message); WeightsError: weights that cannot load.
+        """
+        from .faces import FaceCropper
+        from .media import image_size
+        from .pipeline import X2FacePipeline
+
+        paths = as_paths(photos)
+        if not paths:
+            raise InputError("upload a photo of a face first")
+        limit = self.models.settings.max_image_pixels
+        for p in paths:
+            w, h = image_size(p)  # from the header: nothing is decoded yet
+            if w * h > limit:
+                raise MediaError(f"{Path(p).name} is {w}x{h} ({w * h / 1e6:.0f} megapixels); the limit here is "
+                                 f"{limit / 1e6:.0f} megapixels: resize it first")
+        loaded = self.models.get(spec)
+        key = (loaded.spec, str(loaded.device), tuple(file_digest(p) for p in paths))
+        with self._lock:
+            entry = self._entries.setdefault(key, _Entry())
+            self._entries.move_to_end(key)
+            while len(self._entries) > self.capacity:
+                self._entries.popitem(last=False)
+        with entry.lock:
+            if entry.pipe is None:
+                pipe = X2FacePipeline(loaded.model, cropper=FaceCropper(loaded.model.config.image_size))
+                pipe.set_source(paths)
+                entry.pipe = pipe
+            yield entry.pipe
+
+    def clear(self) -> None:
+        """Forget every cached source."""
+        with self._lock:
+            self._entries.clear()
+
+
+# ============================================================================================ media
+def check_duration(path: str | os.PathLike, limit: float):
+    """Refuse a video or audio file longer than ``limit`` seconds, from its header (nothing is decoded).
+
+    Returns the file's ``x2face.media.VideoInfo`` (its ``duration`` is None when the header does not
+    say, e.g. a browser recording: then reading stops at the limit).
+    """
+    from .media import probe_video
+
+    info = probe_video(path)
+    if info.duration is not None and info.duration > limit + 1e-6:
+        raise MediaError(f"{Path(path).name} is {info.duration:.1f} s long; the limit here is {limit:.0f} s "
+                         f"(cut it shorter first)")
+    return info
+
+
+def fit_frame(frame: np.ndarray, max_side: int = MAX_OUTPUT_SIDE) -> np.ndarray:
+    """Downscale a uint8 [H, W, 3] RGB frame so its longest side is at most ``max_side`` (else as is)."""
+    h, w = frame.shape[:2]
+    if max(h, w) <= max_side:
+        return frame
+    import cv2
+
+    s = max_side / max(h, w)
+    return cv2.resize(frame, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def display_face(face: np.ndarray, size: int = EDIT_DISPLAY) -> np.ndarray:
+    """The embedded face (uint8 [S, S, 3]) upscaled to ``size`` for painting (as is when S >= size)."""
+    if face.shape[0] >= size:
+        return face
+    import cv2
+
+    return cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
+
+
+def _progress(iterable: Iterable, total: int | None, desc: str):
+    """A tqdm bar over ``iterable`` (the app tracks tqdm for its progress bar with ETA)."""
+    from tqdm.auto import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
+
+
+@dataclass
+class JobResult:
+    """What a render job made.
+
+    Attributes:
+        video: the result MP4 (None for a single driving photo).
+        comparison: side-by-side MP4 (source | driving | result, or before | after).
+        still: an image result (a driving photo's side-by-side, or the edited embedded face).
+        frames: frames written; seconds: video length; elapsed: wall time of the job.
+        summary: one line for the user.
+    """
+
+    video: Path | None = None
+    comparison: Path | None = None
+    still: Path | None = None
+    frames: int = 0
+    seconds: float = 0.0
+    elapsed: float = 0.0
+    summary: str = ""
+
+
+def _rate(frames: int, elapsed: float) -> str:
+    return f"{elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} frames/s)"
+
+
+def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, paste_back: bool = False,
+                   keep_audio: bool = True, limits=None, batch_size: int = 16) -> JobResult:
+    """Animate ``pipe``'s source with a driving clip or photo (the frame-driven tab).
+
+    Args:
+        pipe: an ``X2FacePipeline`` with its source set.
+        driving: a video (any format ffmpeg reads, also browser webcam recordings) or a photo.
+        out_dir: where ``result.mp4`` and ``side_by_side.mp4`` (or ``side_by_side.png``) go.
+        seconds: animate only the first ``seconds`` of the clip.
+        paste_back: output the source photo with the face pasted in (else the model-size crop).
+        keep_audio: copy the clip's sound into the result.
+        limits: ``x2face.media.Limits`` for the clip.
+
+    Returns:
+        ``JobResult`` with ``video`` + ``comparison`` (a clip) or ``still`` (a driving photo).
+
+    Raises:
+        NoFaceError: no face in the driving photo or in any frame of the clip; MediaError: an
+        unreadable or over-limit clip.
+    """
+    from .media import VideoReader, VideoWriter, is_image_file, read_image, write_image
+    from .pipeline import side_by_side
+
+    t0 = time.perf_counter()
+    src = pipe.source
+    name = Path(driving).name
+    if is_image_file(driving):
+        image = read_image(driving, limits=limits)
+        d = next(pipe.drive_frames([image], paste_back=paste_back, on_missing="source"))
+        if not d.found:
+            raise NoFaceError(f"no human face found in the driving photo {name}")
+        still = write_image(out_dir / "side_by_side.png",
+                            side_by_side(src.crops[0], d.driving_crop, fit_frame(d.image), height=COMPARE_HEIGHT))
+        elapsed = time.perf_counter() - t0
+        return JobResult(still=still, frames=1, elapsed=elapsed,
+                         summary=f"driven by the photo {name}: face found; {elapsed:.1f} s")
+    info = check_duration(driving, limits.max_seconds) if limits is not None else None
+    reader = VideoReader(driving, seconds=seconds, limits=limits, info=info)
+    audio = driving if (keep_audio and reader.info.has_audio) else None
+    video, comparison = out_dir / "result.mp4", out_dir / "side_by_side.mp4"
+    with VideoWriter(video, reader.fps, audio=audio) as out, VideoWriter(comparison, reader.fps, audio=audio) as cmp:
+        driven = pipe.drive_frames(reader, paste_back=paste_back, batch_size=batch_size)
+        for d in _progress(driven, reader.num_frames_estimate, "animating"):
+            out.write(fit_frame(d.image))
+            result = d.generated if d.generated is not None else (d.image if not paste_back else src.crops[0])
+            cmp.write(side_by_side(src.crops[0], d.driving_crop, result, height=COMPARE_HEIGHT))
+        report = pipe.last_report
+        if report is None or report.found == 0:
+            raise NoFaceError(f"no human face found in {name} ({out.frames} frames checked)")
+    elapsed = time.perf_counter() - t0
+    sound = ", with its sound" if audio is not None else (", no sound in the clip" if keep_audio else "")
+    return JobResult(video, comparison, None, out.frames, out.duration, elapsed,
+                     f"{report.summary()} of {name}; {out.duration:.1f} s at {float(reader.fps):.3g} fps{sound}; "
+                     f"{_rate(out.frames, elapsed)}")
+
+
+def write_frames(frames: Iterable[np.ndarray], path: Path, total: int, desc: str, *, fps: float | Fraction = FPS,
+                 audio: str | os.PathLike | None = None) -> tuple[Path, int, float]:
+    """Write generated frames to an MP4 with a progress bar; returns (path, frames, seconds)."""
+    from .media import VideoWriter
+
+    with VideoWriter(path, fps, audio=audio) as out:
+        for frame in _progress(frames, total, desc):
+            out.write(fit_frame(frame))
+    return path, out.frames, out.duration
+
+
+#: The head motions of the pose tab's video: name -> axis (a sweep) or None (to the sliders' pose and back).
+POSE_MOTIONS = {"yaw sweep (turn left and right)": "yaw", "pitch sweep (nod)": "pitch", "roll sweep (tilt)": "roll",
+                "to the sliders' pose and back": None}
+
+
+def animate_pose(pipe, motion: str, out_dir: Path, *, seconds: float, target: Sequence[float] = (0.0, 0.0, 0.0),
+                 amplitude: float | None = None, paste_back: bool = False, batch_size: int = 16) -> JobResult:
+    """A head-motion video of ``pipe``'s source (the pose tab's button).
+
+    Args:
+        motion: a key of ``POSE_MOTIONS``: a sweep of one angle (from the source's own pose to
+            +amplitude, -amplitude and back, the paper's Fig. 6) or a move to ``target`` and back.
+        seconds: length of the video.
+        target: (yaw, pitch, roll) in degrees for the move.
+        amplitude: sweep amplitude in degrees (default ``x2face.control.pose.SWEEP_AMPLITUDE``).
+
+    Raises:
+        WeightsError: the weights have no pose head (the message says how to fit one).
+    """
+    from .control.pose import drive_poses, pose_path, source_pose
+
+    if motion not in POSE_MOTIONS:
+        raise InputError(f"choose the motion from: {', '.join(POSE_MOTIONS)}")
+    t0 = time.perf_counter()
+    n = max(2, int(round(seconds * FPS)))
+    axis = POSE_MOTIONS[motion]
+    if axis is not None:
+        frames = pipe.pose_sweep(axis, amplitude, n, paste_back=paste_back)
+    else:
+        start = source_pose(pipe)
+        half = max(1, (n - 1) // 2)
+        poses = pose_path(start, [tuple(target), start], frames_per_move=half, hold=max(0, n - 1 - 2 * half))
+        frames, n = drive_poses(pipe, poses, paste_back=paste_back, batch_size=batch_size), poses.shape[0]
+    video, count, length = write_frames(frames, out_dir / "pose.mp4", n, "rendering poses")
+    elapsed = time.perf_counter() - t0
+    return JobResult(video, frames=count, seconds=length, elapsed=elapsed,
+                     summary=f"{motion}: {length:.1f} s at {FPS} fps; {_rate(count, elapsed)}")
+
+
+def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: float, limits=None,
+                  paste_back: bool = False, batch_size: int = 16) -> JobResult:
+    """Make ``pipe``'s source speak a recording (the audio tab): an MP4 at 25 fps with that sound.
+
+    Raises:
+        WeightsError: the weights have no audio head; MediaError: an unreadable or over-long recording.
+    """
+    t0 = time.perf_counter()
+    if limits is not None:
+        check_duration(audio, limits.max_seconds)
+    drive = pipe.drive_audio(os.fspath(audio), seconds=seconds, paste_back=paste_back, batch_size=batch_size)
+    video, count, length = write_frames(drive.frames, out_dir / "speech.mp4", drive.num_frames, "speaking",
+                                        fps=drive.fps, audio=audio)
+    elapsed = time.perf_counter() - t0
+    return JobResult(video, frames=count, seconds=length, elapsed=elapsed,
+                     summary=f"{Path(audio).name}: {length:.1f} s at {drive.fps:g} fps with its sound; "
+                             f"{_rate(count, elapsed)}")
+
+
+def read_overlay(path: str | os.PathLike, max_pixels: int) -> np.ndarray:
+    """An overlay picture (PNG with transparency, or any photo) -> float32 [h, w, 4] RGBA in [0, 1],
+    its size checked from the header first.
+
+    Raises:
+        MediaError: unreadable, corrupt or too large.
+    """
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from .control.edit import as_float_image
+    from .media import image_size
+
+    name = Path(path).name
+    w, h = image_size(path)
+    if w * h > max_pixels:
+        raise MediaError(f"the overlay {name} is {w}x{h}; the limit is {max_pixels / 1e6:.0f} megapixels")
+    try:
+        with Image.open(path) as im:
+            im.seek(0)
+            im = ImageOps.exif_transpose(im)
+            rgba = im.convert("RGBA")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise MediaError(f"cannot read the overlay {name}: {exc}") from exc
+    return as_float_image(np.asarray(rgba), (4,), "overlay")
+
+
+def painted_layer(pipe, painting: Any) -> np.ndarray | None:
+    """The edit painted on the displayed embedded face (``display_face``) as an RGBA layer, or None when
+    nothing was painted.
+
+    Args:
+        pipe: the pipeline whose embedded face was shown.
+        painting: an ``ImageEditor`` value (dict with ``background``, ``layers``, ``composite``) or a
+            painted image, at any size. Paint is what differs from the editor's own ``background``
+            (so the lossy encoding of the picture on its way to the browser and back is not paint),
+            or from the displayed embedded face when there is no background.
+    """
+    from .control.edit import as_float_image, edit_layer, flatten_painting
+
+    if painting is None:
+        return None
+    if isinstance(painting, dict) and painting.get("composite") is None and not painting.get("layers"):
+        return None
+    shown = as_float_image(display_face(pipe.embedded_face()), (3,), "embedded face")
+
+    def flat(image: Any) -> np.ndarray:
+        """An image or editor value -> float RGB at the displayed size (transparency over the face)."""
+        first = image
+        if isinstance(image, dict):
+            first = image["composite"] if image.get("composite") is not None else image.get("background")
+        same = first is not None and as_float_image(first).shape[:2] == shown.shape[:2]
+        out = flatten_painting(image, shown if same else None)
+        if out.shape[:2] != shown.shape[:2]:
+            import cv2
+
+            out = cv2.resize(out, (shown.shape[1], shown.shape[0]), interpolation=cv2.INTER_AREA)
+        return out
+
+    background = painting.get("background") if isinstance(painting, dict) else None
+    base = flat(background) if background is not None else shown
+    layer = edit_layer(base, flat(painting))
+    return layer if float(layer[:, :, 3].max()) > 0 else None
+
+
+def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, painting: Any = None,
+               overlay: Any = None, position: Sequence[float] = (0.5, 0.5), scale: float = 0.25, limits=None,
+               batch_size: int = 16) -> JobResult:
+    """Edit ``pipe``'s embedded face (paint and/or an overlay picture) and drive it with a clip (the edit tab).
+
+    The embedded face is put back as it was afterwards (the pipeline is shared through ``SourceCache``).
+
+    Returns:
+        ``JobResult``: ``still`` = the embedded face before | after the edit, ``video`` = the edited
+        face driven by the clip, ``comparison`` = driving | unedited | edited, side by side.
+
+    Raises:
+        InputError: neither paint nor an overlay; NoFaceError: no face in the clip.
+    """
+    from .media import VideoReader, VideoWriter, write_image
+    from .pipeline import side_by_side
+
+    t0 = time.perf_counter()
+    layer = painted_layer(pipe, painting)
+    if layer is None and overlay is None:
+        raise InputError("paint on the embedded face or choose an overlay picture first")
+    src = pipe.source
+    original = src.embedded.clone()
+    name = Path(driving).name
+    try:
+        before = pipe.embedded_face()
+        if layer is not None:
+            pipe.edit_embedded_face(layer=layer)
+        if overlay is not None:
+            pipe.edit_embedded_face(overlay=overlay, position=tuple(position), scale=float(scale))
+        after = pipe.embedded_face()
+        edited = src.embedded.clone()
+        still = write_image(out_dir / "embedded_before_after.png",
+                            side_by_side(display_face(before, COMPARE_HEIGHT), display_face(after, COMPARE_HEIGHT)))
+        info = check_duration(driving, limits.max_seconds) if limits is not None else None
+        reader = VideoReader(driving, seconds=seconds, limits=limits, info=info)
+        video, comparison = out_dir / "edited.mp4", out_dir / "before_after.mp4"
+        # pass 1: the unedited face, keeping its frames (the clip is at most max_seconds long)
+        pipe.set_embedded_face(original)
+        plain = [(d.driving_crop, d.image) for d in
+                 _progress(pipe.drive_frames(reader, batch_size=batch_size), reader.num_frames_estimate, "unedited")]
+        if pipe.last_report is None or pipe.last_report.found == 0:
+            raise NoFaceError(f"no human face found in {name} ({len(plain)} frames checked)")
+        # pass 2: the edited face
+        pipe.set_embedded_face(edited)
+        with VideoWriter(video, reader.fps) as out, VideoWriter(comparison, reader.fps) as cmp:
+            for (crop, plain_frame), d in zip(plain, _progress(pipe.drive_frames(reader, batch_size=batch_size),
+                                                               len(plain), "edited")):
+                out.write(d.image)
+                cmp.write(side_by_side(crop, plain_frame, d.image, height=COMPARE_HEIGHT))
+        report = pipe.last_report
+    finally:
+        pipe.set_embedded_face(original)
+    elapsed = time.perf_counter() - t0
+    what = " and ".join(w for w, on in (("paint", layer is not None), ("an overlay", overlay is not None)) if on)
+    return JobResult(video, comparison, still, out.frames, out.duration, elapsed,
+                     f"edit ({what}) driven by {name}: {report.summary()}; {out.duration:.1f} s; "
+                     f"{_rate(2 * out.frames, elapsed)}")
+
+
+__all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FPS", "JobResult", "LoadedWeights", "ModelCache",
+           "POSE_MOTIONS", "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames",
+           "animate_pose", "app_temp", "as_paths", "check_duration", "chooser_default", "device_label",
+           "display_face", "edit_video", "file_digest", "fit_frame", "job_dir", "missing_weights_markdown",
+           "painted_layer", "parse_file_size", "read_overlay", "training_summary", "weights_spec", "write_frames"]
