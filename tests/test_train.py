@@ -1,0 +1,303 @@
+"""Training (x2face.train): configs, deterministic batches, stage I/II, the identity network, checkpoints and
+resume, and a 2-process torchrun that is killed and resumed."""
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from x2face import X2Face, X2FaceConfig
+from x2face.errors import ConfigError
+from x2face.identity import IdentityConfig, IdentityNetwork
+from x2face.train import (
+    PairStream,
+    load_config,
+    load_identity_config,
+    main,
+    main_identity,
+    mix_seed,
+    read_toml,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+CONFIGS = ROOT / "configs"
+TEST_CONFIG = CONFIGS / "test-ddp.toml"
+
+
+def _toml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def _rows(path: Path) -> list[dict[str, str]]:
+    with path.open(newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def _curve(run: Path) -> list[tuple[int, float, str]]:
+    """(step, loss, lr) of every train.csv row: what must not change when a run is killed and resumed."""
+    return [(int(r["step"]), float(r["loss"]), r["lr"]) for r in _rows(run / "train.csv")]
+
+
+def _frames_tree(root: Path, identities: int = 3, frames: int = 4) -> Path:
+    """A VoxCeleb1-style tree of pre-cropped frames: ROOT/id/video/clip/*.png."""
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    for i in range(identities):
+        folder = root / f"id{i}" / "vid" / "00001"
+        folder.mkdir(parents=True)
+        base = rng.integers(0, 255, (1, 1, 3))
+        for f in range(frames):
+            img = np.clip(base + rng.integers(-20, 20, (48, 48, 3)), 0, 255).astype(np.uint8)
+            Image.fromarray(img).save(folder / f"{f}.png")
+    return root
+
+
+# ------------------------------------------------------------------------------------------------ configs
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.toml")), ids=lambda p: p.name)
+def test_committed_configs_validate(path):
+    data = read_toml(path)
+    cfg = load_identity_config(path) if "network" in data else load_config(path)
+    assert cfg.to_dict()["run"]["steps"] >= 1
+
+
+def test_unknown_keys_wrong_types_and_names_are_errors(tmp_path):
+    cases = {
+        "[optim]\nlrr = 0.1\n": r"unknown key\(s\) in \[optim\]: lrr",
+        "[run]\nsteps = \"10\"\n": r"\[run\] steps must be an integer",
+        "[modle]\nname = \"tiny\"\n": r"unknown section\(s\) modle",
+        "[model]\nname = \"huge\"\n": r"\[model\] unknown config 'huge'",
+        "[model]\nname = \"tiny\"\nbase_chanels = 4\n": r"\[model\].*base_chanels",
+        "[stage]\nstage = \"II\"\n": "identity_network",
+        "[stage]\nsame_layers = [\"conv9\"]\n": "conv9",
+        "[optim]\nname = \"lion\"\n": "sgd, adam, adamw",
+        "[data]\nsources = [\"real\"]\n": "manifests",
+    }
+    for text, message in cases.items():
+        with pytest.raises(ConfigError, match=message):
+            load_config(_toml(tmp_path / "c.toml", text))
+    with pytest.raises(ConfigError, match="num_identities is set from the data"):
+        load_identity_config(_toml(tmp_path / "i.toml", "[network]\nnum_identities = 3\n"))
+    with pytest.raises(ConfigError, match="widht"):
+        load_identity_config(_toml(tmp_path / "i.toml", "[network]\nwidht = 3\n"))
+
+
+def test_base_files_and_overrides(tmp_path):
+    child = _toml(tmp_path / "child.toml", f'base = "{TEST_CONFIG}"\n[optim]\nlr = 0.5\n')
+    cfg = load_config(child, ["run.steps=3", "run.out_dir=somewhere", "data.sources=['synthetic']"])
+    assert cfg.model == X2FaceConfig(image_size=64, base_channels=8)  # from the base file
+    assert cfg.optim.lr == 0.5 and cfg.optim.batch_size == 4
+    assert cfg.run.steps == 3 and cfg.run.out_dir == "somewhere"
+    with pytest.raises(ConfigError, match="section.key=value"):
+        load_config(child, ["steps=3"])
+
+
+def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
+    from x2face.cli import main as cli
+
+    assert cli(["train", str(tmp_path / "missing.toml")]) == 2
+    assert "no config file" in capsys.readouterr().err
+    assert cli(["train", str(TEST_CONFIG), "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["model"]["name"] == "tiny"
+
+
+# ------------------------------------------------------------------------------------------------ batches
+class _Fake:
+    """A dataset with ``batch(n, generator)`` whose frames are the generator's draws (for the stream's maths)."""
+
+    def __init__(self, label: int) -> None:
+        self.label = label
+
+    def batch(self, n, g):
+        x = torch.rand(n, 3, 8, 8, generator=g)
+        return {"sources": x[:, None], "driving": x, "driving_other": x, "identity": torch.full((n,), self.label),
+                "identity_other": torch.full((n,), self.label)}
+
+
+def test_pair_streams_are_functions_of_seed_step_and_rank():
+    def stream(rank, seed=1):
+        return PairStream(_Fake(0), _Fake(1), 8, 0.25, seed, rank)
+
+    a, b = stream(0).batch(5), stream(0).batch(5)
+    torch.testing.assert_close(a, b)
+    assert not torch.equal(a["driving"], stream(0).batch(6)["driving"])
+    assert not torch.equal(a["driving"], stream(1).batch(5)["driving"])
+    assert not torch.equal(a["driving"], stream(0, seed=2).batch(5)["driving"])
+    assert a["is_real"].tolist() == [False] * 6 + [True] * 2 and a["identity"].tolist() == [0] * 6 + [1] * 2
+    assert mix_seed(1, 2, 3) == mix_seed(1, 2, 3) != mix_seed(1, 3, 2)
+
+
+# ------------------------------------------------------------------------------------------------ runs
+def _run(tmp_path: Path, name: str, *extra: str, entry=main, config: Path = TEST_CONFIG) -> tuple[int, Path]:
+    out = tmp_path / name
+    code = entry([str(config), "--set", f'run.out_dir="{out}"', *extra])
+    return code, out
+
+
+def test_stage1_run_writes_logs_checkpoint_and_weights(tmp_path):
+    code, out = _run(tmp_path, "a", "--set", "run.steps=3", "--set", "run.tensorboard=true")
+    assert code == 0
+    rows = _rows(out / "train.csv")
+    assert [int(r["step"]) for r in rows] == [1, 2, 3]
+    assert {"loss", "photometric", "source_baseline_l1", "lr", "images_per_s"} <= set(rows[0])
+    assert [int(r["step"]) for r in _rows(out / "val.csv")] == [3]
+    assert any((out / "tb").iterdir())
+    ckpt = torch.load(out / "checkpoint.pt", weights_only=True)
+    assert ckpt["step"] == 3 and ckpt["kind"] == "x2face"
+    model = X2Face.from_pretrained(out / "weights")
+    assert model.config == X2FaceConfig(image_size=64, base_channels=8)
+    prov = json.loads((out / "weights" / "provenance.json").read_text())
+    assert prov["steps"] == 3 and prov["stage"] == "I" and prov["data"]["sources"] == ["synthetic"]
+    with pytest.raises(ConfigError, match="--resume"):
+        _run(tmp_path, "a")
+
+
+def test_stop_and_resume_repeat_the_uninterrupted_run(tmp_path):
+    assert _run(tmp_path, "full")[0] == 0
+    code, out = _run(tmp_path, "cut", "--set", "run.stop_after=3")
+    assert code == 0  # stop_after is a requested stop
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 3
+    assert not (out / "weights").exists()
+    assert _run(tmp_path, "cut", "--resume")[0] == 0
+    assert _curve(tmp_path / "full") == _curve(out) and len(_curve(out)) == 6
+    assert _rows(tmp_path / "full" / "val.csv") == _rows(out / "val.csv")
+    a, b = load_file(tmp_path / "full" / "weights" / "model.safetensors"), load_file(out / "weights" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    with pytest.raises(ConfigError, match=r"\[model\] differs"):
+        _run(tmp_path, "cut", "--resume", "--set", "model.base_channels=4")
+
+
+def test_real_clips_mix_into_batches(tmp_path):
+    tree = _frames_tree(tmp_path / "vox")
+    code, out = _run(tmp_path, "mix", "--set", "run.steps=2", "--set", "data.sources=['synthetic','real']",
+                     "--set", f"data.voxceleb_roots=['{tree}']", "--set", "data.split_fractions=[1.0, 0.0, 0.0]",
+                     "--set", 'data.real_val_split="train"', "--set", f'data.cache_dir="{tmp_path / "cache"}"',
+                     "--set", "data.real_fraction=0.5")
+    assert code == 0
+    prov = json.loads((out / "weights" / "provenance.json").read_text())
+    assert prov["data"]["real"]["identities"] == 3 and prov["data"]["real"]["real_fraction"] == 0.5
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 3
+
+
+def test_prepare_data_only_fills_the_crop_cache(tmp_path):
+    tree = _frames_tree(tmp_path / "vox")
+    code, out = _run(tmp_path, "prep", "--prepare-data", "--set", "data.sources=['real']",
+                     "--set", f"data.voxceleb_roots=['{tree}']", "--set", "data.split_fractions=[1.0, 0.0, 0.0]",
+                     "--set", f'data.cache_dir="{tmp_path / "cache"}"')
+    assert code == 0 and not out.exists()
+    assert len(list((tmp_path / "cache").glob("*.npy"))) == 3
+
+
+def _identity_net(folder: Path, image_size: int = 64) -> Path:
+    torch.manual_seed(0)
+    IdentityNetwork(IdentityConfig(image_size=image_size, width=4, fc_dim=16, pool_size=2, num_identities=3,
+                                   batch_norm=True)).save_pretrained(folder)
+    return folder
+
+
+def test_stage2_starts_from_stage1_weights_with_identity_losses(tmp_path):
+    torch.manual_seed(0)
+    X2Face(X2FaceConfig(image_size=64, base_channels=8)).save_pretrained(tmp_path / "stage1")
+    ident = _identity_net(tmp_path / "identity")
+    stage2 = ["--set", 'stage.stage="II"', "--set", f'stage.init_from="{tmp_path / "stage1"}"',
+              "--set", f'stage.identity_network="{ident}"', "--set", "run.steps=2", "--set", "optim.lr=1e-4"]
+    code, out = _run(tmp_path, "s2", *stage2)
+    assert code == 0
+    row = _rows(out / "train.csv")[0]
+    for name in ("photometric", "same/conv2", "same/conv7", "other/conv6", "other/conv7"):
+        assert float(row[name]) > 0, name
+    assert float(row["loss"]) == pytest.approx(float(row["photometric"]) * (1 + 5 + 0.2), rel=1e-4)
+    start = load_file(tmp_path / "stage1" / "model.safetensors")
+    end = load_file(out / "weights" / "model.safetensors")
+    assert any(not torch.equal(start[k], end[k]) for k in start)
+    with pytest.raises(ConfigError, match="init_from"):
+        _run(tmp_path, "s2b", *stage2, "--set", "model.base_channels=4")
+
+
+def test_train_identity_classifies_synthetic_and_real_identities(tmp_path):
+    tree = _frames_tree(tmp_path / "vox")
+    cfg = _toml(tmp_path / "id.toml", f"""
+[network]
+image_size = 64
+width = 4
+fc_dim = 16
+pool_size = 2
+batch_norm = true
+[data]
+sources = ["synthetic", "real"]
+synthetic_identities = 5
+voxceleb_roots = ["{tree}"]
+split_fractions = [1.0, 0.0, 0.0]
+cache_dir = "{tmp_path / 'cache'}"
+[optim]
+batch_size = 4
+[run]
+steps = 3
+val_every = 3
+val_batches = 1
+log_every = 1
+device = "cpu"
+tensorboard = false
+progress = false
+""")
+    code, out = _run(tmp_path, "id", entry=main_identity, config=cfg)
+    assert code == 0
+    net = IdentityNetwork.from_pretrained(out / "weights")
+    assert net.config.num_identities == 5 + 3 and net.config.width == 4
+    assert {"cross_entropy", "accuracy"} <= set(_rows(out / "train.csv")[0])
+    prov = json.loads((out / "weights" / "provenance.json").read_text())
+    assert prov["classes"] == {"synthetic": 5, "real": 3}
+
+
+# ------------------------------------------------------------------------------------------------ torchrun
+def _torchrun(out: Path, *extra: str) -> subprocess.Popen:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           "-m", "x2face", "train", str(TEST_CONFIG), "--set", f'run.out_dir="{out}"', *extra]
+    return subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(proc: subprocess.Popen, timeout: float = 120) -> tuple[int, str]:
+    out, _ = proc.communicate(timeout=timeout)
+    return proc.returncode, out
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_killed_and_resumed_repeat_the_uninterrupted_run(tmp_path):
+    """2 ranks (gloo, CPU): a run killed with SIGTERM mid-way and resumed gives the uninterrupted loss curve."""
+    steps = ["--set", "run.steps=12", "--set", "run.ckpt_every=4"]
+    code, log = _finish(_torchrun(tmp_path / "full", *steps))
+    assert code == 0, log[-3000:]
+    assert "weights:" in log and "processes" in json.loads((tmp_path / "full" / "weights" / "provenance.json").read_text())
+
+    cut = tmp_path / "cut"
+    proc = _torchrun(cut, *steps)
+    deadline = time.time() + 90
+    while not (cut / "checkpoint.pt").is_file() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "finished before it could be killed"
+    proc.send_signal(signal.SIGTERM)  # torchrun forwards it to both ranks, which agree on a step and checkpoint
+    code, log = _finish(proc)
+    assert "stopped at step" in log, log[-3000:]
+    stopped = torch.load(cut / "checkpoint.pt", weights_only=True)["step"]
+    assert 4 <= stopped < 12
+    assert len(_curve(cut)) == stopped
+
+    code, log = _finish(_torchrun(cut, *steps, "--resume"))
+    assert code == 0, log[-3000:]
+    assert f"resuming {cut / 'checkpoint.pt'} at step {stopped}" in log
+    assert _curve(cut) == _curve(tmp_path / "full") and len(_curve(cut)) == 12
+    a = load_file(tmp_path / "full" / "weights" / "model.safetensors")
+    b = load_file(cut / "weights" / "model.safetensors")
+    assert all(torch.equal(a[k], b[k]) for k in a)
