@@ -16,6 +16,14 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert-original": ("x2face.convert:main", "convert the authors' release checkpoint (and pose files) to an x2face folder"),
     "info": ("x2face.hub:main", "describe a weights folder or Hub repo: config, parameters, provenance"),
+    "animate": ("x2face.animate:main", "animate a face photo with a driving video: --source PHOTO --driving CLIP --out OUT.mp4"),
+    "evaluate": ("x2face.evaluate:main", "measure a model on the synthetic world and real clips (report.json, report.md)"),
+    "bench": ("x2face.bench:main", "measure speed (drive, full forward, animate, training) against the fp32 baseline"),
+    "train": ("x2face.train:main", "train X2Face from a config (stage I, stage II; torchrun for many GPUs)"),
+    "train-identity": ("x2face.train:main_identity", "train the VGG-11 identity network stage II's losses use"),
+    "fit-pose": ("x2face.control.fit:main_fit_pose", "fit the pose maps f_v->p, f_p->v of trained weights (drive with a head pose)"),
+    "train-audio": ("x2face.control.train_audio:main", "train the SyncNet-style audio features by audio-visual sync"),
+    "fit-audio": ("x2face.control.fit:main_fit_audio", "fit the audio map f_a->v of trained weights (drive with a voice)"),
 }
 
 

@@ -101,7 +101,7 @@ class X2Face(
         self.embedding = EmbeddingNetwork(config)
         self.driving = DrivingNetwork(config)
         self.pose = PoseMaps(config.vector_dim) if config.pose_head else None
-        self.audio = AudioMap(config.audio_feature_dim, config.vector_dim) if config.audio_head else None
+        self.audio = AudioMap(config.audio_feature_dim, config.vector_dim, config.audio_features) if config.audio_head else None
 
     # ------------------------------------------------------------------ the model
     def embed_with_confidence(self, sources: torch.Tensor) -> Embedding:
