@@ -13,13 +13,16 @@ FROM python:3.11-slim
 
 ARG TORCH_SPEC="torch>=2.4"
 ARG TORCH_INDEX_URL=""
+# OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning (much faster on a shared or busy
+# CPU, docs/speed.md); `docker run -e OMP_WAIT_POLICY=...` overrides it
 ENV PYTHONUNBUFFERED=1 \
     PIP_NO_CACHE_DIR=1 \
     GRADIO_ANALYTICS_ENABLED=False \
     HF_HUB_DISABLE_TELEMETRY=1 \
     GRADIO_SERVER_NAME=0.0.0.0 \
     GRADIO_SERVER_PORT=7860 \
-    HF_HOME=/home/x2face/.cache/huggingface
+    HF_HOME=/home/x2face/.cache/huggingface \
+    OMP_WAIT_POLICY=PASSIVE
 
 RUN useradd --create-home --uid 1000 x2face
 WORKDIR /app

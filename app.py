@@ -401,7 +401,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"app.py: error: {exc}", file=sys.stderr)
         return 2
     demo.queue(default_concurrency_limit=SETTINGS.concurrency, max_size=SETTINGS.queue_size)
+    from x2face.fast import configure_cpu_threads
     from x2face.hub import pick_device
+
+    configure_cpu_threads()  # one torch thread per physical core (X2FACE_THREADS / OMP_NUM_THREADS override it)
 
     try:
         where = helpers.device_label(pick_device(SETTINGS.device))

@@ -12,6 +12,7 @@
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"  # OpenMP threads sleep, not spin, while the data worker renders
 py="${PYTHON:-python}"
 x2face() { "$py" -m x2face "$@"; }
 read -r -a extra <<< "${TRAIN_ARGS:-}"

@@ -22,9 +22,10 @@ SADTALKER = "clips/OpenTalker_SadTalker__examples_ref_video_WDA_KatieHill_000.mp
 
 
 @pytest.fixture(autouse=True)
-def one_torch_thread():
+def one_torch_thread(monkeypatch):
     n = torch.get_num_threads()
     torch.set_num_threads(1)
+    monkeypatch.setenv("X2FACE_THREADS", "1")  # what the command's thread set-up picks (x2face.cli)
     yield
     torch.set_num_threads(n)
 
@@ -142,3 +143,96 @@ def test_animate_process_exit_code_and_no_traceback(real_dir, tmp_path):
     assert proc.returncode == 2
     assert proc.stderr.strip().splitlines() == [proc.stderr.strip()] and "Traceback" not in proc.stderr
     assert "no bundled demo weights" in proc.stderr
+
+
+def _ffmpeg_children() -> list[str]:
+    """ffmpeg processes started by this process that are still there (Linux /proc)."""
+    from pathlib import Path
+
+    found = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            status = dict(ln.split(":", 1) for ln in (d / "status").read_text().splitlines() if ":" in ln)
+        except OSError:
+            continue
+        if status.get("PPid", "").strip() == str(os.getpid()) and "ffmpeg" in status.get("Name", ""):
+            found.append(f"{d.name} {status['Name'].strip()}")
+    return found
+
+
+def test_overlapped_stages_write_the_same_video(real_dir, weights, tmp_path):
+    """--overlap on (decode+crop | networks | paste+encode in three threads) gives the frames of --overlap off."""
+    videos = []
+    for mode in ("off", "on"):
+        out = tmp_path / f"{mode}.mp4"
+        assert run("--source", real_dir / OBAMA, "--driving", real_dir / GRID, "--seconds", "1", "--paste-back",
+                   "--batch-size", "4", "--overlap", mode, "--out", out, "--weights", weights) == 0
+        videos.append(np.stack(list(VideoReader(out))))
+    assert videos[0].shape == (25, 1200, 626, 3) and np.array_equal(videos[0], videos[1])
+
+
+@pytest.mark.parametrize("stage", ["networks", "encoder"])
+def test_a_failing_stage_is_one_line_and_leaves_nothing(real_dir, weights, tmp_path, capsys, monkeypatch, stage):
+    import threading
+
+    from x2face.errors import MediaError
+    from x2face.media import VideoWriter
+    from x2face.pipeline import X2FacePipeline
+
+    calls = []
+    if stage == "networks":
+        real = X2FacePipeline._drive_crops
+
+        def broken(self, crops):
+            calls.append(1)
+            if len(calls) == 3:
+                raise MediaError("the networks broke")
+            return real(self, crops)
+
+        monkeypatch.setattr(X2FacePipeline, "_drive_crops", broken)
+    else:
+        real = VideoWriter.write
+
+        def broken(self, frame):
+            calls.append(1)
+            if len(calls) == 7:
+                raise MediaError("the encoder broke")
+            return real(self, frame)
+
+        monkeypatch.setattr(VideoWriter, "write", broken)
+    out = tmp_path / "out" / "o.mp4"
+    out.parent.mkdir()
+    assert run("--source", real_dir / ANNE, "--driving", real_dir / GRID, "--overlap", "on", "--batch-size", "4",
+               "--out", out, "--weights", weights) == 2
+    err = capsys.readouterr().err.strip()
+    assert f"the {stage} broke" in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
+    assert list(out.parent.iterdir()) == []  # no output, no partial files
+    assert [t.name for t in threading.enumerate() if t.name.startswith("x2face-")] == []
+    assert _ffmpeg_children() == []
+
+
+def test_thread_setup_respects_threads(monkeypatch):
+    from x2face import cli as cli_module, fast
+
+    calls = []
+    monkeypatch.setattr(fast, "configure_cpu_threads", lambda n=None: calls.append(n) or 1)
+    cli_module._configure_threads("animate", ["--source", "a.jpg"])
+    cli_module._configure_threads("fit-pose", ["--weights", "w"])
+    assert calls == [None, None]  # the commands that run the networks: one thread per physical core
+    cli_module._configure_threads("animate", ["--threads", "3"])
+    cli_module._configure_threads("animate", ["--threads=3"])
+    cli_module._configure_threads("info", [])
+    cli_module._configure_threads("animate", ["--help"])
+    assert calls == [None, None]  # the user's --threads, commands without networks, help: left alone
+
+
+def test_eager_and_precision_options(real_dir, weights, tmp_path):
+    """--eager (the fp32 eager model) and --precision fp32 (the fast path in fp32) animate the same video."""
+    videos = []
+    for opts in (["--eager"], ["--precision", "fp32"]):
+        out = tmp_path / f"{opts[-1]}.mp4"
+        assert run("--source", real_dir / ANNE, "--driving", real_dir / GRID, "--seconds", "0.4", *opts,
+                   "--out", out, "--weights", weights) == 0
+        videos.append(np.stack(list(VideoReader(out))).astype(int))
+    assert videos[0].shape == videos[1].shape == (10, 64, 64, 3)
+    assert np.abs(videos[0] - videos[1]).mean() < 0.5

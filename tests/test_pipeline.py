@@ -1,5 +1,6 @@
 """X2FacePipeline with a tiny random model on real photos and clips: embed once, drive in batches, paste
-back, hold frames without faces, drive by vectors, edit the embedded face."""
+back, hold frames without faces, drive by vectors, edit the embedded face; the fast path (FastDriver)
+against the eager model, and the three-stage overlap against the sequential path."""
 from __future__ import annotations
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 import torch
 
 from x2face.errors import InputError, NoFaceError, WeightsError
-from x2face.faces import FaceCropper
+from x2face.faces import FaceCropper, FaceDetector
 from x2face.media import VideoReader, read_image
 from x2face.pipeline import X2FacePipeline, side_by_side
 
@@ -29,7 +30,8 @@ def one_torch_thread():
 
 @pytest.fixture
 def pipe(tiny_model):
-    return X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"))
+    """The default (fast) path computing in fp32, so results can be compared with the model itself."""
+    return X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32")
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +126,7 @@ def test_drive_vectors_and_source_vector(pipe, tiny_model, real_dir):
     with torch.no_grad():
         expected = tiny_model.driving_vector(_tensor(pipe.source.crops))
         rendered = tiny_model.render(pipe.source.embedded, expected)
-    assert torch.allclose(v, expected, atol=1e-6)
+    torch.testing.assert_close(v, expected, rtol=1e-4, atol=1e-5 * float(expected.abs().max()))
     frames = list(pipe.drive_vectors(torch.cat([v, v * 0.5, v * 2.0]), batch_size=2))
     assert len(frames) == 3 and frames[0].shape == (64, 64, 3)
     ref = (rendered.clamp(0, 1) * 255 + 0.5).to(torch.uint8)[0].permute(1, 2, 0).numpy()
@@ -185,3 +187,198 @@ def test_pipeline_runs_in_the_models_dtype(tiny_model, real_dir, grid_frames):
     assert half.source.embedded.dtype == torch.bfloat16
     got = np.stack([o.image for o in half.drive_frames(grid_frames[:4])])
     assert got.dtype == np.uint8 and np.abs(got.astype(int) - expected).mean() < 6
+
+
+# ------------------------------------------------------------------------------------------------ the fast path
+@pytest.fixture
+def moving_model(tiny_model):
+    """The tiny model with offsets of a few pixels (as a trained one has): its output depends on the driving
+    frame, so a wrong fast path could not hide (at the default initialisation the offsets are ~1e-6)."""
+    from x2face.bench import bench_frames, scale_offsets
+
+    return scale_offsets(tiny_model, bench_frames(4, 64)[0]).eval()
+
+
+def _frames_out(pipe, frames, **kw) -> np.ndarray:
+    return np.stack([o.image for o in pipe.drive_frames(frames, **kw)]).astype(int)  # [N, S, S, 3]
+
+
+def test_fp32_fast_path_is_bit_close_to_the_eager_model(moving_model, real_dir, grid_frames):
+    eager = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"), fast=False)
+    fast = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32")
+    assert eager.fast is None and fast.fast is not None and fast.fast.dtype == torch.float32
+    for p in (eager, fast):
+        p.set_source(real_dir / ANNE)
+    torch.testing.assert_close(fast.source.embedded, eager.source.embedded, atol=0, rtol=0)  # embedded once, eagerly
+    ref, got = _frames_out(eager, grid_frames), _frames_out(fast, grid_frames)
+    assert np.abs(got - ref).max() <= 1 and (got == ref).mean() > 0.999  # only uint8 rounding at a tie can differ
+    assert np.abs(ref[0] - ref[10]).max() > 10  # the driving frames move the face
+    v = eager.source_vector()
+    torch.testing.assert_close(fast.source_vector(), v, rtol=1e-4, atol=1e-5 * float(v.abs().max()))
+    vectors = torch.cat([v, v * 0.5, v * 1.5])
+    a = np.stack(list(eager.drive_vectors(vectors))).astype(int)
+    b = np.stack(list(fast.drive_vectors(vectors))).astype(int)
+    assert np.abs(a - b).max() <= 1
+
+
+def test_default_path_is_within_the_stated_tolerance(moving_model, real_dir, grid_frames):
+    from x2face.fast import MEAN_TOLERANCE, TOLERANCE
+    from x2face.pipeline import resolve_precision
+
+    eager = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"), fast=False)
+    pipe = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"))  # the default
+    dtype = pipe.fast.dtype
+    assert dtype == resolve_precision("auto", torch.device("cpu"), torch.float32)
+    assert pipe.fast.features["compile"] is False and pipe.fast.features["cuda_graphs"] is False  # CUDA only
+    for p in (eager, pipe):
+        p.set_source(real_dir / ANNE)
+    ref, got = _frames_out(eager, grid_frames, paste_back=False), _frames_out(pipe, grid_frames)
+    diff = np.abs(got - ref) / 255.0
+    assert diff.max() <= TOLERANCE[dtype] + 1 / 255 and diff.mean() <= MEAN_TOLERANCE[dtype] + 0.5 / 255
+    v = eager.source_vector()
+    a = np.stack(list(eager.drive_vectors(torch.cat([v, v * 1.5])))).astype(int)
+    b = np.stack(list(pipe.drive_vectors(torch.cat([v, v * 1.5])))).astype(int)
+    assert np.abs(a - b).max() / 255 <= TOLERANCE[dtype] + 1 / 255
+    assert pipe.source_vector().dtype == torch.float32  # the model's dtype, whatever the fast path computes in
+
+
+def test_edits_and_sources_reach_the_shared_fast_driver(moving_model, real_dir, grid_frames):
+    a = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"))
+    b = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"))
+    assert a.fast is not None and a.fast is b.fast  # one driver per model: compiled and captured once
+    a.set_source(real_dir / ANNE)
+    b.set_source(real_dir / SCARLETT)
+    v = a.source_vector()
+    first = next(a.drive_vectors(v))
+    assert not np.array_equal(next(b.drive_vectors(v)), first)  # b's face ...
+    assert np.array_equal(next(a.drive_vectors(v)), first)  # ... then a's again, from the same driver
+    clip = _frames_out(a, grid_frames[:4])
+    red = a.embedded_face().copy()
+    red[:, :, 0] = 255
+    a.set_embedded_face(red)  # texture editing: the edit shows in vectors and frames alike
+    assert next(a.drive_vectors(v))[..., 0].mean() > first[..., 0].mean() + 40
+    assert _frames_out(a, grid_frames[:4])[..., 0].mean() > clip[..., 0].mean() + 40
+    a.reset_embedded_face()
+    assert np.array_equal(next(a.drive_vectors(v)), first)
+    green = np.zeros((16, 16, 4), np.uint8)
+    green[..., 1] = green[..., 3] = 255
+    a.edit_embedded_face(overlay=green, position=(0.5, 0.5), scale=0.25)
+    edited = next(a.drive_vectors(v)).astype(int)
+    greenish = (edited[..., 1] > 200) & (edited[..., 0] < 60) & (edited[..., 2] < 60)
+    assert greenish.sum() >= 100 and not np.array_equal(edited, first)
+    assert np.array_equal(next(b.drive_vectors(v)), next(b.drive_vectors(v)))  # b unaffected by a's edit
+    # weights changed in place: a new pipeline gets a new driver (the folded copy would be stale)
+    with torch.no_grad():
+        moving_model.driving.up[0].conv.weight.mul_(2.0)
+    assert X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv")).fast is not a.fast
+
+
+def test_custom_networks_run_eagerly(tiny_model):
+    from x2face.errors import ConfigError
+
+    tiny_model.driving.decode = lambda vector: torch.zeros(vector.shape[0], 2, 64, 64)  # a hand-made flow
+    pipe = X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"))
+    assert pipe.fast is None and "decode" in pipe.fast_note
+    with pytest.raises(ConfigError, match="fast=False"):
+        X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"), fast=True)
+    del tiny_model.driving.decode
+    with pytest.raises(ConfigError, match="fast must be"):
+        X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"), fast="yes")
+    with pytest.raises(ConfigError, match="dtype"):
+        X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"), precision="int8")
+
+
+# ------------------------------------------------------------------------------------------------ overlap
+def _ffmpeg_children() -> list[str]:
+    """ffmpeg processes started by this process that are still there (Linux /proc)."""
+    import os
+    from pathlib import Path
+
+    found = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            status = dict(ln.split(":", 1) for ln in (d / "status").read_text().splitlines() if ":" in ln)
+        except OSError:
+            continue
+        if status.get("PPid", "").strip() == str(os.getpid()) and "ffmpeg" in status.get("Name", ""):
+            found.append(f"{d.name} {status['Name'].strip()}")
+    return found
+
+
+def _stage_threads() -> list[str]:
+    import threading
+
+    return [t.name for t in threading.enumerate() if t.name.startswith("x2face-")]
+
+
+def test_overlap_gives_the_same_frames(pipe, real_dir, grid_frames):
+    pipe.set_source(real_dir / OBAMA)
+    seq = list(pipe.drive_frames(VideoReader(real_dir / GRID, seconds=1.2), paste_back=True, batch_size=8))
+    ovl = list(pipe.drive_frames(VideoReader(real_dir / GRID, seconds=1.2), paste_back=True, batch_size=8,
+                                 overlap=True))
+    assert len(seq) == len(ovl) == 30 and pipe.last_report.found == 30
+    for s, o in zip(seq, ovl):
+        assert s.index == o.index and s.found == o.found
+        assert np.array_equal(s.image, o.image) and np.array_equal(s.generated, o.generated)
+    frames = [f.copy() for f in grid_frames]
+    for i in range(6, 12):
+        frames[i][:] = 0  # no face there: held, shown as the source or skipped alike
+    for mode in ("hold", "skip"):
+        a = [(o.index, o.found, o.image) for o in pipe.drive_frames(frames, on_missing=mode, batch_size=4)]
+        b = [(o.index, o.found, o.image) for o in pipe.drive_frames(frames, on_missing=mode, batch_size=4,
+                                                                    overlap=True)]
+        assert [x[:2] for x in a] == [x[:2] for x in b] and all(np.array_equal(x[2], y[2]) for x, y in zip(a, b))
+    assert _stage_threads() == [] and _ffmpeg_children() == []
+
+
+class BrokenDetector(FaceDetector):
+    """Finds the whole image as a face, until its ``after``-th call, which raises."""
+
+    name = "broken"
+
+    def __init__(self, after: int) -> None:
+        self.calls, self.after = 0, after
+
+    def detect(self, image, region=None, expected_side=None, thorough=False):
+        from x2face.faces import Detection
+
+        self.calls += 1
+        if self.calls >= self.after:
+            raise RuntimeError("the detector broke")
+        h, w = image.shape[:2]
+        s = min(h, w) / 1.6
+        return [Detection(np.array([(w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2]), 1.0)]
+
+
+def test_an_error_in_any_stage_stops_all_of_them(pipe, real_dir, monkeypatch):
+    from x2face.errors import MediaError
+
+    pipe.set_source(real_dir / ANNE)
+    # decode + crop fails (the detector, mid-clip): the error comes out, ffmpeg and the threads end
+    pipe.cropper = FaceCropper(64, backend=BrokenDetector(after=6), detect_every=5)
+    with pytest.raises(RuntimeError, match="the detector broke"):
+        for _ in pipe.drive_frames(VideoReader(real_dir / GRID), overlap=True, batch_size=4):
+            pass
+    assert _stage_threads() == [] and _ffmpeg_children() == []
+    # the networks fail on the second batch
+    pipe.cropper = FaceCropper(64, backend="opencv")
+    calls, drive = [], pipe._drive_crops
+
+    def failing(crops):
+        calls.append(len(crops))
+        if len(calls) == 2:
+            raise MediaError("the networks broke")
+        return drive(crops)
+
+    monkeypatch.setattr(pipe, "_drive_crops", failing)
+    out = []
+    with pytest.raises(MediaError, match="the networks broke"):
+        for o in pipe.drive_frames(VideoReader(real_dir / GRID), overlap=True, batch_size=4):
+            out.append(o)
+    assert len(out) <= 4 and _stage_threads() == [] and _ffmpeg_children() == []
+    monkeypatch.undo()
+    # the consumer stops early (an encoder error, Ctrl-C, a break): the stages stop too
+    frames = pipe.drive_frames(VideoReader(real_dir / GRID), overlap=True, batch_size=4)
+    next(frames)
+    frames.close()
+    assert _stage_threads() == [] and _ffmpeg_children() == []

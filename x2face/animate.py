@@ -3,6 +3,10 @@
     python -m x2face animate --source photo.jpg --driving clip.mp4 --out out.mp4
     python -m x2face animate --source a.jpg --source b.jpg --driving clip.mov --out out.mp4 --paste-back
     python -m x2face animate --source photo.jpg --driving face.jpg --out out.png   # one driving photo
+    python -m x2face animate --source photo.jpg --driving clip.mp4 --out out.mp4 --eager   # the fp32 reference
+
+The networks run on ``X2FacePipeline``'s fast path (``--precision``; ``--eager`` for the plain fp32
+model); with a GPU, decoding+cropping, the networks and paste+encoding overlap (``--overlap``).
 
 What drives the face is chosen through ``DRIVERS``: each driver adds its options to the parser,
 says whether the arguments select it, and turns them into frames (plus frame rate and audio).
@@ -109,9 +113,10 @@ class VideoDriver(Driver):
             return Drive(iter([frame]), still=True, total=1, label=Path(path).name,
                          report=lambda: pipe.last_report.summary(), found=lambda: pipe.last_report.found)
         reader = VideoReader(path, seconds=args.seconds, limits=limits)
+        overlap = args.overlap == "on" or (args.overlap == "auto" and pipe.device.type == "cuda")
         frames = (_output_frame(args, pipe, d) for d in
                   pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
-                                    on_missing=args.on_missing))
+                                    on_missing=args.on_missing, overlap=overlap))
         audio = path if (args.keep_audio and reader.info.has_audio) else None
         return Drive(frames, reader.fps, reader.num_frames_estimate, audio, label=Path(path).name,
                      report=lambda: pipe.last_report.summary() if pipe.last_report else "",
@@ -156,7 +161,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--on-missing", choices=("hold", "source"), default="hold",
                    help="frames without a driving face: hold the last frame (default) or show the source")
     p.add_argument("--batch-size", type=int, default=16, help="frames per model call")
-    p.add_argument("--threads", type=int, default=None, metavar="N", help="CPU threads for the model (default: torch's)")
+    p.add_argument("--precision", choices=("auto", "fp32", "bf16", "fp16"), default="auto",
+                   help="compute dtype of the per-frame networks (auto, default: bf16 on CUDA and on CPUs with AMX, "
+                        "else fp32; sampling is always fp32)")
+    p.add_argument("--eager", action="store_true",
+                   help="run the plain fp32 eager model instead of the optimised path (the reference; slower; "
+                        "--precision is then ignored)")
+    p.add_argument("--overlap", choices=("auto", "on", "off"), default="auto",
+                   help="a driving video: decode+crop, the networks and paste+encode in three threads "
+                        "(auto, default: on when the networks run on a GPU; no consistent gain on a 2-core CPU)")
+    p.add_argument("--threads", type=int, default=None, metavar="N",
+                   help="CPU threads for the model (default: X2FACE_THREADS, OMP_NUM_THREADS or one per physical core)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -201,7 +216,8 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
                                           select=_select(args.face), detect_every=args.detect_every,
-                                          scale=args.scale)
+                                          scale=args.scale, fast=False if args.eager else "auto",
+                                          precision=args.precision)
     pipe.set_source(args.source)
     drive = driver.open(args, pipe, limits)
 
@@ -225,6 +241,9 @@ def main(argv: list[str]) -> int:
                     raise NoFaceError(f"no human face found in {drive.label} ({writer.frames} frames checked)")
         finally:
             bar.close()
+            close = getattr(drive.frames, "close", None)
+            if close is not None:  # on an error: stop the decoder and any overlap threads now
+                close()
         frames, size = writer.frames, writer.size
         sound = f", audio from {Path(os.fspath(audio)).name}" if isinstance(audio, (str, os.PathLike)) else \
             (", audio" if audio is not None else ", no audio")

@@ -26,6 +26,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "fit-audio": ("x2face.control.fit:main_fit_audio", "fit the audio map f_a->v of trained weights (drive with a voice)"),
 }
 
+#: commands that run the networks for inference: ``main`` sets torch's CPU threads for them
+#: (``x2face.fast.configure_cpu_threads``: X2FACE_THREADS, OMP_NUM_THREADS or one per physical core)
+#: unless the command line gives ``--threads``. (bench sets its own; training takes its config's.)
+INFERENCE_COMMANDS = ("animate", "evaluate", "fit-pose", "fit-audio")
+
+
+def _configure_threads(name: str, rest: list[str]) -> None:
+    if name not in INFERENCE_COMMANDS or any(a in ("-h", "--help") for a in rest):
+        return
+    if any(a == "--threads" or a.startswith("--threads=") for a in rest):
+        return  # the user's choice; the command sets it
+    from .fast import configure_cpu_threads
+
+    configure_cpu_threads()
+
 
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
@@ -54,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import X2FaceError
 
     try:
+        _configure_threads(name, rest)
         func = getattr(importlib.import_module(module_name), func_name)
         return int(func(rest) or 0)
     except X2FaceError as exc:

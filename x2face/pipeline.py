@@ -11,21 +11,34 @@ X2Face animates the SOURCE face: each output frame shows the source identity in 
 expression of the driving frame. With ``paste_back`` the generated face goes back into the source
 photo at full resolution (feathered), so the output keeps the photo's framing.
 
-Numpy/PIL in and out; the model runs under ``torch.inference_mode`` in batches on the model's device
-and dtype. The pipeline holds no state between sources except the cached source (crops, embedded
-face, source vector).
+Numpy/PIL in and out. The source is embedded once by the model itself (fp32 eager, with its
+confidence); the per-frame work (driving frames, rendering pose/audio vectors, the source vector)
+goes through ``x2face.fast.FastDriver`` by default: BatchNorm folded, channels_last, bf16 networks
+with fp32 sampling on CUDA and on CPUs with AMX (fp32 on other CPUs), ``torch.compile`` and CUDA
+graphs on CUDA, all under ``torch.inference_mode``, within ``x2face.fast.TOLERANCE`` of the fp32
+eager model. ``X2FacePipeline(model, fast=False)`` runs the plain eager model instead (the reference).
+Pipelines of the same model share one ``FastDriver`` (compiled once, CUDA graphs captured once).
+The pipeline holds no state between sources except the cached source (crops, embedded face, source
+vector).
 """
 from __future__ import annotations
 
+import inspect
+import itertools
 import os
+import queue
+import threading
+import warnings
+import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence, Union
+from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
 import numpy as np
 import torch
+import torch.nn as nn
 
-from .errors import InputError
+from .errors import ConfigError, InputError
 from .faces import FaceCrop, FaceCropper, paste_back
 from .media import read_image, to_rgb_array
 from .model import X2Face
@@ -95,6 +108,177 @@ def _to_uint8(images: torch.Tensor) -> np.ndarray:
     return x.to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()  # [N, 3, S, S] -> [N, S, S, 3]
 
 
+# ---------------------------------------------------------------------------------------------- the fast path
+def fast_unsupported(model: X2Face) -> str | None:
+    """Why ``FastDriver`` would not compute ``model``'s function, or None when it would.
+
+    ``FastDriver`` rebuilds the driving and embedding networks from their layers (BatchNorm folded),
+    so it only stands for the stock ``DrivingNetwork``/``EmbeddingNetwork`` and ``X2Face.render``/
+    ``driving_vector``: not for subclasses, methods replaced on an instance, or forward hooks.
+    """
+    from .nets import DrivingNetwork, EmbeddingNetwork
+
+    for name in ("render", "driving_vector"):
+        if getattr(type(model), name) is not getattr(X2Face, name) or name in vars(model):
+            return f"X2Face.{name} is replaced on this model"
+    for name, cls in (("driving", DrivingNetwork), ("embedding", EmbeddingNetwork)):
+        net = getattr(model, name)
+        if type(net) is not cls:
+            return f"model.{name} is a {type(net).__name__}, not a {cls.__name__}"
+        for sub_name, sub in net.named_modules(prefix=f"model.{name}"):
+            replaced = [k for k, v in vars(sub).items()
+                        if callable(v) and not isinstance(v, nn.Module) and hasattr(type(sub), k)]
+            if replaced:
+                return f"{sub_name}.{replaced[0]} is replaced on this model"
+            if sub._forward_hooks or sub._forward_pre_hooks:
+                return f"{sub_name} has forward hooks"
+    return None
+
+
+def resolve_precision(precision: str | torch.dtype, device: torch.device, model_dtype: torch.dtype) -> torch.dtype:
+    """The ``FastDriver`` compute dtype for ``precision``.
+
+    ``"auto"``: the model's own dtype when the caller put it in bf16/fp16; else bf16 on CUDA GPUs that
+    support it and on CPUs with AMX (measured faster there: docs/speed.md, ``benchmarks/cpu_dtype.py``),
+    float32 elsewhere (``x2face.fast.resolve_dtype``). Otherwise ``"fp32"``, ``"bf16"``, ``"fp16"`` or a
+    torch dtype.
+    """
+    from .fast import resolve_dtype
+
+    if isinstance(precision, str) and precision == "auto" and model_dtype in (torch.bfloat16, torch.float16):
+        return model_dtype
+    return resolve_dtype(precision, device)
+
+
+class _SharedDriver:
+    """A ``FastDriver`` shared by the pipelines of one model, the lock its users hold around a call,
+    and the pipeline tensor whose embedded face its cache holds (``face``)."""
+
+    def __init__(self, driver) -> None:
+        self.driver = driver
+        self.lock = threading.Lock()
+        self.face: torch.Tensor | None = None
+
+
+#: (model id, device, dtype, compile, cuda_graphs, weights stamp) -> the driver pipelines share. Weak
+#: values: a driver lives as long as a pipeline uses it (and keeps its model, so the id stays unique).
+_SHARED: "weakref.WeakValueDictionary[tuple, _SharedDriver]" = weakref.WeakValueDictionary()
+_SHARED_LOCK = threading.Lock()
+
+
+def _weights_stamp(model: X2Face) -> tuple:
+    """Changes when the networks' weights are replaced or changed in place (a shared driver is then stale)."""
+    tensors = itertools.chain(model.driving.parameters(), model.driving.buffers(),
+                              model.embedding.parameters(), model.embedding.buffers())
+    # inference tensors (a model built under inference_mode) have no version counter; they cannot change in place
+    return tuple((t.data_ptr(), -1 if t.is_inference() else t._version) for t in tensors)
+
+
+def _shared_driver(model: X2Face, device: torch.device, dtype: torch.dtype, compile: bool,
+                   cuda_graphs: bool) -> _SharedDriver:
+    from .fast import FastDriver
+
+    key = (id(model), str(device), dtype, compile, cuda_graphs, _weights_stamp(model))
+    with _SHARED_LOCK:
+        shared = _SHARED.get(key)
+        if shared is None or shared.driver.reference is not model:
+            driver = FastDriver(model, device, dtype, compile=compile, cuda_graphs=cuda_graphs, check_inputs=False)
+            shared = _SHARED[key] = _SharedDriver(driver)
+        return shared
+
+
+# ---------------------------------------------------------------------------------------------- overlap
+_DONE = object()
+_POLL_S = 0.05
+
+
+class _Stages:
+    """Three overlapping stages for ``drive_frames(overlap=True)``: a thread iterates the face track
+    (decode + crop), a thread drives batches of crops, and the caller's thread composes (paste-back)
+    and consumes (encodes). Bounded queues between them; the first error in any stage stops all of
+    them and is raised in the caller's thread; ``close`` stops and joins the threads."""
+
+    def __init__(self, track, frames: Iterable, batch_size: int,
+                 drive: Callable[[list[FaceCrop]], list[np.ndarray | None]]) -> None:
+        self.track, self.frames, self.batch_size, self.drive = track, frames, batch_size, drive
+        self.crops: queue.Queue = queue.Queue(maxsize=2 * batch_size)
+        self.batches: queue.Queue = queue.Queue(maxsize=2)
+        self.stop = threading.Event()
+        self.errors: list[BaseException] = []
+        self.threads = [threading.Thread(target=self._guard, args=(fn,), name=f"x2face-{name}", daemon=True)
+                        for name, fn in (("crop", self._crop), ("drive", self._drive))]
+        for t in self.threads:
+            t.start()
+
+    def _guard(self, fn: Callable[[], None]) -> None:
+        try:
+            fn()
+        except BaseException as exc:  # handed to the caller's thread
+            self.errors.append(exc)
+            self.stop.set()
+
+    def _put(self, q: queue.Queue, item: Any) -> bool:
+        while not self.stop.is_set():
+            try:
+                q.put(item, timeout=_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def _get(self, q: queue.Queue) -> Any:
+        while True:
+            try:
+                return q.get(timeout=_POLL_S)
+            except queue.Empty:
+                if self.stop.is_set():
+                    return _DONE
+
+    def _crop(self) -> None:  # decode + crop (the frames' iterator runs here, so it is closed here)
+        try:
+            for fc in self.track:
+                if not self._put(self.crops, fc):
+                    return
+            self._put(self.crops, _DONE)
+        finally:
+            self.track.close()
+
+    def _drive(self) -> None:  # the networks, one batch of crops at a time (batches as without overlap)
+        batch: list[FaceCrop] = []
+        while True:
+            fc = self._get(self.crops)
+            if fc is not _DONE:
+                batch.append(fc)
+            if batch and (fc is _DONE or len(batch) >= self.batch_size):
+                if self.stop.is_set() or not self._put(self.batches, (batch, self.drive(batch))):
+                    return
+                batch = []
+            if fc is _DONE:
+                self._put(self.batches, _DONE)
+                return
+
+    def __iter__(self) -> Iterator[tuple[list[FaceCrop], list[np.ndarray | None]]]:
+        while True:
+            item = self._get(self.batches)
+            if self.errors:
+                raise self.errors[0]
+            if item is _DONE:
+                return
+            yield item
+
+    def close(self) -> None:
+        """Stop every stage and wait for the threads (the crop thread closes the track and its frames)."""
+        self.stop.set()
+        crop = self.threads[0]
+        crop.join(timeout=2)
+        if crop.is_alive():  # still waiting for a frame: stop the source (a VideoReader kills its ffmpeg)
+            close = getattr(self.frames, "close", None)
+            if close is not None and not inspect.isgenerator(self.frames):
+                close()
+        for t in self.threads:
+            t.join(timeout=30)
+
+
 def side_by_side(*images: np.ndarray | None, height: int | None = None, gap: int = 4) -> np.ndarray:
     """Join images left to right at one height (e.g. ``side_by_side(source_crop, driving_crop, result)``).
 
@@ -133,15 +317,31 @@ class X2FacePipeline:
 
     Args:
         model: an ``X2Face`` (put it on its device and dtype first; it is switched to eval mode).
-        device, dtype: where to run (default: the model's own).
+        device, dtype: where to run and the model's dtype (default: the model's own).
         cropper: the ``FaceCropper`` for source and driving faces (default: one at the model's
             ``image_size``, scale 1.6, backend "auto").
+        fast: run the per-frame work through ``x2face.fast.FastDriver`` (True), the plain eager
+            model (False: the fp32 reference when the model is fp32), or ``"auto"`` (default):
+            FastDriver unless the model's networks are not the stock ones (``fast_unsupported``),
+            then eager, with the reason in ``fast_note``.
+        precision: FastDriver's compute dtype: ``"auto"`` (default: the model's dtype if it is
+            bf16/fp16, else bf16 on CUDA and on CPUs with AMX, fp32 on other CPUs), ``"fp32"``,
+            ``"bf16"``, ``"fp16"`` or a torch dtype. Sampling is always fp32.
+        compile, cuda_graphs: FastDriver's ``torch.compile`` and CUDA graphs (None: on CUDA only).
+            Each batch size is compiled and captured on its first use (seconds, once per process).
+
+    Outputs of the fast path are within ``self.fast.tolerance`` (max) and ``self.fast.mean_tolerance``
+    (mean) of the fp32 eager model on images in [0, 1] (``x2face.fast.TOLERANCE``; fp32: 1e-4).
     """
 
     def __init__(self, model: X2Face, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
-                 cropper: FaceCropper | None = None) -> None:
+                 cropper: FaceCropper | None = None, *, fast: bool | str = "auto",
+                 precision: str | torch.dtype = "auto", compile: bool | None = None,
+                 cuda_graphs: bool | None = None) -> None:
         if not isinstance(model, X2Face):
             raise InputError(f"X2FacePipeline takes an X2Face model, got {type(model).__name__}")
+        if fast not in (True, False, "auto"):
+            raise ConfigError(f"fast must be True, False or 'auto', got {fast!r}")
         param = next(model.parameters())
         self.device = torch.device(device) if device is not None else param.device
         self.dtype = dtype or param.dtype
@@ -153,19 +353,57 @@ class X2FacePipeline:
         self.source: SourceInfo | None = None
         self._source_vector: torch.Tensor | None = None
         self.last_report = None  # faces.TrackReport of the last drive_frames call
+        self._shared: _SharedDriver | None = None
+        self.fast_note = "fast=False: the eager model" if fast is False else ""
+        if fast is not False:
+            self._shared = self._make_fast(fast, precision, compile, cuda_graphs)
+
+    def _make_fast(self, fast: bool | str, precision: str | torch.dtype, compile: bool | None,
+                   cuda_graphs: bool | None) -> _SharedDriver | None:
+        why = fast_unsupported(self.model)
+        if why is not None:
+            if fast is True:
+                raise ConfigError(f"the fast path cannot run this model: {why}; use fast=False")
+            self.fast_note = f"eager: {why}"
+            return None
+        on_cuda = self.device.type == "cuda"
+        dtype = resolve_precision(precision, self.device, self.dtype)
+        try:
+            shared = _shared_driver(self.model, self.device, dtype, on_cuda if compile is None else bool(compile),
+                                    on_cuda if cuda_graphs is None else bool(cuda_graphs))
+        except ConfigError:
+            raise
+        except Exception as exc:  # a bug or an unusual machine: keep working, eagerly, and say why
+            if fast is True:
+                raise
+            warnings.warn(f"X2FacePipeline: the fast path failed to start, running eagerly ({exc})", RuntimeWarning,
+                          stacklevel=3)
+            self.fast_note = f"eager: the fast path failed to start ({type(exc).__name__}: {exc})"
+            return None
+        self.fast_note = "FastDriver " + ", ".join(f"{k}={v}" for k, v in shared.driver.features.items()
+                                                   if k in ("dtype", "compile", "cuda_graphs"))
+        return shared
+
+    @property
+    def fast(self):
+        """The ``x2face.fast.FastDriver`` doing the per-frame work (shared with other pipelines of the same
+        model), or None on the eager path (``fast_note`` says why)."""
+        return self._shared.driver if self._shared is not None else None
 
     @classmethod
     def from_pretrained(cls, weights: str | os.PathLike | None = None, device: str | torch.device | None = "auto",
-                        dtype: torch.dtype = torch.float32, **cropper_kwargs) -> "X2FacePipeline":
+                        dtype: torch.dtype = torch.float32, *, fast: bool | str = "auto",
+                        precision: str | torch.dtype = "auto", **cropper_kwargs) -> "X2FacePipeline":
         """Load weights (``x2face.hub`` spec: None/"demo", a folder, or ``owner/repo[@rev]``) into a pipeline.
 
-        ``cropper_kwargs`` go to ``FaceCropper`` (``backend``, ``scale``, ``detect_every``, ``select`` ...).
+        ``fast`` and ``precision`` are the constructor's; ``cropper_kwargs`` go to ``FaceCropper``
+        (``backend``, ``scale``, ``detect_every``, ``select`` ...).
         """
         from .hub import load_model
 
         model = load_model(weights, device=device, dtype=dtype)
         cropper = FaceCropper(model.config.image_size, **cropper_kwargs)
-        return cls(model, cropper=cropper)
+        return cls(model, cropper=cropper, fast=fast, precision=precision)
 
     # ------------------------------------------------------------------ model calls
     def _run(self, fn, *args):
@@ -177,6 +415,31 @@ class X2FacePipeline:
                 return fn(*args)
         finally:
             self.model.check_inputs = check
+
+    def _run_fast(self, method: str, x: torch.Tensor) -> torch.Tensor:
+        """``FastDriver.<method>(x)`` with the shared driver's cache holding this pipeline's embedded face."""
+        shared = self._shared
+        with shared.lock:
+            if method != "driving_vector":
+                face = self._require_source().embedded
+                if shared.face is not face:  # another source, an edit, a reset, or another pipeline's face
+                    shared.driver.set_embedded(face.float())
+                    shared.face = face
+            return getattr(shared.driver, method)(x)
+
+    def _crops_in(self, crops: Sequence[np.ndarray]) -> torch.Tensor:
+        """uint8 [S, S, 3] crops -> uint8 [N, 3, S, S] on the device (a quarter of float's bytes to copy)."""
+        x = torch.from_numpy(np.stack(crops))  # [N, S, S, 3]
+        if self.device.type == "cuda":
+            x = x.pin_memory()
+        return x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # [N, S, S, 3] -> [N, 3, S, S]
+
+    def _drive_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
+        """uint8 [S, S, 3] driving crops -> uint8 [N, S, S, 3] generated crops of the cached source."""
+        if self._shared is not None:
+            return _to_uint8(self._run_fast("drive", self._crops_in(crops)))
+        x = _to_tensor(crops, self.device, self.dtype)  # [N, 3, S, S]
+        return self._render(self._run(self.model.driving_vector, x))  # [N, D] -> [N, S, S, 3]
 
     def _require_source(self) -> SourceInfo:
         if self.source is None:
@@ -250,12 +513,16 @@ class X2FacePipeline:
         src.embedded = t.to(device=self.device, dtype=self.dtype)
 
     def source_vector(self) -> torch.Tensor:
-        """Driving vector of the first source crop, float [1, vector_dim] (pose and audio controls move
-        the source by editing this vector and rendering with ``drive_vectors``)."""
+        """Driving vector of the first source crop, float [1, vector_dim] on the model's device and dtype
+        (pose and audio controls move the source by editing this vector and rendering with ``drive_vectors``)."""
         src = self._require_source()
         if self._source_vector is None:
-            x = _to_tensor(src.crops[:1], self.device, self.dtype)  # [1, 3, S, S]
-            self._source_vector = self._run(self.model.driving_vector, x)
+            if self._shared is not None:
+                v = self._run_fast("driving_vector", self._crops_in(src.crops[:1]))  # float32 [1, D]
+                self._source_vector = v.to(self.dtype)
+            else:
+                x = _to_tensor(src.crops[:1], self.device, self.dtype)  # [1, 3, S, S]
+                self._source_vector = self._run(self.model.driving_vector, x)
         return self._source_vector.clone()
 
     # ------------------------------------------------------------------ controls (x2face.control)
@@ -303,6 +570,8 @@ class X2FacePipeline:
     def _render(self, vectors: torch.Tensor) -> np.ndarray:
         """float [B, D] vectors -> uint8 [B, S, S, 3] generated crops of the cached source."""
         src = self._require_source()
+        if self._shared is not None:
+            return _to_uint8(self._run_fast("render_vectors", vectors.to(device=self.device, dtype=torch.float32)))
         out = self._run(self.model.render, src.embedded, vectors.to(device=self.device, dtype=self.dtype))
         return _to_uint8(out)
 
@@ -340,7 +609,7 @@ class X2FacePipeline:
                 yield self._compose(g, paste_back)
 
     def drive_frames(self, frames: Iterable[np.ndarray], *, paste_back: bool = False, batch_size: int = 16,
-                     on_missing: str = "hold") -> Iterator[DrivenFrame]:
+                     on_missing: str = "hold", overlap: bool = False) -> Iterator[DrivenFrame]:
         """Animate the source with a driving video.
 
         Args:
@@ -351,6 +620,11 @@ class X2FacePipeline:
             on_missing: frames without a driving face: ``"hold"`` repeats the last output (the
                 unanimated source before the first face), ``"source"`` shows the unanimated
                 source, ``"skip"`` drops the frame (the output then has fewer frames than the input).
+            overlap: decode + crop the frames in one thread and run the networks in another, while
+                the caller's thread pastes back and consumes the output (e.g. encodes it); bounded
+                queues, the same frames as without. Meant for a GPU (the CPU stages then run beside
+                it); on a busy 2-core CPU it gave no consistent gain (docs/speed.md). An error in any
+                stage stops all of them and comes out here; closing the generator stops them too.
 
         Yields:
             ``DrivenFrame`` per driving frame, in order. The tracking report is ``self.last_report``
@@ -361,40 +635,44 @@ class X2FacePipeline:
         self._require_source()
         track = self.cropper.track(frames)
         self.last_report = track.report
-        batch: list[FaceCrop] = []
-        last: np.ndarray | None = None
         bs = max(1, int(batch_size))
-
-        def flush() -> Iterator[DrivenFrame]:
-            nonlocal last
-            found = [fc for fc in batch if fc.found]
-            generated = []
-            if found:
-                x = _to_tensor([fc.crop for fc in found], self.device, self.dtype)  # [B, 3, S, S]
-                v = self._run(self.model.driving_vector, x)  # [B, D]
-                generated = list(self._render(v))
-            gen_iter = iter(generated)
-            for fc in batch:
-                if fc.found:
-                    g = next(gen_iter)
-                    last = self._compose(g, paste_back)
-                    yield DrivenFrame(last, fc.index, True, fc.crop, g)
-                elif on_missing == "skip":
-                    continue
-                else:
-                    image = last if (on_missing == "hold" and last is not None) else self._source_frame(paste_back)
-                    yield DrivenFrame(image, fc.index, False, fc.crop, None)
-            batch.clear()
-
+        if overlap:
+            stages = _Stages(track, frames, bs, self._drive_batch)
+            batches, close = iter(stages), stages.close
+        else:
+            batches, close = self._batches(track, bs), track.close
+        last: np.ndarray | None = None
         try:
-            for fc in track:
-                batch.append(fc)
-                if len(batch) >= bs:
-                    yield from flush()
-            if batch:
-                yield from flush()
+            for batch, generated in batches:
+                for fc, g in zip(batch, generated):
+                    if fc.found:
+                        last = self._compose(g, paste_back)
+                        yield DrivenFrame(last, fc.index, True, fc.crop, g)
+                    elif on_missing == "skip":
+                        continue
+                    else:
+                        image = last if (on_missing == "hold" and last is not None) else self._source_frame(paste_back)
+                        yield DrivenFrame(image, fc.index, False, fc.crop, None)
         finally:
-            track.close()
+            close()
+
+    def _drive_batch(self, batch: list[FaceCrop]) -> list[np.ndarray | None]:
+        """Generated uint8 [S, S, 3] crops for a batch of tracked frames (None where no face was found)."""
+        found = [fc.crop for fc in batch if fc.found]
+        generated = iter(self._drive_crops(found) if found else [])
+        return [next(generated) if fc.found else None for fc in batch]
+
+    def _batches(self, track, batch_size: int) -> Iterator[tuple[list[FaceCrop], list[np.ndarray | None]]]:
+        """(tracked frames, generated crops) per batch of ``batch_size`` frames, in this thread."""
+        batch: list[FaceCrop] = []
+        for fc in track:
+            batch.append(fc)
+            if len(batch) >= batch_size:
+                yield batch, self._drive_batch(batch)
+                batch = []
+        if batch:
+            yield batch, self._drive_batch(batch)
 
 
-__all__ = ["DrivenFrame", "ON_MISSING", "SourceInfo", "X2FacePipeline", "side_by_side"]
+__all__ = ["DrivenFrame", "ON_MISSING", "SourceInfo", "X2FacePipeline", "fast_unsupported", "resolve_precision",
+           "side_by_side"]

@@ -916,8 +916,12 @@ class Motion:
         lim = torch.tensor(POSE_LIMITS)
         j = components
         return cls(
-            pose_base=(2 * r(n, 3) - 1) * lim,
-            pose_amp=r(n, 3, j) * (lim * torch.tensor([0.35, 0.3, 0.25])).view(1, 3, 1) / j * 2,  # [3] -> [1, 3, 1]
+            # Each video swings widely around a pose near frontal (within 20 % of the limits): source and
+            # driving frames of one video then differ by tens of degrees, which is what teaches X2Face
+            # to frontalise (with a video's own base pose far from frontal and small swings around it,
+            # "copy the source" is a deep trap for stage I).
+            pose_base=(2 * r(n, 3) - 1) * lim * 0.2,
+            pose_amp=r(n, 3, j) * (lim * torch.tensor([0.875, 0.75, 0.625])).view(1, 3, 1) / j * 2,  # [3] -> [1, 3, 1]
             pose_freq=0.04 + 0.4 * r(n, 3, j),
             pose_phase=2 * math.pi * r(n, 3, j),
             shift=torch.stack([0.12 * r(n) - 0.06, 0.12 * r(n) - 0.06, 1.15 + 0.25 * r(n)], -1),
