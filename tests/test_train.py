@@ -301,3 +301,27 @@ def test_torchrun_two_processes_killed_and_resumed_repeat_the_uninterrupted_run(
     a = load_file(tmp_path / "full" / "weights" / "model.safetensors")
     b = load_file(cut / "weights" / "model.safetensors")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_identity_flow_init_starts_from_the_source_frame():
+    """run.flow_init = "identity": before any step, generated == the source frame (both warps are the identity)."""
+    from x2face.train import FLOW_INITS
+
+    torch.manual_seed(0)
+    model = X2Face(X2FaceConfig(image_size=64, base_channels=8)).eval()
+    FLOW_INITS["identity"](model)
+    src = torch.rand(2, 1, 3, 64, 64)
+    with torch.no_grad():
+        out = model(torch.rand(2, 3, 64, 64), src)
+    torch.testing.assert_close(out, src[:, 0], atol=5e-5, rtol=0)  # two identity resamplings: float rounding only
+    with pytest.raises(ConfigError, match="flow_init"):
+        load_config(TEST_CONFIG, ["run.flow_init='zeros'"])
+
+
+def test_synthetic_identity_pool(tmp_path):
+    code, out = _run(tmp_path, "pool", "--set", "run.steps=2", "--set", "data.synthetic_identities=8",
+                     "--set", 'run.flow_init="identity"')
+    assert code == 0
+    assert json.loads((out / "weights" / "provenance.json").read_text())["steps"] == 2
+    with pytest.raises(ConfigError, match="synthetic_identities"):
+        _run(tmp_path, "bad", "--set", "data.synthetic_identities=1")
