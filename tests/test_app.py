@@ -406,6 +406,35 @@ def test_weights_chooser_and_missing_heads(server, real_dir):
 
 
 @pytest.mark.slow
+def test_every_tab_runs_on_the_bundled_weights_and_examples(server, monkeypatch, tmp_path):
+    """Issue 7's "done when": the README's app, its bundled demo weights, its bundled examples, every tab."""
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    monkeypatch.delenv("X2FACE_DEMO_WEIGHTS", raising=False)
+    ex = lambda name: handle_file(str(app_server.EXAMPLES / name))  # noqa: E731
+    own = Client(server["url"], verbose=False)
+    status = own.predict("bundled demo weights", "", api_name="/load_weights")
+    assert "bundled demo weights" in status and "128 px" in status and "stage I" in status
+    assert "Pose control:** yes" in status and "audio control:** yes" in status
+    photos = [ex("photo_a.jpg"), ex("photo_b.jpg")]
+    video, comparison, _, summary = own.predict(photos, ex("driving.mp4"), None, False, True, 1.0,
+                                                api_name="/animate_frames")
+    assert (probe(video).width, probe(video).height) == (128, 128) and "face found in 25/25" in summary
+    _, yaw, pitch, roll, _ = own.predict(ex("photo_a.jpg"), api_name="/pose_source")
+    preview = np.asarray(Image.open(own.predict(ex("photo_a.jpg"), 30.0, pitch, roll, api_name="/pose_preview")))
+    assert preview.shape == (128, 128, 3)
+    video, _ = own.predict(ex("photo_a.jpg"), POSE_SWEEP, 0, 0, 0, 1.0, False, api_name="/animate_pose")
+    assert probe(video).num_frames_estimate == 25
+    video, _ = own.predict(ex("photo_a.jpg"), ex("speech.wav"), 1.0, False, api_name="/animate_audio")
+    assert probe(video).has_audio
+    own.predict([ex("photo_a.jpg")], api_name="/embed_face")
+    faces, video, _, _ = own.predict([ex("photo_a.jpg")], None, ex("sticker.png"), 0.5, 0.4, 0.4, ex("driving.mp4"),
+                                     1.0, api_name="/edit_video")
+    assert probe(video).width == 128 and Image.open(faces).size[0] > 128
+
+
+@pytest.mark.slow
 def test_serves_only_its_own_files_and_limits_uploads(server, client, real_dir):
     app = server["app"]
     assert app.TEMP.contains(os.environ["GRADIO_TEMP_DIR"])  # uploads and outputs live in the app's folder

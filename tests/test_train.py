@@ -225,6 +225,23 @@ def test_stage2_starts_from_stage1_weights_with_identity_losses(tmp_path):
         _run(tmp_path, "s2b", *stage2, "--set", "model.base_channels=4")
 
 
+def test_provenance_keeps_the_history_of_continued_runs(tmp_path):
+    """Weights trained from other trained weights record every earlier run (what the app shows)."""
+    from x2face.app_helpers import training_summary
+
+    code, first = _run(tmp_path, "first", "--set", "run.steps=3")
+    assert code == 0 and json.loads((first / "weights" / "provenance.json").read_text())["history"] == []
+    code, second = _run(tmp_path, "second", "--set", f'stage.init_from="{first / "weights"}"', "--set", "run.steps=2",
+                        "--set", "optim.lr=1e-4")
+    assert code == 0
+    code, third = _run(tmp_path, "third", "--set", f'stage.init_from="{second / "weights"}"', "--set", "run.steps=1")
+    assert code == 0
+    prov = json.loads((third / "weights" / "provenance.json").read_text())
+    assert [(h["steps"], h["lr"]) for h in prov["history"]] == [(3, 1e-3), (2, 1e-4)]
+    assert prov["history"][1]["init_from"] == str(first / "weights")
+    assert "6 steps: 3 (stage I) + 2 (stage I) + 1 (stage I)" in training_summary(prov)
+
+
 def test_train_identity_classifies_synthetic_and_real_identities(tmp_path):
     tree = _frames_tree(tmp_path / "vox")
     cfg = _toml(tmp_path / "id.toml", f"""

@@ -323,7 +323,13 @@ def training_summary(provenance: dict[str, Any]) -> str:
             parts.append("trained on " + " and ".join(what))
     if provenance.get("stage") is not None:
         stage = provenance["stage"]
-        parts.append(f"stage {stage}" + (f", {provenance['steps']} steps" if provenance.get("steps") else ""))
+        steps = provenance.get("steps")
+        history = [h for h in provenance.get("history") or [] if isinstance(h, dict) and h.get("steps")]
+        if steps and history:  # e.g. stage I continued from earlier stage-I weights
+            runs = [*(f"{h['steps']} (stage {h.get('stage')})" for h in history), f"{steps} (stage {stage})"]
+            parts.append(f"{sum(h['steps'] for h in history) + steps} steps: " + " + ".join(runs))
+        else:
+            parts.append(f"stage {stage}" + (f", {steps} steps" if steps else ""))
     if isinstance(provenance.get("pose_head"), dict):
         parts.append("pose head fitted")
     if isinstance(provenance.get("audio_head"), dict):
@@ -383,7 +389,7 @@ def missing_weights_markdown(error: Exception) -> str:
 
 
 class ModelCache:
-    """Load weights once per (spec, device) and keep the most recent ``capacity`` models.
+    """Load weights once per (spec, the location it resolves to, device) and keep the most recent ``capacity`` models.
 
     Args:
         settings: the app's settings (default weights and device).
@@ -393,7 +399,7 @@ class ModelCache:
     def __init__(self, settings: AppSettings, capacity: int = 2) -> None:
         self.settings = settings
         self.capacity = max(1, int(capacity))
-        self._models: OrderedDict[tuple[str, str], LoadedWeights] = OrderedDict()
+        self._models: OrderedDict[tuple[str, str, str], LoadedWeights] = OrderedDict()
         self._lock = threading.Lock()
 
     def spec(self, spec: str | None) -> str:
@@ -412,12 +418,12 @@ class ModelCache:
 
         spec = self.spec(spec)
         device = pick_device(self.settings.device)
-        key = (spec, str(device))
+        where, revision = resolve(spec)
+        key = (spec, f"{where}@{revision}", str(device))  # "demo" names whatever folder it resolves to now
         with self._lock:
             if key in self._models:
                 self._models.move_to_end(key)
                 return self._models[key]
-            where, revision = resolve(spec)
             try:
                 model = load_model(spec, device=device)
             except WeightsError:
@@ -513,7 +519,7 @@ class SourceCache:
                 raise MediaError(f"{Path(p).name} is {w}x{h} ({w * h / 1e6:.0f} megapixels); the limit here is "
                                  f"{limit / 1e6:.0f} megapixels: resize it first")
         loaded = self.models.get(spec)
-        key = (loaded.spec, str(loaded.device), tuple(file_digest(p) for p in paths))
+        key = (loaded.spec, loaded.where, str(loaded.device), tuple(file_digest(p) for p in paths))
         with self._lock:
             entry = self._entries.setdefault(key, _Entry())
             self._entries.move_to_end(key)

@@ -793,7 +793,7 @@ def measure_animate(settings: BenchSettings, driver: FastDriver, result: dict[st
     if pipeline_total is not None:
         result["animate_10s_seconds"]["pipeline_total"] = round(pipeline_total, 3)
         result["notes"].append("animate pipeline_total: X2FacePipeline.drive_frames(paste_back=True, batch_size=16) "
-                               "into a VideoWriter, as the product animates today (its own model calls)")
+                               "into a VideoWriter: the product's own path (FastDriver, batched), as the CLI and app animate")
     result["animate_clip"] = (f"{source.name} looped/cut to {CLIP_SECONDS:g} s at {CLIP_FPS} fps: "
                               f"{stages['frames']} frames of {info.width}x{info.height}, face found in "
                               f"{stages['faces_found']}; the source face is its first frame")
@@ -882,7 +882,7 @@ def markdown(result: dict[str, Any]) -> str:
         lines.append(f"| animate a 10 s 25 fps clip, stages overlapped (s) | "
                      f"{_fmt(anim.get('overlapped_total'), 2)} | | |")
         if anim.get("pipeline_total") is not None:
-            lines.append(f"| animate a 10 s 25 fps clip with X2FacePipeline as it is (s) | "
+            lines.append(f"| animate a 10 s 25 fps clip with X2FacePipeline, as the CLI and app run (s) | "
                          f"{_fmt(anim['pipeline_total'], 2)} | | |")
     else:
         lines.append(f"| animate a 10 s 25 fps clip (s) | n/a: {r['skipped'].get('animate_10s_seconds', '')} | | |")

@@ -89,16 +89,25 @@ class X2FaceConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "X2FaceConfig":
         """Build a config from a dict, refusing keys it does not know (a typo is an error, not a default)."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"an X2Face config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown X2FaceConfig key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        try:
-            return cls(**data)
-        except TypeError as exc:  # pragma: no cover - dataclass signature errors
-            raise ConfigError(str(exc)) from exc
+        return strict_from_dict(cls, data, "an X2Face config")
+
+
+def strict_from_dict(cls: type, data: Any, what: str) -> Any:
+    """Build dataclass ``cls`` from a JSON/TOML object, refusing keys it does not know.
+
+    ``what`` names the config in the error (e.g. "an X2Face config"). Unknown keys, a non-dict, or a missing
+    required field raise :class:`ConfigError`; the dataclass's own ``__post_init__`` validates the values.
+    """
+    if not isinstance(data, dict):
+        raise ConfigError(f"{what} must be a JSON object / TOML table, got {type(data).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - known)
+    if unknown:
+        raise ConfigError(f"unknown {cls.__name__} key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
+    try:
+        return cls(**data)
+    except TypeError as exc:  # a required field is missing
+        raise ConfigError(f"{what}: {exc}") from exc
 
 
 def _named_configs() -> dict[str, X2FaceConfig]:

@@ -38,7 +38,7 @@ def resolve(spec: str | os.PathLike | None) -> tuple[str, str | None]:
         folder = bundled_weights_dir()
         if not (folder / WEIGHTS_NAME).is_file():
             raise WeightsError(
-                f"no bundled demo weights in {folder}; train them with `python -m x2face train configs/demo.toml` "
+                f"no bundled demo weights in {folder}; make them with `bash configs/demo.sh` "
                 f"or pass --weights FOLDER_OR_HUB_REPO"
             )
         return str(folder), None

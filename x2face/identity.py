@@ -53,6 +53,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from .config import strict_from_dict
 from .errors import ConfigError, WeightsError
 
 CONFIG_NAME = "config.json"
@@ -139,13 +140,7 @@ class IdentityConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "IdentityConfig":
         """Build a config from a dict, refusing keys it does not know."""
-        if not isinstance(data, dict):
-            raise ConfigError(f"an identity network config must be a table/object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown IdentityConfig key(s): {', '.join(unknown)} (known: {', '.join(sorted(known))})")
-        return cls(**data)
+        return strict_from_dict(cls, data, "an identity network config")
 
 
 class IdentityNetwork(nn.Module):

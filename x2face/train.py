@@ -1218,6 +1218,27 @@ def _setup(run: RunConfig) -> Dist:
     return Dist(run.device)
 
 
+def training_history(init_from: str) -> list[dict[str, Any]]:
+    """The runs that made the ``init_from`` weights, oldest first, from their ``provenance.json``.
+
+    Each entry: ``stage``, ``steps``, ``lr``, ``optimizer``, ``train_seconds``, ``init_from``. Empty when
+    training starts from scratch or the weights carry no provenance (e.g. converted or downloaded ones).
+    """
+    if not init_from:
+        return []
+    from .hub import read_provenance
+
+    prov = read_provenance(init_from)
+    if not prov.get("steps"):
+        return []
+    optim = (prov.get("config") or {}).get("optim") or {}
+    entry = {"stage": prov.get("stage"), "steps": prov.get("steps"), "lr": optim.get("lr"),
+             "optimizer": optim.get("name"), "train_seconds": prov.get("train_seconds"),
+             "init_from": prov.get("init_from")}
+    earlier = prov.get("history")
+    return [*(earlier if isinstance(earlier, list) else []), entry]
+
+
 def _describe_data(cfg: DataConfig, synthetic, real) -> dict[str, Any]:
     out: dict[str, Any] = {"sources": list(cfg.sources), "num_sources": cfg.num_sources}
     if synthetic is not None:
@@ -1310,7 +1331,8 @@ def main(argv: list[str]) -> int:
         val_stream = PairStream(syn_val, real_val, batch, cfg.data.real_fraction, mix_seed(cfg.run.seed, 7), 0)
         provenance = {"stage": cfg.stage.stage, "init_from": cfg.stage.init_from or None,
                       "identity_network": cfg.stage.identity_network or None,
-                      "data": _describe_data(cfg.data, syn, real), "model_name": cfg.model_name}
+                      "data": _describe_data(cfg.data, syn, real), "model_name": cfg.model_name,
+                      "history": training_history(cfg.stage.init_from)}
         trainer = Trainer(task, cfg.run, cfg.optim, train_stream, val_stream, d, cfg.to_dict(), provenance)
         return trainer.fit(args.resume)
     finally:

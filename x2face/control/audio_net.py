@@ -35,6 +35,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ..config import strict_from_dict
 from ..errors import ConfigError, WeightsError
 
 NUM_CEPS = 13  #: MFCC coefficients per step
@@ -92,13 +93,8 @@ class AudioNetConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "AudioNetConfig":
-        if not isinstance(data, dict):
-            raise ConfigError(f"an audio network config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"unknown AudioNetConfig key(s): {', '.join(unknown)}")
-        return cls(**data)
+        """Build a config from a dict, refusing keys it does not know."""
+        return strict_from_dict(cls, data, "an audio network config")
 
 
 #: named widths; ``audio_net_config(name, out_dim)`` returns a fresh copy
