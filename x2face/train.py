@@ -1334,7 +1334,9 @@ def main(argv: list[str]) -> int:
                       "data": _describe_data(cfg.data, syn, real), "model_name": cfg.model_name,
                       "history": training_history(cfg.stage.init_from)}
         trainer = Trainer(task, cfg.run, cfg.optim, train_stream, val_stream, d, cfg.to_dict(), provenance)
-        return trainer.fit(args.resume)
+        code = trainer.fit(args.resume)
+        d.barrier()  # every rank done (rank 0 exports the weights last) before the process group goes
+        return code
     finally:
         d.close()
 
@@ -1372,7 +1374,9 @@ def main_identity(argv: list[str]) -> int:
                       "real_identities": real.identity_names if real is not None else [],
                       "data": _describe_data(cfg.data, syn, real)}
         trainer = Trainer(task, cfg.run, cfg.optim, train_stream, val_stream, d, cfg.to_dict(), provenance)
-        return trainer.fit(args.resume)
+        code = trainer.fit(args.resume)
+        d.barrier()  # every rank done (rank 0 exports the weights last) before the process group goes
+        return code
     finally:
         d.close()
 
