@@ -14,6 +14,8 @@ import torch
 from x2face.cli import main as cli
 from x2face.media import VideoReader, decode_check, ffmpeg_exe, probe_video, read_audio, read_image
 
+from helpers import best_lag, ffmpeg_children
+
 ANNE = "photos/jixinya_EAMM__test_image_anne.png"
 OBAMA = "photos/ageitgey_face_recognition__examples_knn_examples_train_obama_obama2.jpg"  # 626x1200
 DOG = "photos/KwaiVGI_LivePortrait__assets_examples_source_s30.jpg"
@@ -42,16 +44,6 @@ def weights(tmp_path_factory):
 
 def run(*args: str) -> int:
     return cli(["animate", *map(str, args), "--quiet", "--backend", "opencv"])
-
-
-def best_lag(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
-    import scipy.signal as ss
-
-    n = min(len(a), len(b))
-    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
-    c = ss.correlate(b, a, mode="full", method="fft")
-    k = int(np.argmax(c))
-    return k - (n - 1), float(c[k] / np.sqrt((a ** 2).sum() * (b ** 2).sum()))
 
 
 def test_animate_grid_clip_plays_with_audio_in_sync(real_dir, weights, tmp_path, capsys):
@@ -145,21 +137,6 @@ def test_animate_process_exit_code_and_no_traceback(real_dir, tmp_path):
     assert "no bundled demo weights" in proc.stderr
 
 
-def _ffmpeg_children() -> list[str]:
-    """ffmpeg processes started by this process that are still there (Linux /proc)."""
-    from pathlib import Path
-
-    found = []
-    for d in Path("/proc").glob("[0-9]*"):
-        try:
-            status = dict(ln.split(":", 1) for ln in (d / "status").read_text().splitlines() if ":" in ln)
-        except OSError:
-            continue
-        if status.get("PPid", "").strip() == str(os.getpid()) and "ffmpeg" in status.get("Name", ""):
-            found.append(f"{d.name} {status['Name'].strip()}")
-    return found
-
-
 def test_overlapped_stages_write_the_same_video(real_dir, weights, tmp_path):
     """--overlap on (decode+crop | networks | paste+encode in three threads) gives the frames of --overlap off."""
     videos = []
@@ -208,7 +185,7 @@ def test_a_failing_stage_is_one_line_and_leaves_nothing(real_dir, weights, tmp_p
     assert f"the {stage} broke" in err and len(err.splitlines()) == 1 and "Traceback" not in err, err
     assert list(out.parent.iterdir()) == []  # no output, no partial files
     assert [t.name for t in threading.enumerate() if t.name.startswith("x2face-")] == []
-    assert _ffmpeg_children() == []
+    assert ffmpeg_children() == []
 
 
 def test_thread_setup_respects_threads(monkeypatch):

@@ -36,18 +36,11 @@ from x2face.control.features import (
     num_frames_for,
 )
 from x2face.errors import ConfigError, InputError, MediaError, WeightsError
-from x2face.faces import Detection, FaceCropper, FaceDetector
+from x2face.faces import FaceCropper
+
+from helpers import WholeImage
 
 SR = 16000
-
-
-class WholeImage(FaceDetector):
-    name = "whole-image"
-
-    def detect(self, image, region=None, expected_side=None, thorough=False):
-        h, w = image.shape[:2]
-        s = min(h, w) / 1.6
-        return [Detection(np.array([(w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2]), 1.0)]
 
 
 def tone(seconds=1.0, freq=220.0, amp=0.3, sr=SR):

@@ -20,18 +20,11 @@ from x2face.control.edit import (
     transfer_edit,
 )
 from x2face.errors import InputError
-from x2face.faces import Detection, FaceCropper, FaceDetector
+from x2face.faces import FaceCropper
+
+from helpers import WholeImage
 
 GREEN = np.array([0, 255, 0], np.uint8)
-
-
-class WholeImage(FaceDetector):
-    name = "whole-image"
-
-    def detect(self, image, region=None, expected_side=None, thorough=False):
-        h, w = image.shape[:2]
-        s = min(h, w) / 1.6
-        return [Detection(np.array([(w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2]), 1.0)]
 
 
 def shifting_model() -> X2Face:

@@ -79,7 +79,6 @@ def test_audio_metric_scores_mouths_that_follow_the_sound(tiny_model, monkeypatc
     from x2face.data.synthetic import sample_video
 
     world = SyntheticWorld(64, cache_size=8)
-    n_frames = 12  # what the quick settings ask for
 
     def follows(model, sources, audio, sample_rate, fps, num_frames, features):
         for i in range(2):  # find the test video these sources came from

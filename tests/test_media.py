@@ -17,6 +17,8 @@ from x2face.errors import MediaError
 from x2face.media import (Limits, VideoReader, VideoWriter, check_output_path, decode_check, ffmpeg_exe,
                           iter_video_frames, probe_video, read_audio, read_image, to_rgb_array, write_video)
 
+from helpers import best_lag
+
 GRID = "clips/rizkiarm_LipNet__evaluation_samples_GRID_bbaf2n.mpg"  # MPEG-1 + mp2 audio, 360x288, 25 fps, 3 s
 FOMM = "clips/AliaksandrSiarohin_first-order-model__demo_old_00.mp4"  # 256x256, 30 fps, silent
 LP720 = "clips/KwaiVGI_LivePortrait__assets_examples_source_s18.mp4"  # 1280x720, 30 fps, aac
@@ -36,17 +38,6 @@ def ffmpeg_decode_audio(path, sr=16000) -> np.ndarray:
     raw = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-ac", "1",
                           "-ar", str(sr), "-f", "f32le", "-"], check=True, capture_output=True).stdout
     return np.frombuffer(raw, "<f4")
-
-
-def best_lag(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
-    """Lag of b relative to a in samples, and the normalised correlation at that lag."""
-    import scipy.signal as ss
-
-    n = min(len(a), len(b))
-    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
-    c = ss.correlate(b, a, mode="full", method="fft")
-    k = int(np.argmax(c))
-    return k - (n - 1), float(c[k] / np.sqrt((a ** 2).sum() * (b ** 2).sum()))
 
 
 # ----------------------------------------------------------------------------------------- images

@@ -12,6 +12,8 @@ from x2face.faces import FaceCropper, FaceDetector
 from x2face.media import VideoReader, read_image
 from x2face.pipeline import X2FacePipeline, side_by_side
 
+from helpers import ffmpeg_children
+
 ANNE = "photos/jixinya_EAMM__test_image_anne.png"  # 256x256
 SCARLETT = "photos/jixinya_EAMM__test_image_scarlett.jpg"
 OBAMA = "photos/ageitgey_face_recognition__examples_knn_examples_train_obama_obama2.jpg"  # 626x1200
@@ -289,22 +291,6 @@ def test_custom_networks_run_eagerly(tiny_model):
 
 
 # ------------------------------------------------------------------------------------------------ overlap
-def _ffmpeg_children() -> list[str]:
-    """ffmpeg processes started by this process that are still there (Linux /proc)."""
-    import os
-    from pathlib import Path
-
-    found = []
-    for d in Path("/proc").glob("[0-9]*"):
-        try:
-            status = dict(ln.split(":", 1) for ln in (d / "status").read_text().splitlines() if ":" in ln)
-        except OSError:
-            continue
-        if status.get("PPid", "").strip() == str(os.getpid()) and "ffmpeg" in status.get("Name", ""):
-            found.append(f"{d.name} {status['Name'].strip()}")
-    return found
-
-
 def _stage_threads() -> list[str]:
     import threading
 
@@ -328,7 +314,7 @@ def test_overlap_gives_the_same_frames(pipe, real_dir, grid_frames):
         b = [(o.index, o.found, o.image) for o in pipe.drive_frames(frames, on_missing=mode, batch_size=4,
                                                                     overlap=True)]
         assert [x[:2] for x in a] == [x[:2] for x in b] and all(np.array_equal(x[2], y[2]) for x, y in zip(a, b))
-    assert _stage_threads() == [] and _ffmpeg_children() == []
+    assert _stage_threads() == [] and ffmpeg_children() == []
 
 
 class BrokenDetector(FaceDetector):
@@ -359,7 +345,7 @@ def test_an_error_in_any_stage_stops_all_of_them(pipe, real_dir, monkeypatch):
     with pytest.raises(RuntimeError, match="the detector broke"):
         for _ in pipe.drive_frames(VideoReader(real_dir / GRID), overlap=True, batch_size=4):
             pass
-    assert _stage_threads() == [] and _ffmpeg_children() == []
+    assert _stage_threads() == [] and ffmpeg_children() == []
     # the networks fail on the second batch
     pipe.cropper = FaceCropper(64, backend="opencv")
     calls, drive = [], pipe._drive_crops
@@ -375,10 +361,10 @@ def test_an_error_in_any_stage_stops_all_of_them(pipe, real_dir, monkeypatch):
     with pytest.raises(MediaError, match="the networks broke"):
         for o in pipe.drive_frames(VideoReader(real_dir / GRID), overlap=True, batch_size=4):
             out.append(o)
-    assert len(out) <= 4 and _stage_threads() == [] and _ffmpeg_children() == []
+    assert len(out) <= 4 and _stage_threads() == [] and ffmpeg_children() == []
     monkeypatch.undo()
     # the consumer stops early (an encoder error, Ctrl-C, a break): the stages stop too
     frames = pipe.drive_frames(VideoReader(real_dir / GRID), overlap=True, batch_size=4)
     next(frames)
     frames.close()
-    assert _stage_threads() == [] and _ffmpeg_children() == []
+    assert _stage_threads() == [] and ffmpeg_children() == []

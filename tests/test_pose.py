@@ -24,18 +24,9 @@ from x2face.control.pose import (
     sweep_poses,
 )
 from x2face.errors import InputError, WeightsError
-from x2face.faces import Detection, FaceCropper, FaceDetector
+from x2face.faces import FaceCropper
 
-
-class WholeImage(FaceDetector):
-    """A detector that reports one face filling the image (crops are then the whole image)."""
-
-    name = "whole-image"
-
-    def detect(self, image, region=None, expected_side=None, thorough=False):
-        h, w = image.shape[:2]
-        s = min(h, w) / 1.6
-        return [Detection(np.array([(w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2]), 1.0)]
+from helpers import WholeImage
 
 
 def pipeline_for(model, photos):

@@ -45,6 +45,10 @@ import torch.nn as nn
 
 from .config import X2FaceConfig, get_config
 from .errors import ConfigError, WeightsError
+from .losses import IdentityLossWeights, StageIILoss, photometric_l1
+
+if typing.TYPE_CHECKING:
+    from .model import X2Face
 
 try:  # Python 3.11+
     import tomllib
@@ -180,6 +184,9 @@ class OptimConfig:
             raise ConfigError(f"[optim] betas must be two numbers, got {self.betas}")
 
 
+_PAPER_LOSS = IdentityLossWeights()  #: the paper's identity-loss settings, StageConfig's defaults
+
+
 @dataclass
 class StageConfig:
     """Which stage of the curriculum, and stage II's identity losses (``x2face.losses``).
@@ -194,11 +201,11 @@ class StageConfig:
     stage: str = "I"
     init_from: str = ""
     identity_network: str = ""
-    same_layers: list[str] = field(default_factory=lambda: ["conv2", "conv3", "conv4", "conv5", "conv7"])
-    other_layers: list[str] = field(default_factory=lambda: ["conv6", "conv7"])
-    same_ratio: float = 1.0
-    other_ratio: float = 0.1
-    balance: str = "magnitude"
+    same_layers: list[str] = field(default_factory=lambda: list(_PAPER_LOSS.same_layers))
+    other_layers: list[str] = field(default_factory=lambda: list(_PAPER_LOSS.other_layers))
+    same_ratio: float = _PAPER_LOSS.same_ratio
+    other_ratio: float = _PAPER_LOSS.other_ratio
+    balance: str = _PAPER_LOSS.balance
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
@@ -207,10 +214,8 @@ class StageConfig:
             raise ConfigError("[stage] stage II needs identity_network (train one with `python -m x2face train-identity`)")
         self.loss_weights()  # validates layer names, ratios and balance
 
-    def loss_weights(self):
+    def loss_weights(self) -> IdentityLossWeights:
         """The ``IdentityLossWeights`` of these settings."""
-        from .losses import IdentityLossWeights
-
         return IdentityLossWeights(same_layers=self.same_layers, other_layers=self.other_layers,
                                    same_ratio=self.same_ratio, other_ratio=self.other_ratio, balance=self.balance)
 
@@ -293,11 +298,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
         """Build from nested tables (what a TOML file holds); unknown tables or keys are errors."""
-        data = dict(data)
-        data.pop("base", None)
-        unknown = sorted(set(data) - {"model", *cls.SECTIONS})
-        if unknown:
-            raise ConfigError(f"unknown section(s) {', '.join(unknown)} (known: model, {', '.join(cls.SECTIONS)})")
+        data = _sections(data, "model", cls.SECTIONS)
         model_name, model = _model_section(data.get("model", {}))
         sections = {name: _build(kind, data.get(name, {}), name) for name, kind in cls.SECTIONS.items()}
         return cls(model=model, model_name=model_name, **sections)
@@ -340,11 +341,7 @@ class IdentityTrainConfig:
         """Build from nested tables; unknown tables or keys are errors."""
         from .identity import IdentityConfig
 
-        data = dict(data)
-        data.pop("base", None)
-        unknown = sorted(set(data) - {"network", *cls.SECTIONS})
-        if unknown:
-            raise ConfigError(f"unknown section(s) {', '.join(unknown)} (known: network, {', '.join(cls.SECTIONS)})")
+        data = _sections(data, "network", cls.SECTIONS)
         network = dict(data.get("network", {}))
         if "num_identities" in network:
             raise ConfigError("[network] num_identities is set from the data; remove it")
@@ -363,6 +360,17 @@ class IdentityTrainConfig:
         for name in self.SECTIONS:
             out[name] = dataclasses.asdict(getattr(self, name))
         return out
+
+
+def _sections(data: dict[str, Any], first: str, sections: dict[str, type]) -> dict[str, Any]:
+    """A config file's tables without ``base`` (already merged); a table other than ``first`` and
+    ``sections`` is a ``ConfigError``."""
+    data = dict(data)
+    data.pop("base", None)
+    unknown = sorted(set(data) - {first, *sections})
+    if unknown:
+        raise ConfigError(f"unknown section(s) {', '.join(unknown)} (known: {first}, {', '.join(sections)})")
+    return data
 
 
 def _model_section(table: dict[str, Any]) -> tuple[str, X2FaceConfig]:
@@ -698,7 +706,6 @@ class X2FaceTask:
         self.loss_fn = None
         if cfg.stage.stage == "II":
             from .identity import load_identity_network
-            from .losses import StageIILoss
 
             identity = load_identity_network(cfg.stage.identity_network)
             if identity.config.image_size != cfg.model.image_size:
@@ -711,8 +718,6 @@ class X2FaceTask:
 
     def loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The stage's objective on a batch -> (scalar, {part: detached scalar})."""
-        from .losses import photometric_l1
-
         if self.loss_fn is None:
             generated, _ = module(batch["sources"], batch["driving"])
             loss = photometric_l1(generated, batch["driving"])

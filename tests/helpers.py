@@ -1,0 +1,44 @@
+"""Helpers shared by several test modules (imported as ``helpers``: pytest puts ``tests/`` on ``sys.path``)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from x2face.faces import Detection, FaceDetector
+
+
+class WholeImage(FaceDetector):
+    """A detector that reports one face filling the image (crops are then the whole image)."""
+
+    name = "whole-image"
+
+    def detect(self, image, region=None, expected_side=None, thorough=False):
+        h, w = image.shape[:2]
+        s = min(h, w) / 1.6
+        return [Detection(np.array([(w - s) / 2, (h - s) / 2, (w + s) / 2, (h + s) / 2]), 1.0)]
+
+
+def best_lag(a: np.ndarray, b: np.ndarray) -> tuple[int, float]:
+    """Lag of b relative to a in samples, and the normalised correlation at that lag."""
+    import scipy.signal as ss
+
+    n = min(len(a), len(b))
+    a, b = a[:n] - a[:n].mean(), b[:n] - b[:n].mean()
+    c = ss.correlate(b, a, mode="full", method="fft")
+    k = int(np.argmax(c))
+    return k - (n - 1), float(c[k] / np.sqrt((a ** 2).sum() * (b ** 2).sum()))
+
+
+def ffmpeg_children() -> list[str]:
+    """ffmpeg processes started by this process that are still there (Linux /proc)."""
+    found = []
+    for d in Path("/proc").glob("[0-9]*"):
+        try:
+            status = dict(ln.split(":", 1) for ln in (d / "status").read_text().splitlines() if ":" in ln)
+        except OSError:
+            continue
+        if status.get("PPid", "").strip() == str(os.getpid()) and "ffmpeg" in status.get("Name", ""):
+            found.append(f"{d.name} {status['Name'].strip()}")
+    return found
