@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# The GPU benchmark: one prepared command for a session that is lent a GPU (H100 or H200). About 6-8 minutes.
+# The GPU benchmark: one prepared command for a session that is lent a GPU (H100 or H200). About 5-8 minutes.
 #
 #   1. here, once:           bash benchmarks/prepare_gpu.sh     (a face clip and the imageio-ffmpeg wheel in .gpu/bench)
 #   2. through the device tool:
-#        run(command="bash benchmarks/gpu_run.sh", carry=[".gpu/bench"], timeout_s=570)
+#        run(command="bash benchmarks/gpu_run.sh", carry=[".gpu/bench"], timeout_s=540)
 #   3. copy the files that come back (files_at) into benchmarks/results/ and commit them; quote them in
 #      benchmarks/README.md and docs/speed.md.
 #
@@ -33,18 +33,31 @@ name="$("$py" -c "import re, torch; print(re.sub(r'[^a-z0-9]+', '-', torch.cuda.
 {
   nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw,power.limit --format=csv
   "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
+  "$py" -c "import cv2; print('opencv', cv2.__version__, 'CascadeClassifier', hasattr(cv2, 'CascadeClassifier'))"
+  nproc
 } > "$out/$name-machine.txt" 2>&1
 cat "$out/$name-machine.txt"
 
 status=0
+# What to run (defaults: everything). A follow-up call can measure only what a first one missed, e.g.
+#   EAGER_PARTS=animate,train COMPILE_PARTS=train SUFFIX=-2 bash benchmarks/gpu_run.sh
+eager_parts="${EAGER_PARTS:-drive,accuracy,full,train,animate}"
+compile_parts="${COMPILE_PARTS:-drive,accuracy,full,train}"
+train_batch="${TRAIN_BATCH:-16,128}"  # the release's batch 16, and a batch that fills the GPU
+suffix="${SUFFIX:-}"
 # 1) no torch.compile: the numbers that need nothing but cuDNN
-timeout -k 10 210 "$py" -m x2face bench --device cuda --config paper --compile off \
-  --out "$out/$name-eager.json" > "$out/$name-eager.log" 2>&1 || status=$?
-tail -n 30 "$out/$name-eager.log"
-# 2) with torch.compile (one compile per batch bucket and one for the training step); the animate stage was
-#    measured in 1) and would only add compile time here
-timeout -k 10 320 "$py" -m x2face bench --device cuda --config paper --compile on --no-animate \
-  --out "$out/$name.json" > "$out/$name.log" 2>&1 || status=$?
-tail -n 30 "$out/$name.log"
+if [ -n "$eager_parts" ]; then
+  timeout -k 10 200 "$py" -m x2face bench --device cuda --config paper --compile off --parts "$eager_parts" \
+    --train-batch "$train_batch" --out "$out/$name-eager$suffix.json" > "$out/$name-eager$suffix.log" 2>&1 || status=$?
+  tail -n 30 "$out/$name-eager$suffix.log"
+fi
+# 2) with torch.compile (one compile per batch bucket and per training batch; in training the networks only,
+#    grid_sample eager: TRAIN_COMPILE=model|off for the others); the animate stage was measured in 1) and would
+#    only add compile time here
+if [ -n "$compile_parts" ]; then
+  timeout -k 10 260 "$py" -m x2face bench --device cuda --config paper --compile on --parts "$compile_parts" \
+    --train-batch "$train_batch" --train-compile "${TRAIN_COMPILE:-networks}" --out "$out/$name$suffix.json" > "$out/$name$suffix.log" 2>&1 || status=$?
+  tail -n 30 "$out/$name$suffix.log"
+fi
 ls -la "$out"
 exit $status

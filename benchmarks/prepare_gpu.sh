@@ -17,4 +17,4 @@ rm -f .gpu/bench/wheels/*.whl
   --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
   --platform manylinux1_x86_64 -d .gpu/bench/wheels "imageio-ffmpeg==0.6.0"  # 29 MB (0.7+ wheels are 68 MB: too big)
 du -sh .gpu/bench
-echo "ready: run(command=\"bash benchmarks/gpu_run.sh\", carry=[\".gpu/bench\"], timeout_s=570) through the device tool"
+echo "ready: run(command=\"bash benchmarks/gpu_run.sh\", carry=[\".gpu/bench\"], timeout_s=540) through the device tool"

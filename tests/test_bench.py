@@ -32,6 +32,11 @@ def _run(argv: list[str], capsys) -> tuple[int, str, str]:
     (["--clip", "/nonexistent/clip.mp4"], "no such file"),
     (["--peak-tflops", "-1"], "--peak-tflops"),
     (["--quick", "--bogus"], "unrecognized"),
+    (["--parts", "drive,warp"], "unknown part(s) warp"),
+    (["--parts", ","], "(none given)"),
+    (["--train-batch", "16,x"], "comma-separated integers"),
+    (["--train-batch", "0"], ">= 1"),
+    (["--train-compile", "all"], "invalid choice"),
 ])
 def test_bad_arguments_are_one_line_errors(args, message, capsys):
     code, out, err = _run(["bench", *args], capsys)
@@ -195,3 +200,45 @@ def test_quick_tiny_cpu_bench_writes_every_key(tmp_path, capsys):
     md = out.with_suffix(".md").read_text()
     assert md.startswith("# x2face bench") and "| drive, batch 1 (frames/s) |" in md
     assert "| measure | optimised | baseline | ratio |" in stdout
+
+
+def test_parts_and_training_batches(tmp_path, capsys):
+    """--parts runs only what it names (the accuracy check only when asked); --train-batch measures each batch."""
+    out = tmp_path / "train.json"
+    code, stdout, err = _run(["bench", "--quick", "--config", "tiny", "--device", "cpu", "--threads", "1",
+                              "--parts", "train", "--train-batch", "2,4", "--out", str(out)], capsys)
+    assert code == 0, err
+    r = json.loads(out.read_text())
+    assert r["drive_fps"] == {"1": None, "16": None, "64": None, "256": None} and r["full_fps"] is None
+    assert r["skipped"]["drive"] == r["skipped"]["full"] == r["skipped"]["animate_10s_seconds"] == "not in --parts"
+    assert r["tolerance_ok"] is None  # not checked, and not a failure
+    assert set(r["train_images_per_s_by_batch"]) == {"2", "4"} and r["train_batch"] == 2
+    assert r["train_images_per_s"] == r["train_images_per_s_by_batch"]["2"] > 0
+    assert all(v > 0 for v in r["baseline_train_images_per_s_by_batch"].values())
+    assert r["train_batch_synthetic"] == 4 and r["train_images_per_s_synthetic"] > 0
+    md = out.with_suffix(".md").read_text()
+    assert "| training, batch 2 (images/s) |" in md and "| training, batch 4 (images/s) |" in md
+
+
+def test_compile_networks_keeps_the_model_and_its_gradients(tiny_model):
+    """The compiled-networks model computes what the eager one does (CPU inductor), gradients included."""
+    import copy
+
+    from x2face.bench import compile_networks
+
+    torch.manual_seed(0)
+    model = tiny_model.train()
+    s = model.config.image_size
+    driving, sources = torch.rand(2, 3, s, s), torch.rand(2, 1, 3, s, s)
+    compiled = compile_networks(copy.deepcopy(model))
+    try:
+        a, b = model(driving, sources), compiled(driving, sources)
+    except Exception as exc:  # no C++ compiler for inductor on this machine
+        pytest.skip(f"torch.compile unavailable: {type(exc).__name__}")
+    torch.testing.assert_close(b, a, atol=1e-3, rtol=1e-3)  # inductor reorders float sums
+    a.abs().mean().backward()
+    b.abs().mean().backward()
+    for (name, p), q in zip(model.named_parameters(), compiled.parameters()):
+        # same direction (bilinear sampling's gradient jumps at pixel edges, so float reordering moves it a little)
+        cos = torch.nn.functional.cosine_similarity(q.grad.flatten(), p.grad.flatten(), dim=0)
+        assert cos > 0.99, (name, float(cos))

@@ -16,7 +16,8 @@ Backends (``DETECTORS``, picked by ``backend="auto"``, reported as ``FaceCrop.ba
 * ``face-alignment``: S3FD boxes and 68 landmarks (3-D when its depth weights are present, which
   also gives a head pose), used only when the package is importable AND its weights are already in
   torch's hub cache; nothing is ever downloaded.
-* ``opencv``: OpenCV's bundled Haar cascades, always available offline. A face must be found by
+* ``opencv``: OpenCV's Haar cascades (shipped in ``x2face/cascades``; run by ``x2face.haar`` where OpenCV 5 lacks
+  ``CascadeClassifier``), always available offline. A face must be found by
   two frontal cascades at once (``alt2`` and ``default``, the latter with a minimum confidence),
   which rejects the fur, grass and cartoon-animal boxes a single cascade returns; a profile
   cascade (both directions) is the fallback for turned heads.
@@ -128,7 +129,12 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 class HaarDetector(FaceDetector):
-    """OpenCV's bundled Haar cascades (offline, CPU, no weights to fetch).
+    """OpenCV's Haar cascades (offline, no weights to fetch; the XML files ship in ``x2face/cascades``).
+
+    They run in OpenCV's C++ ``CascadeClassifier`` where the installed OpenCV has one (4.x), else in
+    ``x2face.haar`` (torch, the same results; OpenCV 5 dropped the class, and face-alignment pulls
+    OpenCV 5): ``engine`` ("auto", "opencv" or "torch") picks, and keeps the choice. ``device`` is where
+    ``x2face.haar`` evaluates (a GPU is faster).
 
     A frontal face counts when ``haarcascade_frontalface_alt2`` and ``haarcascade_frontalface_default``
     both find it (IoU >= 0.4) and the latter's confidence (``levelWeights``) is at least
@@ -154,24 +160,45 @@ class HaarDetector(FaceDetector):
     #: Longest side for the (slow) profile-cascade fallback.
     profile_side = 640
 
-    def __init__(self, min_confidence: float = 2.0, profile: bool = True, profile_confidence: float = 3.0) -> None:
+    def __init__(self, min_confidence: float = 2.0, profile: bool = True, profile_confidence: float = 3.0,
+                 device: str = "cpu", engine: str = "auto") -> None:
         import cv2
 
-        root = cv2.data.haarcascades
-        self._alt2 = cv2.CascadeClassifier(os.path.join(root, "haarcascade_frontalface_alt2.xml"))
-        self._default = cv2.CascadeClassifier(os.path.join(root, "haarcascade_frontalface_default.xml"))
-        self._profile = cv2.CascadeClassifier(os.path.join(root, "haarcascade_profileface.xml")) if profile else None
-        if self._alt2.empty() or self._default.empty():
-            raise MediaError(f"OpenCV's face cascades are missing from {root}; reinstall opencv-python-headless<5")
+        from .haar import cascade_path, load_cascade
+
+        names = ["frontalface_alt2", "frontalface_default"] + (["profileface"] if profile else [])
+        missing = [cascade_path(n) for n in names if not os.path.isfile(cascade_path(n))]
+        if missing:
+            raise MediaError(f"x2face's face cascades are missing ({', '.join(missing)}); reinstall x2face")
+        if engine not in ("auto", "opencv", "torch"):
+            raise MediaError(f"unknown cascade engine {engine!r}; choose auto, opencv or torch")
+        if engine == "opencv" and not hasattr(cv2, "CascadeClassifier"):
+            raise MediaError(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 dropped it); "
+                             "use engine 'torch' or install opencv-python-headless<5")
+        if engine != "torch" and hasattr(cv2, "CascadeClassifier"):  # OpenCV 4.x: its C++ cascade
+            cascades = [cv2.CascadeClassifier(cascade_path(n)) for n in names]
+            if any(c.empty() for c in cascades):
+                raise MediaError("OpenCV could not load x2face's face cascades; reinstall opencv-python-headless<5")
+            #: how the cascades run: "opencv" (C++) or "torch" (x2face.haar, for OpenCV 5 builds)
+            self.engine = "opencv"
+        else:  # OpenCV 5 dropped CascadeClassifier: the same cascades evaluated by x2face.haar
+            cascades = [load_cascade(n) for n in names]
+            self.engine = "torch"
+        self.device = str(device)
+        self._alt2, self._default = cascades[0], cascades[1]
+        self._profile = cascades[2] if profile else None
         self.min_confidence = float(min_confidence)
         self.profile_confidence = float(profile_confidence)
 
-    @staticmethod
-    def _run(cascade, gray: np.ndarray, scale_factor: float, neighbors: int, min_size: int,
+    def _run(self, cascade, gray: np.ndarray, scale_factor: float, neighbors: int, min_size: int,
              max_size: int) -> list[tuple[np.ndarray, float]]:
-        boxes, _, weights = cascade.detectMultiScale3(
-            gray, scaleFactor=scale_factor, minNeighbors=neighbors, minSize=(min_size, min_size),
-            maxSize=(max_size, max_size), outputRejectLevels=True)
+        if self.engine == "opencv":
+            boxes, _, weights = cascade.detectMultiScale3(
+                gray, scaleFactor=scale_factor, minNeighbors=neighbors, minSize=(min_size, min_size),
+                maxSize=(max_size, max_size), outputRejectLevels=True)
+        else:
+            boxes, weights = cascade.detect_multi_scale3(gray, scale_factor, neighbors, (min_size, min_size),
+                                                         (max_size, max_size), device=self.device)
         out = []
         for (x, y, w, h), wt in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)):
             out.append((np.array([x, y, x + w, y + h], dtype=np.float64), float(wt)))
@@ -359,7 +386,7 @@ class FaceAlignmentDetector(FaceDetector):
 
 
 #: backend name -> (is it usable here?, builder). "auto" takes the first usable one.
-DETECTORS: dict[str, tuple[Callable[[], bool], Callable[[], FaceDetector]]] = {
+DETECTORS: dict[str, tuple[Callable[[], bool], Callable[..., FaceDetector]]] = {
     "face-alignment": (face_alignment_available, FaceAlignmentDetector),
     "opencv": (lambda: True, HaarDetector),
 }
@@ -370,15 +397,16 @@ def available_backends() -> list[str]:
     return [name for name, (usable, _) in DETECTORS.items() if usable()]
 
 
-def make_detector(backend: str = "auto") -> FaceDetector:
-    """Build a detector by name (``"auto"``: face-alignment if its weights are on disk, else opencv)."""
+def make_detector(backend: str = "auto", device: str = "cpu") -> FaceDetector:
+    """Build a detector by name (``"auto"``: face-alignment if its weights are on disk, else opencv), its
+    network (face-alignment) or cascade search (opencv without ``CascadeClassifier``) on ``device``."""
     if backend == "auto":
         for name in available_backends():
-            return DETECTORS[name][1]()
+            return DETECTORS[name][1](device=str(device))
         raise MediaError("no face detector is available")  # pragma: no cover - opencv always is
     if backend not in DETECTORS:
         raise MediaError(f"unknown face detector {backend!r}; choose auto or one of {', '.join(DETECTORS)}")
-    return DETECTORS[backend][1]()
+    return DETECTORS[backend][1](device=str(device))
 
 
 # ----------------------------------------------------------------------------------------- crop & paste
@@ -521,12 +549,14 @@ class FaceCropper:
         smooth_center, smooth_size: per-detection smoothing factors (0..1, 1 = no smoothing).
         deadband_center, deadband_size: changes smaller than these (fractions of the face size) are
             ignored, so the crop does not jitter or breathe.
+        device: where a detector that can use one runs (face-alignment's networks; the opencv
+            backend's cascades when OpenCV lacks ``CascadeClassifier``).
     """
 
     def __init__(self, image_size: int = 256, scale: float = 1.6, detect_every: int = 5,
                  backend: str | FaceDetector = "auto", select: str | int | tuple[float, float] = "largest",
                  pad: str = "edge", smooth_center: float = 0.6, smooth_size: float = 0.3,
-                 deadband_center: float = 0.015, deadband_size: float = 0.05) -> None:
+                 deadband_center: float = 0.015, deadband_size: float = 0.05, device: str = "cpu") -> None:
         if not isinstance(image_size, int) or image_size < 8:
             raise InputError(f"image_size must be an int >= 8, got {image_size!r}")
         if not 1.0 <= float(scale) <= 4.0:
@@ -541,7 +571,7 @@ class FaceCropper:
         self.image_size = image_size
         self.scale = float(scale)
         self.detect_every = detect_every
-        self.detector = backend if isinstance(backend, FaceDetector) else make_detector(backend)
+        self.detector = backend if isinstance(backend, FaceDetector) else make_detector(backend, device)
         self.select = select
         self.pad = pad
         self.smooth_center, self.smooth_size = float(smooth_center), float(smooth_size)

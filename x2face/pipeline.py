@@ -347,7 +347,7 @@ class X2FacePipeline:
         self.dtype = dtype or param.dtype
         self.model = model.to(device=self.device, dtype=self.dtype).eval()
         self.image_size = model.config.image_size
-        self.cropper = cropper or FaceCropper(self.image_size)
+        self.cropper = cropper or FaceCropper(self.image_size, device=str(self.device))
         if self.cropper.image_size != self.image_size:
             raise InputError(f"the cropper makes {self.cropper.image_size}px crops but the model takes {self.image_size}px")
         self.source: SourceInfo | None = None
@@ -402,6 +402,7 @@ class X2FacePipeline:
         from .hub import load_model
 
         model = load_model(weights, device=device, dtype=dtype)
+        cropper_kwargs.setdefault("device", str(next(model.parameters()).device))
         cropper = FaceCropper(model.config.image_size, **cropper_kwargs)
         return cls(model, cropper=cropper, fast=fast, precision=precision)
 

@@ -1,0 +1,119 @@
+"""x2face.haar: OpenCV's Haar cascades evaluated with torch, for OpenCV 5 builds without CascadeClassifier.
+
+Against OpenCV 4's own ``CascadeClassifier`` (installed here) on real photos: the same boxes and weights;
+and the face pipeline working, with the same crops, when ``cv2.CascadeClassifier`` is gone."""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from x2face.errors import MediaError, NoFaceError
+from x2face.faces import FaceCropper, HaarDetector, box_motion
+from x2face.haar import HaarCascade, cascade_path, group_rectangles, load_cascade
+from x2face.media import VideoReader, read_image
+
+needs_cv2_cascades = pytest.mark.skipif(not hasattr(cv2, "CascadeClassifier"),
+                                        reason="this OpenCV has no CascadeClassifier to compare against")
+PHOTOS = [
+    "photos/jixinya_EAMM__test_image_anne.png",
+    "photos/KwaiVGI_LivePortrait__assets_examples_source_s0.jpg",  # painting, small face
+    "photos/KwaiVGI_LivePortrait__assets_examples_driving_d8.jpg",
+    "photos/ageitgey_face_recognition__examples_knn_examples_train_obama_obama2.jpg",
+    "photos/KwaiVGI_LivePortrait__assets_examples_source_s31.jpg",  # an animal: the cascades still fire somewhere
+]
+
+
+def _gray(real_dir, name: str, side: int = 320) -> np.ndarray:
+    img = read_image(real_dir / name)
+    h, w = img.shape[:2]
+    s = side / max(h, w)
+    g = cv2.cvtColor(cv2.resize(img, (round(w * s), round(h * s)), interpolation=cv2.INTER_AREA), cv2.COLOR_RGB2GRAY)
+    return cv2.equalizeHist(g)
+
+
+@needs_cv2_cascades
+@pytest.mark.slow
+@pytest.mark.parametrize("cascade", ["frontalface_alt2", "frontalface_default", "profileface"])
+def test_same_detections_as_opencv(real_dir, cascade):
+    mine, ref = load_cascade(cascade), cv2.CascadeClassifier(cascade_path(cascade))
+    found = 0
+    for name in PHOTOS:
+        g = _gray(real_dir, name)
+        for sf, neighbors in ((1.1, 3), (1.05, 1)):
+            b_ref, _, w_ref = ref.detectMultiScale3(g, scaleFactor=sf, minNeighbors=neighbors, minSize=(24, 24),
+                                                     maxSize=g.shape[::-1], outputRejectLevels=True)
+            b_ref, w_ref = np.asarray(b_ref).reshape(-1, 4), np.asarray(w_ref, dtype=np.float64).reshape(-1)
+            b, w = mine.detect_multi_scale3(g, sf, neighbors, (24, 24), g.shape[::-1])
+            order_ref, order = np.lexsort(b_ref.T[::-1]), np.lexsort(b.T[::-1])
+            assert b.shape == b_ref.shape, (name, sf, b.tolist(), b_ref.tolist())
+            np.testing.assert_array_equal(b[order], b_ref[order_ref])
+            np.testing.assert_allclose(w[order], w_ref[order_ref], atol=1e-4)
+            found += len(b)
+    assert found > 0  # the comparison saw detections, not only empty lists
+
+
+def test_group_rectangles_matches_opencv():
+    rng = np.random.default_rng(0)
+    rects = []
+    for cx, cy, s, n in ((50, 50, 40, 6), (52, 54, 12, 4), (200, 80, 60, 2), (300, 300, 30, 5)):
+        for _ in range(n):
+            j = rng.integers(-2, 3, 3)
+            rects.append((cx + j[0], cy + j[1], s + j[2], s + j[2]))
+    rects = np.array(rects, dtype=np.int64)
+    ref, _ = cv2.groupRectangles(rects.tolist(), 2, 0.2)
+    mine, weights = group_rectangles(rects, np.arange(len(rects), dtype=np.float64), 2, 0.2)
+    np.testing.assert_array_equal(np.sort(mine, 0), np.sort(np.asarray(ref).reshape(-1, 4), 0))
+    assert len(mine) == 2  # the 2-member group is dropped, the small box inside the large one too
+    assert weights.max() == len(rects) - 1  # a group reports its highest member weight
+
+
+def test_bad_cascade_file(tmp_path):
+    bad = tmp_path / "bad.xml"
+    bad.write_text("<opencv_storage><cascade><featureType>LBP</featureType></cascade></opencv_storage>")
+    with pytest.raises(ValueError, match="not an OpenCV Haar cascade"):
+        HaarCascade(str(bad))
+    with pytest.raises(ValueError, match="cannot read"):
+        HaarCascade(str(tmp_path / "missing.xml"))
+
+
+@pytest.fixture
+def no_cascade_classifier(monkeypatch):
+    """OpenCV 5: cv2 without CascadeClassifier."""
+    if hasattr(cv2, "CascadeClassifier"):
+        monkeypatch.delattr(cv2, "CascadeClassifier")
+
+
+@pytest.mark.slow
+def test_face_pipeline_without_cascade_classifier(real_dir, no_cascade_classifier):
+    cropper = FaceCropper(64)
+    assert cropper.detector.engine == "torch" and cropper.backend == "opencv"
+    with pytest.raises(MediaError, match="no CascadeClassifier"):
+        HaarDetector(engine="opencv")
+    face = cropper.crop_image(read_image(real_dir / "photos/jixinya_EAMM__test_image_anne.png"))
+    assert face.found and face.crop.shape == (64, 64, 3)
+    with pytest.raises(NoFaceError, match="no human face found"):
+        cropper.crop_image(read_image(real_dir / "photos/KwaiVGI_LivePortrait__assets_examples_source_s31.jpg"))
+    track = cropper.track(VideoReader(real_dir / "clips/AliaksandrSiarohin_first-order-model__demo_old_00.mp4",
+                                      seconds=1.0))
+    faces = list(track)
+    assert track.report.found == track.report.frames == len(faces) > 0
+    assert box_motion([f.box for f in faces]).max() < 0.02
+
+
+@needs_cv2_cascades
+@pytest.mark.slow
+def test_torch_engine_gives_opencv_crops(real_dir):
+    torch_crop = FaceCropper(64, backend=HaarDetector(engine="torch"))
+    cv_crop = FaceCropper(64, backend=HaarDetector(engine="opencv"))
+    assert torch_crop.detector.engine == "torch" and cv_crop.detector.engine == "opencv"
+    img = read_image(real_dir / "photos/timesler_facenet-pytorch__data_test_images_paul_rudd_1.jpg")  # 1024 px
+    a, b = torch_crop.crop_image(img), cv_crop.crop_image(img)
+    assert a.box == b.box and np.array_equal(a.crop, b.crop)
+    frames = list(VideoReader(real_dir / "clips/KwaiVGI_LivePortrait__assets_examples_driving_d10.mp4", seconds=1.0))
+    assert [f.box for f in torch_crop.track(frames)] == [f.box for f in cv_crop.track(frames)]
+
+
+def test_unknown_engine():
+    with pytest.raises(MediaError, match="unknown cascade engine"):
+        HaarDetector(engine="gpu")
