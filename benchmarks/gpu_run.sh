@@ -41,8 +41,8 @@ cat "$out/$name-machine.txt"
 status=0
 # What to run (defaults: everything). A follow-up call can measure only what a first one missed, e.g.
 #   EAGER_PARTS=animate,train COMPILE_PARTS=train SUFFIX=-2 bash benchmarks/gpu_run.sh
-eager_parts="${EAGER_PARTS:-drive,accuracy,full,train,animate}"
-compile_parts="${COMPILE_PARTS:-drive,accuracy,full,train}"
+eager_parts="${EAGER_PARTS-drive,accuracy,full,train,animate}"  # set empty to skip a run
+compile_parts="${COMPILE_PARTS-drive,accuracy,full,train}"
 train_batch="${TRAIN_BATCH:-16,128}"  # the release's batch 16, and a batch that fills the GPU
 suffix="${SUFFIX:-}"
 # 1) no torch.compile: the numbers that need nothing but cuDNN

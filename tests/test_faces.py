@@ -154,6 +154,23 @@ def test_feather_mask_and_paste_back(real_dir):
     assert edge.shape == frame.shape and tuple(edge[50, 50]) == (255, 0, 0)
 
 
+def test_paste_back_without_blend_linear(real_dir, monkeypatch):
+    """OpenCV's blendLinear (the fast path) and the NumPy blend agree to one grey level."""
+    import cv2
+
+    frame = read_image(real_dir / "photos/KwaiVGI_LivePortrait__assets_examples_source_s9.jpg")
+    rng = np.random.default_rng(0)
+    generated = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
+    generated[:8] = 0  # some pure black, left out
+    for box in ((200.0, 150.0, 520.0, 470.0), (-40.0, -30.0, 200.0, 210.0)):
+        fast = paste_back(frame, generated, box)
+        with monkeypatch.context() as m:
+            m.delattr(cv2, "blendLinear", raising=False)
+            plain = paste_back(frame, generated, box)
+        assert np.abs(fast.astype(int) - plain.astype(int)).max() <= 1
+        assert not np.array_equal(fast, frame)
+
+
 # ----------------------------------------------------------------------------------------- backends
 def test_backend_registry_offline():
     assert "opencv" in available_backends()
