@@ -101,7 +101,7 @@ class HaarCascade:
         """Sum of the stage's weak-classifier outputs, float32 [N], for N windows.
 
         ``ii`` is every scale's integral image, flattened one after another with rows ``stride`` apart
-        (int64); window i's top-left corner is ``ii[base[i]]`` (int64 [N]); ``inv_nf`` float32 [N] is
+        (int32 or int64); window i's top-left corner is ``ii[base[i]]`` (int64 [N]); ``inv_nf`` float32 [N] is
         each window's 1 / (variance-normalisation factor).
         """
         dev = ii.device
@@ -117,7 +117,7 @@ class HaarCascade:
         for c0 in range(0, base.shape[0], chunk):
             b = base[c0:c0 + chunk]
             n = b.shape[0]
-            p = ii[b + corners[..., None]]  # [K*D, nr, 4, n] integral values at the corners
+            p = torch.take(ii, b + corners[..., None])  # [K*D, nr, 4, n] integral values at the corners
             rs = (p[:, :, 3] - p[:, :, 1] - p[:, :, 2] + p[:, :, 0]).float()  # [K*D, nr, n] rectangle sums
             val = wts[:, 0, None] * rs[:, 0] + wts[:, 1, None] * rs[:, 1]  # OpenCV's float order
             if three:
@@ -175,15 +175,17 @@ class HaarCascade:
             offset += ii.size
         if not bases:
             return [(np.zeros((0, 2), np.int64), np.zeros(0)) for _ in factors]
-        ii_t = torch.from_numpy(np.concatenate(sums)).to(device)  # [sum over scales of (sh+1)*stride]
+        ii_all = np.concatenate(sums)  # [sum over scales of (sh+1)*stride]
+        # int32 where it fits (gathers 3x faster than int64): sums of up to 8.4 M pixels
+        ii_t = torch.from_numpy(ii_all.astype(np.int32) if ii_all.max() < 2**31 else ii_all).to(device)
         sq_t = torch.from_numpy(np.concatenate(sqs)).to(device)
         base = torch.from_numpy(np.concatenate(bases)).to(device)  # [N] all windows of all scales
         nxr, nyr, nw, nh = self.norm
         area = float(nw * nh)
         c0 = base + nyr * stride + nxr
         c1, c2, c3 = c0 + nw, c0 + nh * stride, c0 + nh * stride + nw
-        s_ = (ii_t[c3] - ii_t[c1] - ii_t[c2] + ii_t[c0]).double()
-        q_ = (sq_t[c3] - sq_t[c1] - sq_t[c2] + sq_t[c0]).double()
+        s_ = (torch.take(ii_t, c3) - torch.take(ii_t, c1) - torch.take(ii_t, c2) + torch.take(ii_t, c0)).double()
+        q_ = (torch.take(sq_t, c3) - torch.take(sq_t, c1) - torch.take(sq_t, c2) + torch.take(sq_t, c0)).double()
         nf = area * q_ - s_ * s_
         inv = torch.where(nf > 0, 1.0 / nf.clamp(min=1e-300).sqrt(), torch.ones_like(nf)).float()  # [N]
 
