@@ -52,7 +52,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .config import CONFIGS, X2FaceConfig, get_config
-from .errors import InputError, X2FaceError
+from .errors import InputError, X2FaceError, one_line
 from .fast import FastDriver, configure_cpu_threads, physical_cores, resolve_dtype
 from .model import X2Face
 
@@ -93,7 +93,7 @@ class BenchSettings:
     out: Path = Path("bench.json")
     train: bool = True
     animate: bool = True
-    parts: tuple[str, ...] = ("drive", "accuracy", "full", "train", "animate")
+    parts: tuple[str, ...] = PARTS
     train_batches: tuple[int, ...] = (TRAIN_BATCH,)
     train_compile: str = "off"
     clip: Path | None = None
@@ -555,8 +555,7 @@ def measure_train(settings: BenchSettings, model: X2Face, frames: torch.Tensor, 
                 step_model = torch.compile(fast_model)  # type: ignore[assignment]
             result["train_settings"].update({"compile": settings.train_compile})
         except Exception as exc:  # no working compiler: eager training
-            msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-            result["train_settings"].update({"compile": False, "compile_error": msg[:300]})
+            result["train_settings"].update({"compile": False, "compile_error": one_line(exc, 300)})
             step_model = fast_model
     by_batch: dict[str, float | None] = {}
     base_by_batch: dict[str, float | None] = {}
@@ -579,8 +578,7 @@ def measure_train(settings: BenchSettings, model: X2Face, frames: torch.Tensor, 
             try:
                 step()  # compiles for this batch shape
             except Exception as exc:
-                msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-                result["train_settings"].update({"compile": False, "compile_error": msg[:300]})
+                result["train_settings"].update({"compile": False, "compile_error": one_line(exc, 300)})
                 step_model = fast_model
                 step = _train_step_fn(fast_model, fast_batch, device=dev, amp=amp, fused=dev.type == "cuda")
         timed = timer.compare({"fast": step, "base": baseline})
@@ -854,13 +852,14 @@ def measure_animate(settings: BenchSettings, driver: FastDriver, result: dict[st
     result["animate_10s_seconds"]["overlapped_total"] = round(overlapped, 3)
     if pipeline_total is not None:
         result["animate_10s_seconds"]["pipeline_total"] = round(pipeline_total, 3)
+        result["notes"].append("animate pipeline_total: X2FacePipeline.drive_frames(paste_back=True, batch_size=16) "
+                               "into a VideoWriter: the product's own path (FastDriver, batched), as the app animates "
+                               "(and the CLI on a CPU)")
     if pipeline_overlap is not None:
         result["animate_10s_seconds"]["pipeline_overlap_total"] = round(pipeline_overlap, 3)
         result["notes"].append("animate pipeline_overlap_total: the same with drive_frames(overlap=True), what "
                                "`python -m x2face animate` does on a GPU (the first pipeline_total paid compilation "
                                "and CUDA-graph capture; this one reuses the model's driver)")
-        result["notes"].append("animate pipeline_total: X2FacePipeline.drive_frames(paste_back=True, batch_size=16) "
-                               "into a VideoWriter: the product's own path (FastDriver, batched), as the CLI and app animate")
     result["animate_clip"] = (f"{source.name} looped/cut to {CLIP_SECONDS:g} s at {CLIP_FPS} fps: "
                               f"{stages['frames']} frames of {info.width}x{info.height}, face found in "
                               f"{stages['faces_found']}; the source face is its first frame")
@@ -1064,7 +1063,7 @@ def run_bench(settings: BenchSettings, log: Callable[[str], None] = print,
         except Exception as exc:  # one part failing must not lose the others' numbers
             if os.environ.get("X2FACE_DEBUG"):
                 raise
-            msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:400]
+            msg = one_line(exc, 400)
             result["errors"][name] = msg
             log(f"  {name}: FAILED ({msg})")
         memory.stop(name)

@@ -27,3 +27,11 @@ class MediaError(X2FaceError, ValueError):
 
 class NoFaceError(MediaError):
     """No human face was found where one is needed."""
+
+
+def one_line(exc: BaseException, limit: int | None = None) -> str:
+    """``"TypeName: first line of the message"`` (cut to ``limit`` characters): how logs and result files
+    record an exception that was caught and worked around."""
+    text = str(exc)
+    msg = f"{type(exc).__name__}: {text.splitlines()[0] if text else ''}"
+    return msg if limit is None else msg[:limit]

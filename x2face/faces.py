@@ -436,7 +436,6 @@ def crop_square(image: np.ndarray, box: Box, size: int, pad: str = "edge") -> np
 
 
 @lru_cache(maxsize=8)
-@lru_cache(maxsize=32)
 def feather_mask(size: int, feather: float = 0.15, width: float = 0.80, height: float = 0.92) -> np.ndarray:
     """Soft elliptical mask, float32 [size, size] in [0, 1]: 1 on the face, 0 at the crop's border.
 

@@ -40,7 +40,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, one_line
 from .model import X2Face
 from .nets import DownLevel, DrivingNetwork, EmbeddingNetwork, UpLevel
 from .warp import identity_grid
@@ -397,7 +397,7 @@ class FastDriver:
         return self._sample(self.driving.decode(code.contiguous(memory_format=self.memory_format)))
 
     def _fallback(self, what: str, exc: BaseException) -> None:
-        msg = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
+        msg = one_line(exc, 300)
         warnings.warn(f"FastDriver: {what} unavailable here, running without it ({msg})", RuntimeWarning, stacklevel=3)
         self.features[what] = False
         self.features[f"{what}_error"] = msg

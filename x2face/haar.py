@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import xml.etree.ElementTree as ET
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 
 import numpy as np
@@ -49,6 +49,14 @@ class _Stage:
     left: np.ndarray  # int [K, D]   next node (> 0) or -leaf index (<= 0) when value < threshold
     right: np.ndarray  # int [K, D]  the same when value >= threshold
     leaves: np.ndarray  # float32 [K, L]
+    _on: dict = field(default_factory=dict, repr=False)  # device -> (thr, left, right, leaves) tensors
+
+    def tensors(self, device: torch.device) -> tuple[torch.Tensor, ...]:
+        """``(thr, left, right, leaves)`` as tensors on ``device``, made once per device."""
+        key = str(device)
+        if key not in self._on:
+            self._on[key] = tuple(torch.from_numpy(a).to(device) for a in (self.thr, self.left, self.right, self.leaves))
+        return self._on[key]
 
 
 class HaarCascade:
@@ -130,8 +138,7 @@ class HaarCascade:
         """Stage sum float32 [n] from node values ``val`` float32 [K, D, n] (each weak classifier's tree walked)."""
         dev = val.device
         k, d, n = val.shape
-        thr, left, right = (torch.from_numpy(a).to(dev) for a in (st.thr, st.left, st.right))  # [K, D]
-        leaves = torch.from_numpy(st.leaves).to(dev)  # [K, L]
+        thr, left, right, leaves = st.tensors(dev)  # [K, D] x 3, [K, L]
         idx = torch.zeros((k, n), dtype=torch.int64, device=dev)  # node per (classifier, window); <= 0: leaf
         done = torch.zeros((k, n), dtype=torch.bool, device=dev)
         for _ in range(d):
