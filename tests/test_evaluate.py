@@ -98,6 +98,29 @@ def test_audio_metric_scores_mouths_that_follow_the_sound(tiny_model, monkeypatc
         assert check(report["audio_mouth_r"]), report["audio_mouth_r"]
 
 
+class _CopyDriving(X2Face):
+    """A model that renders the driving frame itself (its 'vector' is the frame): the perfect reenactor."""
+
+    def driving_vector(self, driving):
+        return driving.flatten(1)  # [B, 3, S, S] -> [B, 3*S*S]
+
+    def render(self, embedded, vector):
+        return vector.reshape(-1, 3, self.config.image_size, self.config.image_size)  # [B, 3*S*S] -> [B, 3, S, S]
+
+
+def test_video_mouth_r_is_the_ceiling_a_model_gives_audio(monkeypatch):
+    """``video_mouth_r``: ~1 for a model that reproduces its driving frames, exactly 0 for one that returns the source."""
+    import x2face.evaluate as ev
+
+    monkeypatch.setattr(ev, "_audio_driver", lambda: None)  # only the video-driven part
+    perfect, _ = evaluate(_CopyDriving(X2FaceConfig(image_size=64, base_channels=8)), EvalSettings.quick(),
+                          metrics=["audio"])
+    still, _ = evaluate(_still_model(), EvalSettings.quick(), metrics=["audio"])
+    assert perfect["video_mouth_r"] > 0.9, perfect["video_mouth_r"]
+    assert still["video_mouth_r"] == 0.0
+    assert perfect["audio_mouth_r"] is None and "drive_from_audio" in perfect["notes"]["audio_mouth_r"]
+
+
 def test_edit_lands_where_the_texture_says():
     """With identity warps the edited embedded face must be the source frame rendered with the edited texture."""
     model = _still_model()
@@ -133,6 +156,7 @@ def _check_report(report: dict, allow_null: set[str]) -> None:
                 "edit_fixed_overlay_l1"):
         assert isinstance(report[key], float) and 0 <= report[key] <= 1, key
     assert isinstance(report["shape_leakage"], float) and math.isfinite(report["shape_leakage"])
+    assert isinstance(report["video_mouth_r"], float) and -1 <= report["video_mouth_r"] <= 1
     if report["audio_mouth_r"] is not None:
         assert set(report["audio_mouth_r"]) == {"mfcc", "learned"}
         for r in report["audio_mouth_r"].values():

@@ -21,6 +21,7 @@ from x2face.errors import ConfigError
 from x2face.identity import IdentityConfig, IdentityNetwork
 from x2face.train import (
     PairStream,
+    cosine_factor,
     load_config,
     load_identity_config,
     main,
@@ -178,6 +179,46 @@ def test_stop_and_resume_repeat_the_uninterrupted_run(tmp_path):
         _run(tmp_path, "cut", "--resume", "--set", "model.base_channels=4")
 
 
+def test_max_minutes_ends_the_run_with_weights_and_resume_finishes_it(tmp_path):
+    assert _run(tmp_path, "full")[0] == 0
+    code, out = _run(tmp_path, "cut", "--set", "run.max_minutes=1e-9")  # spent after the first step
+    assert code == 0
+    assert torch.load(out / "checkpoint.pt", weights_only=True)["step"] == 1
+    assert [int(r["step"]) for r in _rows(out / "val.csv")] == [1]  # the early end validates like a last step
+    prov = json.loads((out / "weights" / "provenance.json").read_text())
+    assert prov["steps"] == 1 and prov["stopped_by"] == "max_minutes" and prov["planned_steps"] == 6
+    assert _run(tmp_path, "cut", "--resume", "--set", "run.max_minutes=0")[0] == 0
+    assert _curve(tmp_path / "full") == _curve(out)  # the plain SGD schedule does not see the extra validation
+    prov = json.loads((out / "weights" / "provenance.json").read_text())
+    assert prov["steps"] == 6 and "stopped_by" not in prov
+    with pytest.raises(ConfigError, match="max_minutes"):
+        _run(tmp_path, "bad", "--set", "run.max_minutes=-1")
+
+
+def test_cosine_factor_warms_up_then_decays_to_the_floor():
+    assert [cosine_factor(s, 10, 2, 0.0) for s in (0, 1)] == [0.5, 1.0]  # linear warm-up
+    assert cosine_factor(2, 10, 2, 0.0) == 1.0
+    assert cosine_factor(6, 10, 2, 0.0) == pytest.approx(0.5)  # half way through the decay
+    assert cosine_factor(10, 10, 2, 0.1) == pytest.approx(0.1)
+    assert cosine_factor(50, 10, 2, 0.1) == pytest.approx(0.1)  # stays at the floor past the end
+    decay = [cosine_factor(s, 100, 0, 0.01) for s in range(101)]
+    assert all(a > b for a, b in zip(decay, decay[1:]))
+
+
+def test_cosine_schedule_lowers_the_lr_every_step_and_resumes_exactly(tmp_path):
+    cosine = ("--set", 'optim.schedule="cosine"', "--set", "optim.min_lr=1e-4", "--set", "optim.warmup_steps=1")
+    assert _run(tmp_path, "full", *cosine)[0] == 0
+    lrs = [float(r["lr"]) for r in _rows(tmp_path / "full" / "train.csv")]
+    expected = [1e-3 * cosine_factor(s, 6, 1, 0.1) for s in range(1, 7)]  # the lr after each of the 6 steps
+    assert lrs == pytest.approx(expected, rel=1e-4)
+    assert lrs[-1] == pytest.approx(1e-4) and lrs[0] == pytest.approx(1e-3)
+    code, out = _run(tmp_path, "cut", *cosine, "--set", "run.stop_after=3")
+    assert code == 0 and _run(tmp_path, "cut", *cosine, "--resume")[0] == 0
+    assert _curve(tmp_path / "full") == _curve(out)
+    with pytest.raises(ConfigError, match="schedule must be one of"):
+        _run(tmp_path, "bad", "--set", 'optim.schedule="linear"')
+
+
 def test_real_clips_mix_into_batches(tmp_path):
     tree = _frames_tree(tmp_path / "vox")
     code, out = _run(tmp_path, "mix", "--set", "run.steps=2", "--set", "data.sources=['synthetic','real']",
@@ -204,6 +245,79 @@ def _identity_net(folder: Path, image_size: int = 64) -> Path:
     IdentityNetwork(IdentityConfig(image_size=image_size, width=4, fc_dim=16, pool_size=2, num_identities=3,
                                    batch_norm=True)).save_pretrained(folder)
     return folder
+
+
+def _frames_manifest(root: Path) -> Path:
+    """A manifest of pre-cropped frame folders with explicit splits: ann, dee (train), bob, eve (val), cy (test)."""
+    from PIL import Image
+
+    rng = np.random.default_rng(1)
+    lines = ["file\tkind\tidentity\tsplit"]
+    for ident, split in (("ann", "train"), ("bob", "val"), ("cy", "test"), ("dee", "train"), ("eve", "val")):
+        folder = root / "vox1-frames" / ident
+        folder.mkdir(parents=True)
+        for f in range(3):
+            smooth = Image.fromarray(rng.integers(0, 255, (5, 5, 3), dtype=np.uint8)).resize((40, 40), Image.BILINEAR)
+            smooth.save(folder / f"{f}.png")  # a smooth picture, like a face crop (noise is JPEG's worst case)
+            lines.append(f"vox1-frames/{ident}/{f}.png\tphoto\t{ident}\t{split}")
+    (root / "MANIFEST.tsv").write_text("\n".join(lines) + "\n")
+    return root / "MANIFEST.tsv"
+
+
+def test_export_crops_writes_a_portable_copy_of_the_train_and_val_clips(tmp_path):
+    from x2face.data.video import cached_frames, load_clips
+
+    manifest = _frames_manifest(tmp_path / "data")
+    data = ("--set", "data.sources=['synthetic','real']", "--set", f"data.manifests=['{manifest}']",
+            "--set", f'data.cache_dir="{tmp_path / "cache"}"')
+    export = tmp_path / "export"
+    assert _run(tmp_path, "x", "--export-crops", str(export), *data)[0] == 0
+    clips = load_clips([export / "MANIFEST.tsv"], frame_folders=["frames"])
+    assert sorted((c.identity, c.split, len(c.frames)) for c in clips) == [("ann", "train", 3), ("bob", "val", 3),
+                                                                           ("dee", "train", 3), ("eve", "val", 3)]
+    original = {c.identity: c for c in load_clips([manifest])}
+    for clip in clips:  # the same 64-px crops, up to JPEG's loss
+        a = cached_frames(clip, 64, 1.0, "face", tmp_path / "cache2").astype(float)
+        b = cached_frames(original[clip.identity], 64, 1.0, "face", tmp_path / "cache").astype(float)
+        assert a.shape == b.shape == (3, 64, 64, 3) and np.abs(a - b).mean() < 2
+    with pytest.raises(ConfigError, match="exists"):  # never written over
+        _run(tmp_path, "x", "--export-crops", str(export), *data)
+    code, out = _run(tmp_path, "from-export", "--set", "run.steps=2", "--set", "data.sources=['synthetic','real']",
+                     "--set", f"data.manifests=['{export / 'MANIFEST.tsv'}']", "--set", "data.frame_folders=['frames']",
+                     "--set", f'data.cache_dir="{tmp_path / "cache2"}"')
+    assert code == 0
+    prov = json.loads((out / "weights" / "provenance.json").read_text())
+    assert prov["data"]["real"]["identities"] == 2  # ann and dee: bob and eve validate
+
+
+@pytest.mark.slow
+def test_gpu_recipe_runs_its_four_timed_steps_from_exported_crops(tmp_path):
+    """configs/demo-gpu.sh on the CPU (DEVICE=cpu, minutes cut to seconds), in a copy holding only configs/."""
+    import shutil
+    import tarfile
+
+    manifest = _frames_manifest(tmp_path / "data")
+    data = ("--set", "data.sources=['synthetic','real']", "--set", f"data.manifests=['{manifest}']",
+            "--set", f'data.cache_dir="{tmp_path / "cache"}"')
+    assert _run(tmp_path, "x", "--export-crops", str(tmp_path / "repo" / "crops"), *data)[0] == 0
+    shutil.copytree(CONFIGS, tmp_path / "repo" / "configs")
+    env = {**os.environ, "DEVICE": "cpu", "DATA": "crops", "OUT": str(tmp_path / "out"), "PYTHON": sys.executable,
+           "ID_MIN": "0.002", "S1_MIN": "0.002", "MORE_MIN": "0.002", "S2_MIN": "5",
+           "TRAIN_ARGS": "--set run.val_batches=1 --set data.synthetic_identities=64"}
+    proc = subprocess.run(["bash", str(tmp_path / "repo" / "configs" / "demo-gpu.sh")], env=env, capture_output=True,
+                          text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout + proc.stderr + (tmp_path / "out" / "demo-gpu.log").read_text()
+    runs = tmp_path / "runs"
+    for name in ("demo-identity", "demo-stage1", "demo-stage1-more", "demo-stage2"):
+        with tarfile.open(tmp_path / "out" / f"{name}.tar") as tar:
+            assert not any(n.endswith("checkpoint.pt") for n in tar.getnames())
+            tar.extractall(runs, filter="data")
+    prov = {n: json.loads((runs / n / "weights" / "provenance.json").read_text())
+            for n in ("demo-stage1", "demo-stage1-more", "demo-stage2")}
+    assert prov["demo-stage1"]["stopped_by"] == "max_minutes" and prov["demo-stage1"]["batch_size"] == 64
+    assert prov["demo-stage2"]["stage"] == "II" and "stopped_by" not in prov["demo-stage2"]
+    assert prov["demo-stage2"]["steps"] == prov["demo-stage1-more"]["steps"]  # the equal-steps comparison
+    X2Face.from_pretrained(runs / "demo-stage1-more" / "weights")
 
 
 def test_stage2_starts_from_stage1_weights_with_identity_losses(tmp_path):

@@ -29,6 +29,7 @@ import argparse
 import csv
 import dataclasses
 import json
+import math
 import os
 import signal
 import sys
@@ -143,6 +144,52 @@ def _adamw(params, o: "OptimConfig") -> torch.optim.Optimizer:
 OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {"sgd": _sgd, "adam": _adam, "adamw": _adamw}
 
 
+class Schedule:
+    """A learning-rate schedule the ``Trainer`` steps after every optimiser step and after every validation."""
+
+    def __init__(self, scheduler: Any, per_step: bool) -> None:
+        self.scheduler, self.per_step = scheduler, per_step
+
+    def after_step(self) -> None:
+        if self.per_step:
+            self.scheduler.step()
+
+    def after_validation(self, loss: float) -> None:
+        if not self.per_step:
+            self.scheduler.step(loss)
+
+    def state_dict(self) -> dict[str, Any]:
+        return self.scheduler.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.scheduler.load_state_dict(state)
+
+
+def _plateau(optimizer: torch.optim.Optimizer, o: "OptimConfig", steps: int) -> Schedule:
+    return Schedule(torch.optim.lr_scheduler.ReduceLROnPlateau(
+        optimizer, mode="min", factor=o.plateau_factor, patience=o.plateau_patience,
+        threshold=o.plateau_threshold, min_lr=o.min_lr), per_step=False)
+
+
+def cosine_factor(step: int, steps: int, warmup: int, floor: float) -> float:
+    """The cosine schedule's lr / initial lr after ``step`` optimiser steps: linear from 1/warmup to 1 over
+    ``warmup`` steps, then half a cosine from 1 down to ``floor`` at ``steps`` (and ``floor`` after)."""
+    if step < warmup:
+        return (step + 1) / warmup
+    t = min(1.0, (step - warmup) / max(1, steps - warmup))
+    return floor + (1.0 - floor) * 0.5 * (1.0 + math.cos(math.pi * t))
+
+
+def _cosine(optimizer: torch.optim.Optimizer, o: "OptimConfig", steps: int) -> Schedule:
+    floor = min(1.0, o.min_lr / o.lr)
+    return Schedule(torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda step: cosine_factor(step, steps, o.warmup_steps, floor)), per_step=True)
+
+
+#: schedule name -> builder(optimizer, OptimConfig, total steps)
+SCHEDULES: dict[str, Callable[..., Schedule]] = {"plateau": _plateau, "cosine": _cosine}
+
+
 @dataclass
 class OptimConfig:
     """Optimiser and learning-rate schedule (the paper's: SGD, momentum 0.9, batch 16, lr / 10 on plateau).
@@ -157,7 +204,11 @@ class OptimConfig:
         plateau_factor: factor the lr is multiplied by when the validation loss plateaus.
         plateau_patience: validations without improvement before the lr drops.
         plateau_threshold: relative improvement that counts as one.
-        min_lr: the lr never drops below this.
+        min_lr: the lr never drops below this (the cosine schedule ends there).
+        schedule: a key of ``SCHEDULES``: ``plateau`` (the paper's: lr x plateau_factor when the validation
+            loss stops improving) or ``cosine`` (half a cosine from lr to min_lr over ``run.steps``, after
+            ``warmup_steps`` of linear warm-up; for short runs, where a plateau never comes).
+        warmup_steps: the cosine schedule's linear warm-up.
         grad_clip: clip the gradient norm to this (0 = off).
     """
 
@@ -171,6 +222,8 @@ class OptimConfig:
     plateau_patience: int = 5
     plateau_threshold: float = 1e-3
     min_lr: float = 1e-6
+    schedule: str = "plateau"
+    warmup_steps: int = 0
     grad_clip: float = 0.0
 
     def __post_init__(self) -> None:
@@ -182,6 +235,10 @@ class OptimConfig:
             raise ConfigError(f"[optim] plateau_factor must be in (0, 1), got {self.plateau_factor}")
         if len(self.betas) != 2:
             raise ConfigError(f"[optim] betas must be two numbers, got {self.betas}")
+        if self.schedule not in SCHEDULES:
+            raise ConfigError(f"[optim] schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if self.warmup_steps < 0 or self.min_lr < 0:
+            raise ConfigError(f"[optim] warmup_steps and min_lr must be >= 0 (got {self.warmup_steps}, {self.min_lr})")
 
 
 _PAPER_LOSS = IdentityLossWeights()  #: the paper's identity-loss settings, StageConfig's defaults
@@ -245,6 +302,10 @@ class RunConfig:
         tensorboard: write TensorBoard events to ``out_dir/tb``.
         progress: show a progress bar (rank 0).
         stop_after: simulate a kill: after this many steps every rank sends itself SIGTERM (0 = off).
+        max_minutes: a wall-clock budget for this invocation's training (0 = none). When it is spent the run ends
+            at that step as if it were the last (validation, checkpoint, ``weights/`` whose provenance records
+            ``stopped_by``); ``--resume`` later continues towards ``steps`` with a fresh budget. Meant for the
+            plateau schedule: a cosine schedule cut short never decays.
     """
 
     steps: int = 1000
@@ -265,12 +326,13 @@ class RunConfig:
     tensorboard: bool = True
     progress: bool = True
     stop_after: int = 0
+    max_minutes: float = 0.0
 
     def __post_init__(self) -> None:
         for name in ("steps", "val_every", "log_every"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"[run] {name} must be >= 1, got {getattr(self, name)}")
-        for name in ("val_batches", "ckpt_every", "threads", "num_workers", "stop_after"):
+        for name in ("val_batches", "ckpt_every", "threads", "num_workers", "stop_after", "max_minutes"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"[run] {name} must be >= 0, got {getattr(self, name)}")
         if self.flow_init not in ("default", "identity"):  # the keys of FLOW_INITS (defined below)
@@ -526,6 +588,14 @@ class Dist:
         t = torch.tensor([1.0 if flag else 0.0])
         dist.all_reduce(t, group=self.control)
         return bool(t.item() > 0)
+
+    def any_each(self, *flags: bool) -> tuple[bool, ...]:
+        """``any`` of several flags in one all-reduce."""
+        if self.world == 1:
+            return tuple(bool(f) for f in flags)
+        t = torch.tensor([1.0 if f else 0.0 for f in flags])
+        dist.all_reduce(t, group=self.control)
+        return tuple(bool(v > 0) for v in t.tolist())
 
     def barrier(self) -> None:
         if self.world > 1:
@@ -980,9 +1050,7 @@ class Trainer:
             module = torch.compile(module)
         self.module = module
         self.optimizer = OPTIMIZERS[optim.name](task.parameters(), optim)
-        self.scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            self.optimizer, mode="min", factor=optim.plateau_factor, patience=optim.plateau_patience,
-            threshold=optim.plateau_threshold, min_lr=optim.min_lr)
+        self.scheduler = SCHEDULES[optim.schedule](self.optimizer, optim, run.steps)
         self.step = 0
         self.window = torch.zeros(0)
         self.window_names: list[str] = []
@@ -1067,6 +1135,7 @@ class Trainer:
         if self.optim_cfg.grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(self.task.parameters(), self.optim_cfg.grad_clip)
         self.optimizer.step()
+        self.scheduler.after_step()
         names = ["loss"] + list(parts)
         values = torch.stack([loss.detach().float()] + [p.float() for p in parts.values()])  # [P]
         self.dist.all_sum(values)
@@ -1147,16 +1216,19 @@ class Trainer:
                         self.step += 1
                     if run.stop_after and self.step == run.stop_after and stop.received is None:
                         signal.raise_signal(signal.SIGTERM)  # a simulated kill takes the real path
-                    stopping = self.dist.any(stop.received is not None)
                     now = time.perf_counter()
+                    stopping, out_of_time = self.dist.any_each(
+                        stop.received is not None, run.max_minutes > 0 and now - start_time >= 60 * run.max_minutes)
+                    out_of_time = out_of_time and not stopping and batch is not None
                     rate = (self.step - start_step) * images_per_step / max(now - start_time, 1e-9)
                     stepped = batch is not None
-                    if stepped and (self.step % run.log_every == 0 or self.step == run.steps):
+                    last = self.step == run.steps or out_of_time
+                    if stepped and (self.step % run.log_every == 0 or last):
                         self._log(log, bar, rate, now - start_time)
-                    if stepped and (self.step % run.val_every == 0 or self.step == run.steps):
+                    if stepped and (self.step % run.val_every == 0 or last):
                         val = self.validate()
                         if val:
-                            self.scheduler.step(val["loss"])
+                            self.scheduler.after_validation(val["loss"])
                             self.last_val = val
                             log.row("val", self.step, {**val, "lr": self.optimizer.param_groups[0]["lr"]})
                     if stopping or (run.ckpt_every and self.step % run.ckpt_every == 0):
@@ -1169,6 +1241,13 @@ class Trainer:
                             print(f"\nstopped at step {self.step} ({why}); checkpoint {self.checkpoint_path()}; "
                                   f"continue with --resume", file=sys.stderr)
                         code = 0 if why == "stop_after" else 128 + int(stop.received or signal.SIGTERM)
+                        break
+                    if out_of_time:
+                        self.save(start_time)
+                        if self.dist.main:
+                            print(f"\nrun.max_minutes ({run.max_minutes:g}) spent at step {self.step}/{run.steps}; "
+                                  f"--resume continues", file=sys.stderr)
+                        self.finish(stopped_by="max_minutes")
                         break
                 else:
                     self.save(start_time)
@@ -1192,13 +1271,15 @@ class Trainer:
         self.window = torch.zeros_like(self.window)
         self.window_count = 0
 
-    def finish(self) -> None:
-        """Rank 0 exports the final weights to ``out_dir/weights`` (and ``run.export_dir``) with provenance."""
+    def finish(self, stopped_by: str = "") -> None:
+        """Rank 0 exports the final weights to ``out_dir/weights`` (and ``run.export_dir``) with provenance;
+        ``stopped_by`` names what ended the run before ``run.steps`` (recorded in the provenance)."""
         if not self.dist.main:
             return
         info = {
             **self.provenance,
             "steps": self.step,
+            **({"stopped_by": stopped_by, "planned_steps": self.run.steps} if stopped_by else {}),
             "batch_size": self.optim_cfg.batch_size,
             "processes": self.dist.world,
             "train_seconds": round(getattr(self, "elapsed_total", self.elapsed), 1),
@@ -1293,6 +1374,9 @@ def _parser(prog: str, what: str) -> argparse.ArgumentParser:
     p.add_argument("--print-config", action="store_true", help="print the resolved config as JSON and exit")
     p.add_argument("--prepare-data", action="store_true",
                    help="only decode and crop the real clips into data.cache_dir, then exit (shards over torchrun ranks)")
+    p.add_argument("--export-crops", metavar="DIR", default="",
+                   help="write the real clips' crops (the splits this command trains and validates on) as JPEG frames "
+                        "with a MANIFEST.tsv in the new folder DIR, then exit: data for a machine without the videos")
     return p
 
 
@@ -1311,6 +1395,22 @@ def _prepare_only(cfg: DataConfig, splits: list[str], image_size: int, d: Dist) 
     return 0
 
 
+def _export_only(cfg: DataConfig, splits: list[str], image_size: int, out_dir: str) -> int:
+    """``--export-crops DIR``: the real clips of ``splits`` as a portable folder (``export_crops``)."""
+    from .data.video import export_crops, prepare_cache
+
+    if "real" not in cfg.sources:
+        raise ConfigError("nothing to export: data.sources has no 'real'")
+    clips = [c for c in _clips(cfg) if c.split in splits]
+    failed = prepare_cache(clips, image_size, cfg.fps, cfg.crop, cfg.cache_dir)
+    bad = {f.split(": ", 1)[0] for f in failed}
+    info = export_crops([c for c in clips if c.key not in bad], image_size, cfg.fps, cfg.crop, cfg.cache_dir, out_dir)
+    print(f"{out_dir}: {info['clips']} clips, {info['frames']} frames ({', '.join(splits)}), "
+          f"{info['bytes'] / 2**20:.1f} MiB; train from it with --set 'data.manifests=[\"{out_dir}/MANIFEST.tsv\"]' "
+          f"--set 'data.frame_folders=[\"frames\"]'", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str]) -> int:
     """``python -m x2face train CONFIG [--set k=v ...] [--resume]``: train X2Face (stage I or II)."""
     args = _parser("python -m x2face train", "Train X2Face (stage I: photometric L1; stage II: + identity losses).") \
@@ -1323,6 +1423,9 @@ def main(argv: list[str]) -> int:
     try:
         if args.prepare_data:
             return _prepare_only(cfg.data, [cfg.data.real_train_split, cfg.data.real_val_split], cfg.model.image_size, d)
+        if args.export_crops:
+            return _export_only(cfg.data, [cfg.data.real_train_split, cfg.data.real_val_split], cfg.model.image_size,
+                                args.export_crops)
         task = X2FaceTask(cfg, d.device)
         syn, real, syn_val, real_val = _make_sources(
             cfg.data, cfg.model.image_size, cfg.run.seed, d,
@@ -1359,6 +1462,8 @@ def main_identity(argv: list[str]) -> int:
         size = int(cfg.network.get("image_size", 224))
         if args.prepare_data:
             return _prepare_only(cfg.data, [cfg.data.real_train_split], size, d)
+        if args.export_crops:
+            return _export_only(cfg.data, [cfg.data.real_train_split], size, args.export_crops)
         # closed-set classification: validation draws new frames of the *training* identities
         syn = syn_val = real = None
         if "synthetic" in cfg.data.sources:

@@ -289,6 +289,63 @@ def prepare_cache(clips: list[Clip], image_size: int, fps: float, crop: str, cac
     return failed
 
 
+EXPORT_FOLDER = "frames"
+
+
+def _safe_name(key: str) -> str:
+    """A clip key as one folder name: letters, digits, ``-``, ``_``, ``.`` (others become ``_``)."""
+    name = "".join(c if c.isalnum() or c in "-_." else "_" for c in key).strip("._")
+    return name or "clip"
+
+
+def export_crops(clips: list[Clip], image_size: int, fps: float, crop: str, cache_dir: str | os.PathLike,
+                 out_dir: str | os.PathLike, quality: int = 95, verbose: bool = True) -> dict[str, int]:
+    """Write the crops of ``clips`` as a self-contained data folder: ``out_dir/MANIFEST.tsv`` and
+    ``out_dir/frames/<clip>/<n>.jpg`` (uint8 RGB, ``image_size`` square, JPEG ``quality``).
+
+    The manifest keeps each clip's identity and split, so training on another machine (one without the
+    videos, ``../shared`` or a face detector, e.g. a rented GPU) reads the same train/val clips with
+    ``data.manifests = ["OUT/MANIFEST.tsv"]``, ``data.frame_folders = ["frames"]``. Crops come from (and
+    fill) ``cache_dir``. ``out_dir`` must not exist yet: it is written beside and renamed into place.
+    Returns ``{"clips": ..., "frames": ..., "bytes": ...}``; clips without frames are left out.
+    """
+    from PIL import Image
+
+    out = Path(out_dir)
+    if out.exists():
+        raise ConfigError(f"{out} exists; export-crops writes a new folder (remove it or choose another)")
+    if not 1 <= int(quality) <= 100:
+        raise ConfigError(f"JPEG quality must be 1..100, got {quality}")
+    tmp = out.with_name(out.name + f".tmp{os.getpid()}")
+    rows, names, frames_total = [], set(), 0
+    for i, clip in enumerate(clips):
+        frames = cached_frames(clip, image_size, fps, crop, cache_dir)  # uint8 [N, S, S, 3]
+        if frames.shape[0] == 0:
+            continue
+        name = _safe_name(clip.key)
+        while name in names:  # two keys that differ only in unsafe characters
+            name += "_"
+        names.add(name)
+        folder = tmp / EXPORT_FOLDER / name
+        folder.mkdir(parents=True)
+        for n, frame in enumerate(frames):
+            rel = f"{EXPORT_FOLDER}/{name}/{n:05d}.jpg"
+            Image.fromarray(np.ascontiguousarray(frame)).save(tmp / rel, quality=int(quality))
+            rows.append({"file": rel, "kind": "photo", "identity": clip.identity, "split": clip.split,
+                         "path": f"{name}/{n:05d}.jpg", "source": clip.key})
+        frames_total += frames.shape[0]
+        if verbose and ((i + 1) % max(1, len(clips) // 10) == 0 or i + 1 == len(clips)):
+            print(f"clips exported: {i + 1}/{len(clips)}", file=sys.stderr, flush=True)
+    tmp.mkdir(parents=True, exist_ok=True)
+    with (tmp / "MANIFEST.tsv").open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=["file", "kind", "identity", "split", "path", "source"], delimiter="\t")
+        writer.writeheader()
+        writer.writerows(rows)
+    os.replace(tmp, out)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    return {"clips": len(names), "frames": frames_total, "bytes": size}
+
+
 # ---------------------------------------------------------------------------------------------- dataset
 class RealVideoPairs(Dataset):
     """Source/driving pairs from real face clips of one split, as dicts like ``SyntheticPairs``'.
@@ -445,4 +502,4 @@ def load_clips(manifests: Iterable[str | os.PathLike] = (), voxceleb_roots: Iter
 
 
 __all__ = ["Clip", "RealVideoPairs", "cache_clip", "cached_frames", "clips_from_manifest", "clips_from_voxceleb",
-           "decode_clip", "hash_split", "load_clips", "prepare_cache", "sample_indices"]
+           "decode_clip", "export_crops", "hash_split", "load_clips", "prepare_cache", "sample_indices"]
