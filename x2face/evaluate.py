@@ -523,14 +523,25 @@ def _audio_driver() -> Callable | None:
     return getattr(audio_module, "drive_from_audio", None)
 
 
+def _within_video_r(est: list[torch.Tensor], true: list[torch.Tensor]) -> tuple[float, torch.Tensor]:
+    """Pearson r of per-video estimates with the truth, each video's mean removed from both, then pooled
+    (a still mouth must not score through differences between the videos' sources); also the pooled
+    centred estimates, float64 [sum of T]."""
+    a = torch.cat([e.double() - e.double().mean() for e in est])
+    b = torch.cat([t.double() - t.double().mean() for t in true])
+    return pearson(a, b), a
+
+
 def metric_audio(ctx: EvalContext) -> dict[str, Any]:
     """``audio_mouth_r`` {"mfcc", "learned"}: Pearson r of the mouth opening in audio-driven frames
     (read by ``estimate_mouth_opening``) with the true opening, within test videos (each video's
-    mean removed from both, then pooled)."""
+    mean removed from both, then pooled); and ``video_mouth_r``, its ceiling (``_video_mouth_r``)."""
     from .data.synthetic import sample_video
 
     n_videos, n_frames = max(1, ctx.settings.edit_videos), max(8, 2 * ctx.settings.edit_frames)
-    video_r = _video_mouth_r(ctx, n_videos, n_frames)
+    seeds = [SPLITS["test"][i] for i in range(n_videos)]
+    videos = [sample_video(seed, 1000 + i, n_frames, ctx.size, world=ctx.world) for i, seed in enumerate(seeds)]
+    video_r = _video_mouth_r(ctx, seeds, videos)
     drive = _audio_driver()
     if drive is None:
         ctx.notes["audio_mouth_r"] = "x2face.control.audio has no drive_from_audio helper yet"
@@ -538,23 +549,18 @@ def metric_audio(ctx: EvalContext) -> dict[str, Any]:
     out: dict[str, float | None] = {}
     for features in ("mfcc", "learned"):
         est, true = [], []
-        for i in range(n_videos):
-            seed = SPLITS["test"][i]
-            video = sample_video(seed, 1000 + i, n_frames, ctx.size, world=ctx.world)
+        for seed, video in zip(seeds, videos):
             sources = video.frames[:1].unsqueeze(0).to(ctx.device)  # [1, 1, 3, S, S]
             frames = drive(ctx.model, sources, video.audio, video.sample_rate, video.fps, n_frames, features)
             if frames is None:
                 break
             still = video.params.index([0] * n_frames)  # the source's pose: audio moves the mouth only
-            e = estimate_mouth_opening(ctx.world, [seed] * n_frames, still, frames)
-            e, t = e.double().cpu(), video.params.mouth.double()
-            est.append(e - e.mean())  # within-video: a still mouth must not score through differences
-            true.append(t - t.mean())  # between the videos' sources
+            est.append(estimate_mouth_opening(ctx.world, [seed] * n_frames, still, frames).cpu())
+            true.append(video.params.mouth)
         if not est:
             out[features] = None
             continue
-        a, b = torch.cat(est).double(), torch.cat(true).double()
-        out[features] = pearson(a, b)
+        out[features], a = _within_video_r(est, true)
         if float(a.abs().max()) < 1e-9:
             ctx.notes[f"audio_mouth_r.{features}"] = "the generated mouth never moved: r taken as 0"
         ctx.samples[f"audio_{features}"] = len(a)
@@ -568,7 +574,7 @@ def metric_audio(ctx: EvalContext) -> dict[str, Any]:
     return {"audio_mouth_r": out, "video_mouth_r": video_r}
 
 
-def _video_mouth_r(ctx: EvalContext, n_videos: int, n_frames: int) -> float:
+def _video_mouth_r(ctx: EvalContext, seeds: list[int], videos: list) -> float:
     """``video_mouth_r``: ``audio_mouth_r``'s measurement on frames driven by the test videos' own mouths.
 
     The driving frames are the source identity at the source's pose with each video frame's mouth, i.e.
@@ -576,22 +582,17 @@ def _video_mouth_r(ctx: EvalContext, n_videos: int, n_frames: int) -> float:
     these frames, so this is the ceiling of ``audio_mouth_r`` for the model: near 0 means the model does not
     transfer the mouth's motion at all.
     """
-    from .data.synthetic import sample_video
-
     est, true = [], []
-    for i in range(n_videos):
-        seed = SPLITS["test"][i]
-        video = sample_video(seed, 1000 + i, n_frames, ctx.size, world=ctx.world)
+    for seed, video in zip(seeds, videos):
+        n_frames = len(video.frames)
         still = video.params.index([0] * n_frames)  # the source's pose, as the audio-driven frames keep it
         driving = ctx.world.render([seed] * n_frames, still.replace(mouth=video.params.mouth)).to(ctx.device)
         with torch.no_grad():  # driving: [T, 3, S, S], the video's mouth at the source's pose
             embedded = ctx.model.embed(video.frames[:1].unsqueeze(0).to(ctx.device))  # [1, 3, S, S]
             generated = ctx.model.render(embedded.expand(n_frames, -1, -1, -1), ctx.model.driving_vector(driving))
-        e = estimate_mouth_opening(ctx.world, [seed] * n_frames, still, generated.float().cpu())
-        e, t = e.double(), video.params.mouth.double()
-        est.append(e - e.mean())
-        true.append(t - t.mean())
-    return pearson(torch.cat(est), torch.cat(true))
+        est.append(estimate_mouth_opening(ctx.world, [seed] * n_frames, still, generated.float().cpu()))
+        true.append(video.params.mouth)
+    return _within_video_r(est, true)[0]
 
 
 def make_overlay(size: int = 64) -> torch.Tensor:

@@ -581,16 +581,9 @@ class Dist:
             dist.all_reduce(t)
         return t
 
-    def any(self, flag: bool) -> bool:
-        """True on every rank when ``flag`` is true on any rank (the ranks' agreement to stop)."""
-        if self.world == 1:
-            return flag
-        t = torch.tensor([1.0 if flag else 0.0])
-        dist.all_reduce(t, group=self.control)
-        return bool(t.item() > 0)
-
     def any_each(self, *flags: bool) -> tuple[bool, ...]:
-        """``any`` of several flags in one all-reduce."""
+        """For each flag: true on every rank when it is true on any rank (the ranks' agreement to stop),
+        all in one all-reduce."""
         if self.world == 1:
             return tuple(bool(f) for f in flags)
         t = torch.tensor([1.0 if f else 0.0 for f in flags])
@@ -1219,9 +1212,9 @@ class Trainer:
                     now = time.perf_counter()
                     stopping, out_of_time = self.dist.any_each(
                         stop.received is not None, run.max_minutes > 0 and now - start_time >= 60 * run.max_minutes)
-                    out_of_time = out_of_time and not stopping and batch is not None
-                    rate = (self.step - start_step) * images_per_step / max(now - start_time, 1e-9)
                     stepped = batch is not None
+                    out_of_time = out_of_time and stepped and not stopping
+                    rate = (self.step - start_step) * images_per_step / max(now - start_time, 1e-9)
                     last = self.step == run.steps or out_of_time
                     if stepped and (self.step % run.log_every == 0 or last):
                         self._log(log, bar, rate, now - start_time)
@@ -1397,17 +1390,16 @@ def _prepare_only(cfg: DataConfig, splits: list[str], image_size: int, d: Dist) 
 
 def _export_only(cfg: DataConfig, splits: list[str], image_size: int, out_dir: str) -> int:
     """``--export-crops DIR``: the real clips of ``splits`` as a portable folder (``export_crops``)."""
-    from .data.video import export_crops, prepare_cache
+    from .data.video import export_crops
 
     if "real" not in cfg.sources:
         raise ConfigError("nothing to export: data.sources has no 'real'")
     clips = [c for c in _clips(cfg) if c.split in splits]
-    failed = prepare_cache(clips, image_size, cfg.fps, cfg.crop, cfg.cache_dir)
-    bad = {f.split(": ", 1)[0] for f in failed}
-    info = export_crops([c for c in clips if c.key not in bad], image_size, cfg.fps, cfg.crop, cfg.cache_dir, out_dir)
+    info = export_crops(clips, image_size, cfg.fps, cfg.crop, cfg.cache_dir, out_dir)
     print(f"{out_dir}: {info['clips']} clips, {info['frames']} frames ({', '.join(splits)}), "
           f"{info['bytes'] / 2**20:.1f} MiB; train from it with --set 'data.manifests=[\"{out_dir}/MANIFEST.tsv\"]' "
-          f"--set 'data.frame_folders=[\"frames\"]'", file=sys.stderr)
+          f"--set 'data.frame_folders=[\"frames\"]'"
+          + (f"; unreadable: {'; '.join(info['failed'][:5])}" if info["failed"] else ""), file=sys.stderr)
     return 0
 
 

@@ -307,7 +307,8 @@ def export_crops(clips: list[Clip], image_size: int, fps: float, crop: str, cach
     videos, ``../shared`` or a face detector, e.g. a rented GPU) reads the same train/val clips with
     ``data.manifests = ["OUT/MANIFEST.tsv"]``, ``data.frame_folders = ["frames"]``. Crops come from (and
     fill) ``cache_dir``. ``out_dir`` must not exist yet: it is written beside and renamed into place.
-    Returns ``{"clips": ..., "frames": ..., "bytes": ...}``; clips without frames are left out.
+    Returns ``{"clips": ..., "frames": ..., "bytes": ..., "failed": ["key: reason", ...]}``; clips without
+    frames are left out, and so are clips that cannot be read (listed in ``failed``, as ``prepare_cache`` does).
     """
     from PIL import Image
 
@@ -317,9 +318,13 @@ def export_crops(clips: list[Clip], image_size: int, fps: float, crop: str, cach
     if not 1 <= int(quality) <= 100:
         raise ConfigError(f"JPEG quality must be 1..100, got {quality}")
     tmp = out.with_name(out.name + f".tmp{os.getpid()}")
-    rows, names, frames_total = [], set(), 0
+    rows, names, frames_total, failed = [], set(), 0, []
     for i, clip in enumerate(clips):
-        frames = cached_frames(clip, image_size, fps, crop, cache_dir)  # uint8 [N, S, S, 3]
+        try:
+            frames = cached_frames(clip, image_size, fps, crop, cache_dir)  # uint8 [N, S, S, 3]
+        except (MediaError, OSError, ValueError) as exc:
+            failed.append(f"{clip.key}: {exc}")
+            continue
         if frames.shape[0] == 0:
             continue
         name = _safe_name(clip.key)
@@ -343,7 +348,7 @@ def export_crops(clips: list[Clip], image_size: int, fps: float, crop: str, cach
         writer.writerows(rows)
     os.replace(tmp, out)
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    return {"clips": len(names), "frames": frames_total, "bytes": size}
+    return {"clips": len(names), "frames": frames_total, "bytes": size, "failed": failed}
 
 
 # ---------------------------------------------------------------------------------------------- dataset
