@@ -34,6 +34,7 @@ name="$("$py" -c "import re, torch; print(re.sub(r'[^a-z0-9]+', '-', torch.cuda.
   nvidia-smi --query-gpu=name,memory.total,clocks.sm,clocks.max.sm,temperature.gpu,power.draw,power.limit --format=csv
   "$py" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version())"
   "$py" -c "import cv2; print('opencv', cv2.__version__, 'CascadeClassifier', hasattr(cv2, 'CascadeClassifier'))"
+  "$py" -c "from x2face.faces import HaarDetector; print('face cascade engine', HaarDetector().engine)"
   nproc
 } > "$out/$name-machine.txt" 2>&1
 cat "$out/$name-machine.txt"

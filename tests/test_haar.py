@@ -1,4 +1,5 @@
-"""x2face.haar: OpenCV's Haar cascades evaluated with torch, for OpenCV 5 builds without CascadeClassifier.
+"""x2face.haar: OpenCV's Haar cascades evaluated by a numba-compiled scan or with torch, for OpenCV 5 builds
+without CascadeClassifier.
 
 Against OpenCV 4's own ``CascadeClassifier`` (installed here) on real photos: the same boxes and weights;
 and the face pipeline working, with the same crops, when ``cv2.CascadeClassifier`` is gone."""
@@ -34,8 +35,9 @@ def _gray(real_dir, name: str, side: int = 320) -> np.ndarray:
 
 @needs_cv2_cascades
 @pytest.mark.slow
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "torch"])
 @pytest.mark.parametrize("cascade", ["frontalface_alt2", "frontalface_default", "profileface"])
-def test_same_detections_as_opencv(real_dir, cascade):
+def test_same_detections_as_opencv(real_dir, cascade, compiled):
     mine, ref = load_cascade(cascade), cv2.CascadeClassifier(cascade_path(cascade))
     found = 0
     for name in PHOTOS:
@@ -44,13 +46,50 @@ def test_same_detections_as_opencv(real_dir, cascade):
             b_ref, _, w_ref = ref.detectMultiScale3(g, scaleFactor=sf, minNeighbors=neighbors, minSize=(24, 24),
                                                      maxSize=g.shape[::-1], outputRejectLevels=True)
             b_ref, w_ref = np.asarray(b_ref).reshape(-1, 4), np.asarray(w_ref, dtype=np.float64).reshape(-1)
-            b, w = mine.detect_multi_scale3(g, sf, neighbors, (24, 24), g.shape[::-1])
+            b, w = mine.detect_multi_scale3(g, sf, neighbors, (24, 24), g.shape[::-1], compiled=compiled)
             order_ref, order = np.lexsort(b_ref.T[::-1]), np.lexsort(b.T[::-1])
             assert b.shape == b_ref.shape, (name, sf, b.tolist(), b_ref.tolist())
             np.testing.assert_array_equal(b[order], b_ref[order_ref])
             np.testing.assert_allclose(w[order], w_ref[order_ref], atol=1e-4)
             found += len(b)
     assert found > 0  # the comparison saw detections, not only empty lists
+
+
+@needs_cv2_cascades
+@pytest.mark.parametrize("compiled", [True, False], ids=["numba", "torch"])
+def test_flat_windows_are_rejected_as_opencv_does(real_dir, compiled):
+    """OpenCV rejects a window whose grey levels vary by 10 or less before any stage; on this photo a window
+    in the flat background otherwise passes frontalface_default's stages (a box OpenCV does not report)."""
+    g = _gray(real_dir, "photos/KwaiVGI_LivePortrait__assets_examples_source_s5.jpg")
+    ref = cv2.CascadeClassifier(cascade_path("frontalface_default"))
+    b_ref, _, _ = ref.detectMultiScale3(g, scaleFactor=1.05, minNeighbors=3, minSize=(24, 24),
+                                        maxSize=g.shape[::-1], outputRejectLevels=True)
+    b, _ = load_cascade("frontalface_default").detect_multi_scale3(g, 1.05, 3, (24, 24), g.shape[::-1],
+                                                                    compiled=compiled)
+    assert sorted(b.tolist()) == sorted(np.asarray(b_ref).reshape(-1, 4).tolist())
+
+
+@pytest.mark.slow
+def test_compiled_scan_splits_rows_over_threads_without_changing_results(real_dir):
+    """The numba scan runs its rows on torch.get_num_threads() threads: any count gives the same windows."""
+    import torch
+
+    cascade, g = load_cascade("frontalface_default"), _gray(real_dir, PHOTOS[2])
+    factors = [1.0, 1.21, 1.5, 2.0, 2.6]
+    before = torch.get_num_threads()
+    try:
+        results = []
+        for n in (1, 3):
+            torch.set_num_threads(n)
+            results.append(cascade._hits_compiled(g, factors))
+    finally:
+        torch.set_num_threads(before)
+    reference = cascade._hits(g, factors, torch.device("cpu"))
+    assert sum(len(xy) for xy, _ in reference) > 0
+    for hits in results:
+        for (xy, w), (xy_ref, w_ref) in zip(hits, reference):
+            np.testing.assert_array_equal(xy, xy_ref)
+            np.testing.assert_allclose(w, w_ref, atol=1e-4)
 
 
 def test_group_rectangles_matches_opencv():
@@ -87,7 +126,7 @@ def no_cascade_classifier(monkeypatch):
 @pytest.mark.slow
 def test_face_pipeline_without_cascade_classifier(real_dir, no_cascade_classifier):
     cropper = FaceCropper(64)
-    assert cropper.detector.engine == "torch" and cropper.backend == "opencv"
+    assert cropper.detector.engine == "numba" and cropper.backend == "opencv"  # numba comes with librosa
     with pytest.raises(MediaError, match="no CascadeClassifier"):
         HaarDetector(engine="opencv")
     face = cropper.crop_image(read_image(real_dir / "photos/jixinya_EAMM__test_image_anne.png"))
@@ -102,11 +141,22 @@ def test_face_pipeline_without_cascade_classifier(real_dir, no_cascade_classifie
 
 
 @needs_cv2_cascades
+def test_engine_without_opencv_cascades_or_numba(no_cascade_classifier, monkeypatch):
+    import x2face.haar
+
+    assert HaarDetector(engine="torch").engine == "torch"
+    monkeypatch.setattr(x2face.haar, "compiled_available", lambda: False)
+    assert HaarDetector().engine == "torch"  # neither OpenCV 4 nor numba: torch
+    with pytest.raises(MediaError, match="numba is not installed"):
+        HaarDetector(engine="numba")
+
+
 @pytest.mark.slow
-def test_torch_engine_gives_opencv_crops(real_dir):
-    torch_crop = FaceCropper(64, backend=HaarDetector(engine="torch"))
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+def test_haar_engines_give_opencv_crops(real_dir, engine):
+    torch_crop = FaceCropper(64, backend=HaarDetector(engine=engine))
     cv_crop = FaceCropper(64, backend=HaarDetector(engine="opencv"))
-    assert torch_crop.detector.engine == "torch" and cv_crop.detector.engine == "opencv"
+    assert torch_crop.detector.engine == engine and cv_crop.detector.engine == "opencv"
     img = read_image(real_dir / "photos/timesler_facenet-pytorch__data_test_images_paul_rudd_1.jpg")  # 1024 px
     a, b = torch_crop.crop_image(img), cv_crop.crop_image(img)
     assert a.box == b.box and np.array_equal(a.crop, b.crop)

@@ -132,9 +132,9 @@ class HaarDetector(FaceDetector):
     """OpenCV's Haar cascades (offline, no weights to fetch; the XML files ship in ``x2face/cascades``).
 
     They run in OpenCV's C++ ``CascadeClassifier`` where the installed OpenCV has one (4.x), else in
-    ``x2face.haar`` (torch, the same results; OpenCV 5 dropped the class, and face-alignment pulls
-    OpenCV 5): ``engine`` ("auto", "opencv" or "torch") picks, and keeps the choice. ``device`` is where
-    ``x2face.haar`` evaluates (a GPU is faster).
+    ``x2face.haar`` (the same results; OpenCV 5 dropped the class, and face-alignment pulls OpenCV 5):
+    its numba-compiled CPU scan where numba imports, else torch on ``device``. ``engine`` ("auto",
+    "opencv", "numba" or "torch") picks, and keeps the choice.
 
     A frontal face counts when ``haarcascade_frontalface_alt2`` and ``haarcascade_frontalface_default``
     both find it (IoU >= 0.4) and the latter's confidence (``levelWeights``) is at least
@@ -164,26 +164,29 @@ class HaarDetector(FaceDetector):
                  device: str = "cpu", engine: str = "auto") -> None:
         import cv2
 
-        from .haar import cascade_path, load_cascade
+        from .haar import cascade_path, compiled_available, load_cascade
 
         names = ["frontalface_alt2", "frontalface_default"] + (["profileface"] if profile else [])
         missing = [cascade_path(n) for n in names if not os.path.isfile(cascade_path(n))]
         if missing:
             raise MediaError(f"x2face's face cascades are missing ({', '.join(missing)}); reinstall x2face")
-        if engine not in ("auto", "opencv", "torch"):
-            raise MediaError(f"unknown cascade engine {engine!r}; choose auto, opencv or torch")
+        if engine not in ("auto", "opencv", "numba", "torch"):
+            raise MediaError(f"unknown cascade engine {engine!r}; choose auto, opencv, numba or torch")
         if engine == "opencv" and not hasattr(cv2, "CascadeClassifier"):
             raise MediaError(f"OpenCV {cv2.__version__} has no CascadeClassifier (OpenCV 5 dropped it); "
-                             "use engine 'torch' or install opencv-python-headless<5")
-        if engine != "torch" and hasattr(cv2, "CascadeClassifier"):  # OpenCV 4.x: its C++ cascade
+                             "use engine 'numba' or 'torch', or install opencv-python-headless<5")
+        if engine == "numba" and not compiled_available():
+            raise MediaError("numba is not installed (librosa installs it); use engine 'torch'")
+        if engine in ("auto", "opencv") and hasattr(cv2, "CascadeClassifier"):  # OpenCV 4.x: its C++ cascade
             cascades = [cv2.CascadeClassifier(cascade_path(n)) for n in names]
             if any(c.empty() for c in cascades):
                 raise MediaError("OpenCV could not load x2face's face cascades; reinstall opencv-python-headless<5")
-            #: how the cascades run: "opencv" (C++) or "torch" (x2face.haar, for OpenCV 5 builds)
+            #: how the cascades run: "opencv" (C++), "numba" (x2face.haar's compiled CPU scan) or "torch"
+            #: (x2face.haar on ``device``); the last two are for OpenCV 5 builds
             self.engine = "opencv"
         else:  # OpenCV 5 dropped CascadeClassifier: the same cascades evaluated by x2face.haar
             cascades = [load_cascade(n) for n in names]
-            self.engine = "torch"
+            self.engine = "torch" if engine == "torch" or not compiled_available() else "numba"
         self.device = str(device)
         self._alt2, self._default = cascades[0], cascades[1]
         self._profile = cascades[2] if profile else None
@@ -198,7 +201,8 @@ class HaarDetector(FaceDetector):
                 maxSize=(max_size, max_size), outputRejectLevels=True)
         else:
             boxes, weights = cascade.detect_multi_scale3(gray, scale_factor, neighbors, (min_size, min_size),
-                                                         (max_size, max_size), device=self.device)
+                                                         (max_size, max_size), device=self.device,
+                                                         compiled=self.engine == "numba")
         out = []
         for (x, y, w, h), wt in zip(np.asarray(boxes).reshape(-1, 4), np.asarray(weights).reshape(-1)):
             out.append((np.array([x, y, x + w, y + h], dtype=np.float64), float(wt)))

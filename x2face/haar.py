@@ -1,25 +1,27 @@
-"""OpenCV's Haar-cascade face detection in torch, for OpenCV builds without ``cv2.CascadeClassifier``.
+"""OpenCV's Haar-cascade face detection in numba or torch, for OpenCV builds without ``cv2.CascadeClassifier``.
 
 OpenCV 5 dropped ``CascadeClassifier`` (it moved to opencv_contrib), and ``pip install face-alignment``
 pulls ``opencv-python`` 5.x over the 4.x this project pins. The offline face detector must keep
 working there, so ``x2face.faces.HaarDetector`` falls back to this module: it reads the same cascade
 files (``x2face/cascades/*.xml``, OpenCV's own, Intel License Agreement in each file) and reproduces
-``CascadeClassifier.detectMultiScale3(..., outputRejectLevels=True)`` of OpenCV 4.x, vectorised over
-windows with torch (on the CPU, or on a GPU when given one):
+``CascadeClassifier.detectMultiScale3(..., outputRejectLevels=True)`` of OpenCV 4.x, either with OpenCV's own
+loop compiled by numba (``_scan``: window by window, stopping at the first failed stage; the rows of windows
+split over threads; what runs on the CPU where numba imports, and numba comes with librosa) or vectorised over
+windows with torch (every surviving window through each stage at once; on a GPU when given one):
 
 * the image is resized for each scale (``INTER_LINEAR_EXACT``, as OpenCV does) and the fixed-size window
   slides in steps of 2 pixels (1 from scale 2 up), skipping one position after a window rejected by
   the first stage;
-* each window is variance-normalised over its inner rectangle; a stage passes when the sum of its
-  weak classifiers' (stumps' or trees') leaf values reaches the stage threshold;
+* each window is variance-normalised over its inner rectangle (a window whose standard deviation is 10
+  grey levels or less is rejected outright, as OpenCV's ``setWindow`` does); a stage passes when the sum
+  of its weak classifiers' (stumps' or trees') leaf values reaches the stage threshold;
 * windows that pass every stage are grouped as ``cv::groupRectangles`` groups them (eps 0.2, more than
   ``min_neighbors`` members, small groups inside large ones dropped) and each group reports the
   highest final-stage sum of its members (OpenCV's ``levelWeights``).
 
-On the project's photos the boxes and weights are OpenCV's (``tests/test_haar.py``). It is slower than
-OpenCV's C++ on a CPU (see ``benchmarks/haar_speed.py``); the video tracker searches small windows
-around the last face, where that matters little. ``cv2`` is only used for ``resize`` (present in every
-OpenCV build).
+On the project's photos the boxes and weights are OpenCV's (``tests/test_haar.py``, both ways). On the 2-core
+CPU the numba scan tracks a face about 1.3x slower than OpenCV's C++ and the torch one about 10x slower
+(``benchmarks/haar_speed.py``). ``cv2`` is only used for ``resize`` and ``integral2`` (in every OpenCV build).
 """
 from __future__ import annotations
 
@@ -57,6 +59,14 @@ class _Stage:
         if key not in self._on:
             self._on[key] = tuple(torch.from_numpy(a).to(device) for a in (self.thr, self.left, self.right, self.leaves))
         return self._on[key]
+
+
+@dataclass
+class _Pyramid:
+    ii: np.ndarray  # int64 [P] every scale's integral image, rows ``stride`` apart, one scale after another
+    sq: np.ndarray  # int64 [P] the same of the squared pixels
+    stride: int
+    grids: list[tuple[int, int, int, int, int]]  # per scale: window rows, columns, step, offset in ii, size
 
 
 class HaarCascade:
@@ -102,6 +112,7 @@ class HaarCascade:
             self.stages.append(st)
         # variance normalisation over the window's inner rectangle (1 pixel in from each side)
         self.norm = (1, 1, self.width - 2, self.height - 2)
+        self._flat_cache: tuple[np.ndarray, ...] | None = None
 
     # ---------------------------------------------------------------- evaluation
     def _stage_sums(self, st: _Stage, ii: torch.Tensor, base: torch.Tensor, stride: int,
@@ -149,43 +160,63 @@ class HaarCascade:
             done = done | (idx <= 0)
         return leaves.gather(1, -idx).sum(0)
 
-    def _hits(self, gray: np.ndarray, factors: list[float], device: torch.device
-              ) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Windows that pass every stage, per scale: (x, y) int [M, 2] in that scale's pixels, final-stage sums [M].
-
-        All scales are searched in one pass: their integral images are concatenated and each window
-        carries its own row stride.
-        """
+    def _pyramid(self, gray: np.ndarray, factors: list[float]) -> _Pyramid | None:
+        """Every scale's integral and squared-integral image, flattened one after another, and the window grid
+        of each scale (OpenCV's steps: 2 pixels below scale 2, 1 from there). None when no window fits."""
         import cv2
 
         h, w = gray.shape
-        sums, sqs, bases, grids = [], [], [], []
+        sums, sqs, grids = [], [], []
         stride = max(int(round(w / f)) for f in factors) + 1  # every scale's rows padded to one length
         offset = 0
         for factor in factors:
             sw, sh = max(int(round(w / factor)), 0), max(int(round(h / factor)), 0)
             nx, ny = sw + 1 - self.width, sh + 1 - self.height  # window positions x < nx, y < ny
             step = 1 if factor >= 2 else 2
-            ys, xs = np.arange(0, max(ny, 0), step), np.arange(0, max(nx, 0), step)
-            if len(ys) == 0 or len(xs) == 0:
-                grids.append((0, 0, offset, 0))
+            rows, cols = len(range(0, max(ny, 0), step)), len(range(0, max(nx, 0), step))
+            if rows == 0 or cols == 0:
+                grids.append((0, 0, step, offset, 0))
                 continue
-            img = cv2.resize(gray, (sw, sh), interpolation=cv2.INTER_LINEAR_EXACT).astype(np.int64)
+            img = cv2.resize(gray, (sw, sh), interpolation=cv2.INTER_LINEAR_EXACT)
+            s_, q_ = cv2.integral2(img, sdepth=cv2.CV_32S, sqdepth=cv2.CV_64F)  # [sh+1, sw+1], first row/column 0
             ii = np.zeros((sh + 1, stride), np.int64)  # [sh+1, stride]: columns past sw+1 are never read
-            ii[1:, 1:sw + 1] = img.cumsum(0).cumsum(1)
+            ii[:, :sw + 1] = s_
             sq = np.zeros((sh + 1, stride), np.int64)
-            sq[1:, 1:sw + 1] = (img * img).cumsum(0).cumsum(1)
-            sums.append(ii.reshape(-1))
+            sq[:, :sw + 1] = q_  # whole numbers below 2**53: exact
+            sums.append(ii.reshape(-1))  # [sh+1, stride] -> [(sh+1)*stride]
             sqs.append(sq.reshape(-1))
-            bases.append(offset + (ys[:, None] * stride + xs[None, :]).reshape(-1))  # row-major window grid
-            grids.append((len(ys), len(xs), offset, ii.size))
+            grids.append((rows, cols, step, offset, ii.size))
             offset += ii.size
-        if not bases:
+        if not sums:
+            return None
+        return _Pyramid(np.concatenate(sums), np.concatenate(sqs), stride, grids)
+
+    def _split(self, pyr: _Pyramid, b_np: np.ndarray, last_np: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Passing windows (flat base indices ``b_np``, final-stage sums ``last_np``) per scale, as (x, y) and sums."""
+        out = []
+        for _, _, _, off, size in pyr.grids:
+            sel = (b_np >= off) & (b_np < off + size)
+            local = b_np[sel] - off
+            out.append((np.stack([local % pyr.stride, local // pyr.stride], axis=1), last_np[sel]))
+        return out
+
+    def _hits(self, gray: np.ndarray, factors: list[float], device: torch.device
+              ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Windows that pass every stage, per scale: (x, y) int [M, 2] in that scale's pixels, final-stage sums [M].
+
+        All scales are searched in one pass with torch (on ``device``): their integral images are concatenated
+        and each window carries its own offset into them.
+        """
+        pyr = self._pyramid(gray, factors)
+        if pyr is None:
             return [(np.zeros((0, 2), np.int64), np.zeros(0)) for _ in factors]
-        ii_all = np.concatenate(sums)  # [sum over scales of (sh+1)*stride]
+        stride = pyr.stride
+        bases = [off + (np.arange(0, rows * step, step)[:, None] * stride
+                        + np.arange(0, cols * step, step)[None, :]).reshape(-1)  # row-major window grid
+                 for rows, cols, step, off, _ in pyr.grids if rows and cols]
         # int32 where it fits (gathers 3x faster than int64): sums of up to 8.4 M pixels
-        ii_t = torch.from_numpy(ii_all.astype(np.int32) if ii_all.max() < 2**31 else ii_all).to(device)
-        sq_t = torch.from_numpy(np.concatenate(sqs)).to(device)
+        ii_t = torch.from_numpy(pyr.ii.astype(np.int32) if pyr.ii.max() < 2**31 else pyr.ii).to(device)
+        sq_t = torch.from_numpy(pyr.sq).to(device)
         base = torch.from_numpy(np.concatenate(bases)).to(device)  # [N] all windows of all scales
         nxr, nyr, nw, nh = self.norm
         area = float(nw * nh)
@@ -195,21 +226,22 @@ class HaarCascade:
         q_ = (torch.take(sq_t, c3) - torch.take(sq_t, c1) - torch.take(sq_t, c2) + torch.take(sq_t, c0)).double()
         nf = area * q_ - s_ * s_
         inv = torch.where(nf > 0, 1.0 / nf.clamp(min=1e-300).sqrt(), torch.ones_like(nf)).float()  # [N]
+        valid = ((nf > 0) & (area * inv.double() < 0.1)).cpu().numpy()  # OpenCV's setWindow: flat windows fail
 
         # stage 0 on every window, then OpenCV's scan order: a window rejected by stage 0 skips the next position
         first = self.stages[0]
         last = self._stage_sums(first, ii_t, base, stride, inv)
-        rej0 = (last < first.threshold).cpu().numpy()
+        rej0 = (last < first.threshold).cpu().numpy() & valid  # rejected by stage 0 (a flat window is not: no skip)
         alive_np = np.zeros_like(rej0)
         pos = 0
-        for rows, cols, _, _ in grids:
+        for rows, cols, _, _, _ in pyr.grids:
             if rows == 0 or cols == 0:
                 continue
             r = rej0[pos:pos + rows * cols].reshape(rows, cols)
             visited = np.ones_like(r)
             for c in range(1, cols):
                 visited[:, c] = ~(visited[:, c - 1] & r[:, c - 1])
-            alive_np[pos:pos + rows * cols] = (visited & ~r).reshape(-1)
+            alive_np[pos:pos + rows * cols] = (visited & ~r).reshape(-1) & valid[pos:pos + rows * cols]
             pos += rows * cols
         alive = torch.from_numpy(alive_np).to(device)
         b, inv, last = base[alive], inv[alive], last[alive]
@@ -219,23 +251,81 @@ class HaarCascade:
             sums_ = self._stage_sums(stage, ii_t, b, stride, inv)
             keep = sums_ >= float(stage.threshold)
             b, inv, last = b[keep], inv[keep], sums_[keep]
-        b_np, last_np = b.cpu().numpy(), last.double().cpu().numpy()
-        out = []
-        for _, _, off, size in grids:
-            sel = (b_np >= off) & (b_np < off + size)
-            local = b_np[sel] - off
-            out.append((np.stack([local % stride, local // stride], axis=1), last_np[sel]))
-        return out
+        return self._split(pyr, b.cpu().numpy(), last.double().cpu().numpy())
+
+    def _flat(self) -> tuple[np.ndarray, ...]:
+        """The cascade as flat arrays for the compiled scan (made once): per stage its threshold and first
+        classifier; per classifier its nodes (feature, threshold, left, right) and leaves; per feature its
+        rectangles (x, y, w, h) and weights."""
+        if self._flat_cache is None:
+            d = max(st.feat.shape[1] for st in self.stages)
+            nl = max(st.leaves.shape[1] for st in self.stages)
+
+            def pad(a: np.ndarray, width: int) -> np.ndarray:
+                return np.pad(a, ((0, 0), (0, width - a.shape[1])))
+
+            begin = np.cumsum([0] + [st.feat.shape[0] for st in self.stages]).astype(np.int64)  # [S+1]
+            self._flat_cache = (
+                np.array([st.threshold for st in self.stages], np.float32), begin,
+                np.concatenate([pad(st.feat, d) for st in self.stages]),  # [C, D] int64
+                np.concatenate([pad(st.thr, d) for st in self.stages]),  # [C, D] float32
+                np.concatenate([pad(st.left, d) for st in self.stages]),
+                np.concatenate([pad(st.right, d) for st in self.stages]),
+                np.concatenate([pad(st.leaves, nl) for st in self.stages]),  # [C, L] float32
+                self.rects[:, :, :4].astype(np.int64), self.rects[:, :, 4].astype(np.float32))  # [F, 3, 4], [F, 3]
+        return self._flat_cache
+
+    def _hits_compiled(self, gray: np.ndarray, factors: list[float]) -> list[tuple[np.ndarray, np.ndarray]]:
+        """``_hits`` on the CPU with the numba-compiled scan (``_scan``): OpenCV's loop, window by window with
+        early rejection, instead of every stage on every surviving window at once. Same windows and sums."""
+        pyr = self._pyramid(gray, factors)
+        if pyr is None:
+            return [(np.zeros((0, 2), np.int64), np.zeros(0)) for _ in factors]
+        st_thr, begin, feat, thr, left, right, leaves, rect, wts = self._flat()
+        x, y, w, h = (rect[..., i] for i in range(4))  # each [F, 3]
+        s = pyr.stride
+        corners = np.stack([y * s + x, y * s + x + w, (y + h) * s + x, (y + h) * s + x + w], axis=-1)  # [F, 3, 4]
+        corners = np.ascontiguousarray(corners).reshape(len(corners), 12)  # [F, 3, 4] -> [F, 12]
+        nxr, nyr, nw, nh = self.norm
+        c0 = nyr * s + nxr
+        norm = np.array([c0, c0 + nw, c0 + nh * s, c0 + nh * s + nw], np.int64)
+        rows = [(off + r * step * s, cols, step) for rows_, cols, step, off, _ in pyr.grids for r in range(rows_)]
+        row_base = np.array([r[0] for r in rows], np.int64)
+        row_cols = np.array([r[1] for r in rows], np.int64)
+        row_step = np.array([r[2] for r in rows], np.int64)
+        row_first = np.concatenate([[0], np.cumsum(row_cols)]).astype(np.int64)  # [R+1] output slot of each row
+        passed = np.zeros(int(row_first[-1]), np.bool_)
+        score = np.zeros(int(row_first[-1]), np.float64)
+        ii = pyr.ii.astype(np.int32) if pyr.ii.max() < 2**31 else pyr.ii  # int32 where it fits: half the memory traffic
+        args = (ii, pyr.sq, row_base, row_cols, row_step, row_first, norm, float(nw * nh), corners,
+                np.ascontiguousarray(wts), st_thr, begin, feat, thr, left, right, leaves, passed, score)
+        # rows split over threads (the compiled scan releases the GIL), interleaved so each gets every scale
+        n = max(1, min(torch.get_num_threads(), len(rows) // 4, int(row_first[-1]) // 1024))
+        order = np.arange(len(rows), dtype=np.int64)
+        if n == 1:
+            _scan()(order, *args)
+        else:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(n) as pool:
+                list(pool.map(lambda part: _scan()(part, *args), [order[i::n] for i in range(n)]))
+        idx = np.flatnonzero(passed)
+        r = np.searchsorted(row_first, idx, side="right") - 1  # the row of each passing window
+        b_np = row_base[r] + (idx - row_first[r]) * row_step[r]
+        return self._split(pyr, b_np, score[idx])
 
     def detect_multi_scale3(self, gray: np.ndarray, scale_factor: float = 1.1, min_neighbors: int = 3,
                             min_size: tuple[int, int] = (0, 0), max_size: tuple[int, int] = (0, 0),
-                            device: torch.device | str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                            device: torch.device | str = "cpu", compiled: bool | None = None
+                            ) -> tuple[np.ndarray, np.ndarray]:
         """Faces in a uint8 [H, W] grayscale image, as OpenCV 4's
         ``detectMultiScale3(gray, scale_factor, min_neighbors, 0, min_size, max_size, outputRejectLevels=True)``.
 
         Returns ``(boxes, weights)``: int [N, 4] (x, y, w, h) in ``gray``'s pixels and float [N], each
         group's highest final-stage sum (OpenCV's ``levelWeights``). ``max_size`` (0, 0) means no limit.
-        ``device``: where the windows are evaluated (torch; a CUDA device runs the search on the GPU).
+        ``compiled``: scan the windows with the numba-compiled CPU loop (``_scan``) instead of torch on
+        ``device`` (a CUDA device runs the torch search on the GPU); None: compiled where ``device`` is the
+        CPU and numba imports. Both give the same boxes and weights.
         """
         gray = np.ascontiguousarray(gray, dtype=np.uint8)
         if gray.ndim != 2:
@@ -253,14 +343,91 @@ class HaarCascade:
                 factors.append(f32)
             factor *= scale_factor
         rects, weights = [], []
+        dev = torch.device(device)
+        if compiled is None:
+            compiled = dev.type == "cpu" and compiled_available()
         if factors:
-            for f32, (xy, lw) in zip(factors, self._hits(gray, factors, torch.device(device))):
+            hits = self._hits_compiled(gray, factors) if compiled else self._hits(gray, factors, dev)
+            for f32, (xy, lw) in zip(factors, hits):
                 ww, wh = int(round(self.width * f32)), int(round(self.height * f32))
                 for (x, y), v in zip(xy, lw):
                     rects.append((int(round(x * f32)), int(round(y * f32)), ww, wh))
                     weights.append(v)
         return group_rectangles(np.array(rects, dtype=np.int64).reshape(-1, 4), np.array(weights, np.float64),
                                 min_neighbors, GROUP_EPS)
+
+
+def compiled_available() -> bool:
+    """Whether numba (a librosa dependency, so installed with x2face) can compile the CPU scan."""
+    try:
+        import numba  # noqa: F401
+    except Exception:  # not installed, or an install that fails to import
+        return False
+    return True
+
+
+@lru_cache(maxsize=None)
+def _scan():
+    """The cascade scan compiled by numba (once per process; cached on disk where the package folder is writable).
+
+    For each row of windows in ``rows``: OpenCV's ``CascadeClassifierInvoker`` loop. Each window is
+    variance-normalised, then its stages run in order, each weak classifier's tree walked node by node
+    (only the nodes on its path are computed) and the leaves summed in double as OpenCV does, stopping at
+    the first stage whose sum is under its threshold; a window rejected by stage 0 skips the next position.
+    Node values are OpenCV's float sums of weighted rectangle sums times 1 / normalisation factor.
+    """
+    import numba
+
+    def scan(rows, ii, sq, row_base, row_cols, row_step, row_first, norm, area, corners, wts, st_thr, begin, feat,
+             thr, left, right, leaves, passed, score):  # pragma: no cover - compiled
+        n_stages = st_thr.shape[0]
+        for r in rows:
+            x = 0
+            while x < row_cols[r]:
+                b = row_base[r] + x * row_step[r]
+                s_ = float(ii[b + norm[3]] - ii[b + norm[1]] - ii[b + norm[2]] + ii[b + norm[0]])
+                q_ = float(sq[b + norm[3]] - sq[b + norm[1]] - sq[b + norm[2]] + sq[b + norm[0]])
+                nf = area * q_ - s_ * s_
+                inv = np.float32(1.0 / np.sqrt(nf)) if nf > 0 else np.float32(1.0)
+                if not (nf > 0 and area * inv < 0.1):  # OpenCV's setWindow: a (nearly) flat window is no face
+                    x += 1
+                    continue
+                level = 0
+                total = 0.0
+                while level < n_stages:
+                    total = 0.0
+                    for c in range(begin[level], begin[level + 1]):
+                        node = 0
+                        while True:
+                            f = feat[c, node]
+                            r0 = (ii[b + corners[f, 3]] - ii[b + corners[f, 1]] - ii[b + corners[f, 2]]
+                                  + ii[b + corners[f, 0]])  # rectangle sums from the integral image
+                            r1 = (ii[b + corners[f, 7]] - ii[b + corners[f, 5]] - ii[b + corners[f, 6]]
+                                  + ii[b + corners[f, 4]])
+                            val = wts[f, 0] * np.float32(r0) + wts[f, 1] * np.float32(r1)
+                            if wts[f, 2] != 0:
+                                r2 = (ii[b + corners[f, 11]] - ii[b + corners[f, 9]] - ii[b + corners[f, 10]]
+                                      + ii[b + corners[f, 8]])
+                                val = val + wts[f, 2] * np.float32(r2)
+                            val = val * inv
+                            nxt = left[c, node] if val < thr[c, node] else right[c, node]
+                            if nxt <= 0:
+                                total += leaves[c, -nxt]
+                                break
+                            node = nxt
+                    if total < st_thr[level]:
+                        break
+                    level += 1
+                if level == n_stages:
+                    passed[row_first[r] + x] = True
+                    score[row_first[r] + x] = total
+                x += 2 if level == 0 else 1
+        return 0
+
+    try:
+        return numba.njit(cache=True, nogil=True, error_model="numpy")(scan)
+    except RuntimeError:  # no writable cache location (a read-only install without a home folder): compile each run
+        return numba.njit(cache=False, nogil=True, error_model="numpy")(scan)
 
 
 def group_rectangles(rects: np.ndarray, weights: np.ndarray, threshold: int, eps: float
