@@ -11,10 +11,12 @@ windows with torch (every surviving window through each stage at once; on a GPU 
 
 * the image is resized for each scale (``INTER_LINEAR_EXACT``, as OpenCV does) and the fixed-size window
   slides in steps of 2 pixels (1 from scale 2 up), skipping one position after a window rejected by
-  the first stage;
+  the first stage, over the rows OpenCV's stripes cover (sized from the first scale; at some scales
+  they end before the last row);
 * each window is variance-normalised over its inner rectangle (a window whose standard deviation is 10
   grey levels or less is rejected outright, as OpenCV's ``setWindow`` does); a stage passes when the sum
-  of its weak classifiers' (stumps' or trees') leaf values reaches the stage threshold;
+  of its weak classifiers' (stumps' or trees') leaf values reaches the stage threshold (less 1e-5, as
+  OpenCV reads it);
 * windows that pass every stage are grouped as ``cv::groupRectangles`` groups them (eps 0.2, more than
   ``min_neighbors`` members, small groups inside large ones dropped) and each group reports the
   highest final-stage sum of its members (OpenCV's ``levelWeights``).
@@ -102,7 +104,9 @@ class HaarCascade:
                 leaves.append(np.array(weak.findtext("leafValues").split(), dtype=np.float32))
             d = max(n.shape[0] for n in nodes)
             k = len(nodes)
-            st = _Stage(np.float32(float(stage.findtext("stageThreshold"))),
+            # OpenCV lowers every stage threshold by THRESHOLD_EPS = 1e-5 (in float) when it reads a cascade
+            threshold = np.float32(float(stage.findtext("stageThreshold"))) - np.float32(1e-5)
+            st = _Stage(np.float32(threshold),
                         np.zeros((k, d), np.int64), np.zeros((k, d), np.float32), np.zeros((k, d), np.int64),
                         np.zeros((k, d), np.int64), np.zeros((k, d + 1), np.float32))
             for i, (n, lv) in enumerate(zip(nodes, leaves)):
@@ -162,17 +166,26 @@ class HaarCascade:
 
     def _pyramid(self, gray: np.ndarray, factors: list[float]) -> _Pyramid | None:
         """Every scale's integral and squared-integral image, flattened one after another, and the window grid
-        of each scale (OpenCV's steps: 2 pixels below scale 2, 1 from there). None when no window fits."""
+        of each scale (OpenCV's steps: 2 pixels below scale 2, 1 from there). None when no window fits.
+
+        OpenCV scans each scale in ``nstripes`` horizontal stripes (its threads' work units) of
+        ``stripe`` rows: ``nstripes`` comes from the first scale's width, ``stripe`` is rounded to the
+        step, and rows past ``nstripes * stripe`` are never scanned (the last row of a scale can be
+        skipped); the grid here keeps that.
+        """
         import cv2
 
         h, w = gray.shape
         sums, sqs, grids = [], [], []
         stride = max(int(round(w / f)) for f in factors) + 1  # every scale's rows padded to one length
+        nstripes = -(-(int(round(w / factors[0])) + 1 - self.width) // 32)  # ceil(first scale's columns / 32)
         offset = 0
         for factor in factors:
             sw, sh = max(int(round(w / factor)), 0), max(int(round(h / factor)), 0)
             nx, ny = sw + 1 - self.width, sh + 1 - self.height  # window positions x < nx, y < ny
             step = 1 if factor >= 2 else 2
+            stripe = max((max(ny, 0) // step + nstripes - 1) // max(nstripes, 1), 1) * step
+            ny = min(ny, nstripes * stripe)
             rows, cols = len(range(0, max(ny, 0), step)), len(range(0, max(nx, 0), step))
             if rows == 0 or cols == 0:
                 grids.append((0, 0, step, offset, 0))
