@@ -197,6 +197,7 @@ def test_quick_tiny_cpu_bench_writes_every_key(tmp_path, capsys):
         assert r["skipped"]["animate_10s_seconds"]
     else:
         assert set(ANIMATE_STAGES) <= set(r["animate_10s_seconds"]) and r["animate_10s_seconds"]["total"] > 0
+        assert "by opencv (opencv engine)" in r["animate_clip"]  # which face detector tracked the clip
     md = out.with_suffix(".md").read_text()
     assert md.startswith("# x2face bench") and "| drive, batch 1 (frames/s) |" in md
     assert "| measure | optimised | baseline | ratio |" in stdout

@@ -674,7 +674,7 @@ def _drive_crops(driver: FastDriver, crops: list, size: int, batch: int) -> list
     return out
 
 
-def animate_stages(driver: FastDriver, clip: Path, out_path: Path, batch: int = 64) -> dict[str, float]:
+def animate_stages(driver: FastDriver, clip: Path, out_path: Path, batch: int = 64) -> dict[str, Any]:
     """Animate the first frame of ``clip`` (the source photo) with the whole clip, stage by stage; seconds per stage.
 
     decode (``media.iter_video_frames``), crop (``faces.FaceCropper``: the source photo, then tracking
@@ -716,6 +716,8 @@ def animate_stages(driver: FastDriver, clip: Path, out_path: Path, batch: int = 
     stages["total"] = sum(stages.values())
     stages["frames"] = len(frames)
     stages["faces_found"] = sum(1 for c in track if c.found)
+    engine = getattr(cropper.detector, "engine", None)  # the Haar backend's cascade engine (opencv, numba, torch)
+    stages["face_detector"] = cropper.backend + (f" ({engine} engine)" if engine else "")
     return stages
 
 
@@ -862,7 +864,7 @@ def measure_animate(settings: BenchSettings, driver: FastDriver, result: dict[st
                                "and CUDA-graph capture; this one reuses the model's driver)")
     result["animate_clip"] = (f"{source.name} looped/cut to {CLIP_SECONDS:g} s at {CLIP_FPS} fps: "
                               f"{stages['frames']} frames of {info.width}x{info.height}, face found in "
-                              f"{stages['faces_found']}; the source face is its first frame")
+                              f"{stages['faces_found']} by {stages['face_detector']}; the source face is its first frame")
 
 
 # ---------------------------------------------------------------------------------------------- machine
