@@ -157,6 +157,24 @@ def test_engine_without_opencv_cascades_or_numba(no_cascade_classifier, monkeypa
         HaarDetector(engine="numba")
 
 
+def test_compiled_scan_unavailable_when_numba_fails(monkeypatch):
+    """A numba that is missing, fails to import or to compile means the torch engine, not an error per photo."""
+    import x2face.haar
+
+    def broken():
+        raise ImportError("Numba needs NumPy 2.3 or less")
+
+    assert x2face.haar.compiled_available()
+    monkeypatch.setattr(x2face.haar, "_scan", broken)
+    x2face.haar.compiled_available.cache_clear()
+    try:
+        assert not x2face.haar.compiled_available()
+    finally:
+        monkeypatch.undo()
+        x2face.haar.compiled_available.cache_clear()
+    assert x2face.haar.compiled_available()
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["numba", "torch"])
 def test_haar_engines_give_opencv_crops(real_dir, engine):

@@ -321,7 +321,8 @@ class HaarCascade:
             from concurrent.futures import ThreadPoolExecutor
 
             with ThreadPoolExecutor(n) as pool:
-                list(pool.map(lambda part: _scan()(part, *args), [order[i::n] for i in range(n)]))
+                parts = [np.ascontiguousarray(order[i::n]) for i in range(n)]  # contiguous: the compiled signature
+                list(pool.map(lambda part: _scan()(part, *args), parts))
         idx = np.flatnonzero(passed)
         r = np.searchsorted(row_first, idx, side="right") - 1  # the row of each passing window
         b_np = row_base[r] + (idx - row_first[r]) * row_step[r]
@@ -370,11 +371,16 @@ class HaarCascade:
                                 min_neighbors, GROUP_EPS)
 
 
+@lru_cache(maxsize=None)
 def compiled_available() -> bool:
-    """Whether numba (a librosa dependency, so installed with x2face) can compile the CPU scan."""
+    """Whether numba (a librosa dependency, so installed with x2face) imports and compiles the CPU scan: the
+    first call compiles it for the types ``_hits_compiled`` passes (or loads it from numba's disk cache)."""
     try:
-        import numba  # noqa: F401
-    except Exception:  # not installed, or an install that fails to import
+        i64, f32 = np.zeros((1, 1), np.int64), np.zeros((1, 1), np.float32)
+        _scan()(np.zeros(0, np.int64), np.zeros(1, np.int32), np.zeros(1, np.int64), i64[0], i64[0], i64[0], i64[0],
+                np.zeros(4, np.int64), 1.0, np.zeros((1, 12), np.int64), np.zeros((1, 3), np.float32), f32[0],
+                i64[0], i64, f32, i64, i64, f32, np.zeros(1, np.bool_), np.zeros(1, np.float64))  # no rows: no work
+    except Exception:  # numba missing, failing to import (e.g. a NumPy it does not support) or to compile
         return False
     return True
 
