@@ -72,7 +72,7 @@ class _Pyramid:
 
 
 class HaarCascade:
-    """One OpenCV Haar cascade (new XML format, upright features), evaluated with torch.
+    """One OpenCV Haar cascade (new XML format, upright features), evaluated by numba (CPU) or torch (any device).
 
     >>> cascade = HaarCascade(cascade_path("frontalface_alt2"))
     >>> boxes, weights = cascade.detect_multi_scale3(gray, 1.1, 3, (24, 24), (512, 512))
@@ -106,7 +106,7 @@ class HaarCascade:
             k = len(nodes)
             # OpenCV lowers every stage threshold by THRESHOLD_EPS = 1e-5 (in float) when it reads a cascade
             threshold = np.float32(float(stage.findtext("stageThreshold"))) - np.float32(1e-5)
-            st = _Stage(np.float32(threshold),
+            st = _Stage(threshold,
                         np.zeros((k, d), np.int64), np.zeros((k, d), np.float32), np.zeros((k, d), np.int64),
                         np.zeros((k, d), np.int64), np.zeros((k, d + 1), np.float32))
             for i, (n, lv) in enumerate(zip(nodes, leaves)):
