@@ -119,22 +119,34 @@ class HaarCascade:
         self._flat_cache: tuple[np.ndarray, ...] | None = None
 
     # ---------------------------------------------------------------- evaluation
-    def _stage_sums(self, st: _Stage, ii: torch.Tensor, base: torch.Tensor, stride: int,
+    def _offsets(self, stride: int) -> tuple[np.ndarray, np.ndarray]:
+        """Offsets from a window's top-left corner into integral images with rows ``stride`` apart, each
+        rectangle's corners in the order top-left, top-right, bottom-left, bottom-right (its sum is
+        ``ii[3] - ii[1] - ii[2] + ii[0]``): every feature's three rectangles, int64 [F, 3, 4] (unused ones
+        0), and the variance-normalisation rectangle's, int64 [4]."""
+        norm = np.zeros((1, 3, 4))
+        norm[0, 0] = self.norm
+        rect = np.concatenate([self.rects[:, :, :4], norm])  # [F+1, 3, 4]: the features, then the norm rectangle
+        x, y, w, h = (rect[..., i].astype(np.int64) for i in range(4))  # each [F+1, 3]
+        corners = np.stack([y * stride + x, y * stride + x + w, (y + h) * stride + x, (y + h) * stride + x + w],
+                           axis=-1)  # [F+1, 3, 4]
+        return corners[:-1], corners[-1, 0]
+
+    def _stage_sums(self, st: _Stage, ii: torch.Tensor, base: torch.Tensor, offsets: np.ndarray,
                     inv_nf: torch.Tensor, chunk: int = 1 << 15) -> torch.Tensor:
         """Sum of the stage's weak-classifier outputs, float32 [N], for N windows.
 
-        ``ii`` is every scale's integral image, flattened one after another with rows ``stride`` apart
-        (int32 or int64); window i's top-left corner is ``ii[base[i]]`` (int64 [N]); ``inv_nf`` float32 [N] is
-        each window's 1 / (variance-normalisation factor).
+        ``ii`` is every scale's integral image, flattened one after another (int32 or int64); window i's
+        top-left corner is ``ii[base[i]]`` (int64 [N]); ``offsets`` are the features' corner offsets from there
+        (``_offsets``, int64 [F, 3, 4]); ``inv_nf`` float32 [N] is each window's 1 / (variance-normalisation
+        factor).
         """
         dev = ii.device
         k, d = st.feat.shape
         r = self.rects[st.feat.reshape(-1)]  # [K*D, 3, 5] (x, y, w, h, weight)
         three = bool((r[:, 2, 4] != 0).any())
         nr = 3 if three else 2
-        x, y, w, h = (r[:, :nr, i].astype(np.int64) for i in range(4))  # each [K*D, nr]
-        corners = torch.from_numpy(np.stack([y * stride + x, y * stride + x + w, (y + h) * stride + x,
-                                             (y + h) * stride + x + w], axis=-1)).to(dev)  # [K*D, nr, 4] offsets
+        corners = torch.from_numpy(offsets[st.feat.reshape(-1), :nr]).to(dev)  # [K*D, nr, 4] offsets
         wts = torch.from_numpy(r[:, :, 4].astype(np.float32)).to(dev)  # [K*D, 3]
         out = torch.empty(base.shape[0], dtype=torch.float32, device=dev)
         for c0 in range(0, base.shape[0], chunk):
@@ -231,10 +243,9 @@ class HaarCascade:
         ii_t = torch.from_numpy(pyr.ii.astype(np.int32) if pyr.ii.max() < 2**31 else pyr.ii).to(device)
         sq_t = torch.from_numpy(pyr.sq).to(device)
         base = torch.from_numpy(np.concatenate(bases)).to(device)  # [N] all windows of all scales
-        nxr, nyr, nw, nh = self.norm
-        area = float(nw * nh)
-        c0 = base + nyr * stride + nxr
-        c1, c2, c3 = c0 + nw, c0 + nh * stride, c0 + nh * stride + nw
+        offsets, norm = self._offsets(stride)
+        area = float(self.norm[2] * self.norm[3])
+        c0, c1, c2, c3 = (base + int(o) for o in norm)
         s_ = (torch.take(ii_t, c3) - torch.take(ii_t, c1) - torch.take(ii_t, c2) + torch.take(ii_t, c0)).double()
         q_ = (torch.take(sq_t, c3) - torch.take(sq_t, c1) - torch.take(sq_t, c2) + torch.take(sq_t, c0)).double()
         nf = area * q_ - s_ * s_
@@ -243,7 +254,7 @@ class HaarCascade:
 
         # stage 0 on every window, then OpenCV's scan order: a window rejected by stage 0 skips the next position
         first = self.stages[0]
-        last = self._stage_sums(first, ii_t, base, stride, inv)
+        last = self._stage_sums(first, ii_t, base, offsets, inv)
         rej0 = (last < first.threshold).cpu().numpy() & valid  # rejected by stage 0 (a flat window is not: no skip)
         alive_np = np.zeros_like(rej0)
         pos = 0
@@ -261,7 +272,7 @@ class HaarCascade:
         for stage in self.stages[1:]:
             if b.numel() == 0:
                 break
-            sums_ = self._stage_sums(stage, ii_t, b, stride, inv)
+            sums_ = self._stage_sums(stage, ii_t, b, offsets, inv)
             keep = sums_ >= float(stage.threshold)
             b, inv, last = b[keep], inv[keep], sums_[keep]
         return self._split(pyr, b.cpu().numpy(), last.double().cpu().numpy())
@@ -269,7 +280,7 @@ class HaarCascade:
     def _flat(self) -> tuple[np.ndarray, ...]:
         """The cascade as flat arrays for the compiled scan (made once): per stage its threshold and first
         classifier; per classifier its nodes (feature, threshold, left, right) and leaves; per feature its
-        rectangles (x, y, w, h) and weights."""
+        rectangles' weights (their corners depend on the image: ``_offsets``)."""
         if self._flat_cache is None:
             d = max(st.feat.shape[1] for st in self.stages)
             nl = max(st.leaves.shape[1] for st in self.stages)
@@ -285,7 +296,7 @@ class HaarCascade:
                 np.concatenate([pad(st.left, d) for st in self.stages]),
                 np.concatenate([pad(st.right, d) for st in self.stages]),
                 np.concatenate([pad(st.leaves, nl) for st in self.stages]),  # [C, L] float32
-                self.rects[:, :, :4].astype(np.int64), self.rects[:, :, 4].astype(np.float32))  # [F, 3, 4], [F, 3]
+                np.ascontiguousarray(self.rects[:, :, 4], dtype=np.float32))  # [F, 3] rectangle weights
         return self._flat_cache
 
     def _hits_compiled(self, gray: np.ndarray, factors: list[float]) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -294,14 +305,10 @@ class HaarCascade:
         pyr = self._pyramid(gray, factors)
         if pyr is None:
             return [(np.zeros((0, 2), np.int64), np.zeros(0)) for _ in factors]
-        st_thr, begin, feat, thr, left, right, leaves, rect, wts = self._flat()
-        x, y, w, h = (rect[..., i] for i in range(4))  # each [F, 3]
+        st_thr, begin, feat, thr, left, right, leaves, wts = self._flat()
         s = pyr.stride
-        corners = np.stack([y * s + x, y * s + x + w, (y + h) * s + x, (y + h) * s + x + w], axis=-1)  # [F, 3, 4]
+        corners, norm = self._offsets(s)
         corners = np.ascontiguousarray(corners).reshape(len(corners), 12)  # [F, 3, 4] -> [F, 12]
-        nxr, nyr, nw, nh = self.norm
-        c0 = nyr * s + nxr
-        norm = np.array([c0, c0 + nw, c0 + nh * s, c0 + nh * s + nw], np.int64)
         rows = [(off + r * step * s, cols, step) for rows_, cols, step, off, _ in pyr.grids for r in range(rows_)]
         row_base = np.array([r[0] for r in rows], np.int64)
         row_cols = np.array([r[1] for r in rows], np.int64)
@@ -310,8 +317,8 @@ class HaarCascade:
         passed = np.zeros(int(row_first[-1]), np.bool_)
         score = np.zeros(int(row_first[-1]), np.float64)
         ii = pyr.ii.astype(np.int32) if pyr.ii.max() < 2**31 else pyr.ii  # int32 where it fits: half the memory traffic
-        args = (ii, pyr.sq, row_base, row_cols, row_step, row_first, norm, float(nw * nh), corners,
-                np.ascontiguousarray(wts), st_thr, begin, feat, thr, left, right, leaves, passed, score)
+        args = (ii, pyr.sq, row_base, row_cols, row_step, row_first, norm, float(self.norm[2] * self.norm[3]), corners,
+                wts, st_thr, begin, feat, thr, left, right, leaves, passed, score)
         # rows split over threads (the compiled scan releases the GIL), interleaved so each gets every scale
         n = max(1, min(torch.get_num_threads(), len(rows) // 4, int(row_first[-1]) // 1024))
         order = np.arange(len(rows), dtype=np.int64)
