@@ -4,6 +4,8 @@
 # evaluated on self, cross and shape leakage like reports/demo-stage1-more (the stage-I control).
 # Run from the repository root after `STEPS="1 2 3" bash configs/demo.sh`; about 8 minutes per variant
 # on the 2-core CPU. Reports: reports/demo-stage2-sweep/<variant>/report.{json,md}; summary in docs/training.md.
+# The committed reports were measured on the float32 recipe's stage I (5000 steps, before run.bf16_cpu); run
+# now, the sweep starts from the bf16 recipe's 8000-step weights, so its numbers will differ.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"

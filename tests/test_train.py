@@ -139,6 +139,29 @@ def test_pair_streams_are_functions_of_seed_step_and_rank():
     assert mix_seed(1, 2, 3) == mix_seed(1, 2, 3) != mix_seed(1, 3, 2)
 
 
+class _Video(_Fake):
+    """Like ``_Fake`` but the driving frame differs from the source frame."""
+
+    def batch(self, n, g):
+        b = super().batch(n, g)
+        return {**b, "driving": 1.0 - b["driving"]}
+
+
+@pytest.mark.parametrize("fraction,replaced", [(0.0, []), (0.25, [3, 7]), (0.5, [1, 3, 5, 7]), (1.0, list(range(8)))])
+def test_same_frame_pairs_drive_the_source_with_itself(fraction, replaced):
+    plain = PairStream(_Video(0), _Video(1), 8, 0.25, 1, 0).batch(4)
+    mixed = PairStream(_Video(0), _Video(1), 8, 0.25, 1, 0, same_frame_fraction=fraction).batch(4)
+    same = [i for i in range(8) if torch.equal(mixed["driving"][i], mixed["sources"][i, 0])]
+    assert same == replaced  # spread over the batch: the real pairs (6, 7) get their share too
+    for i in range(8):
+        want = plain["sources"][i, 0] if i in replaced else plain["driving"][i]
+        torch.testing.assert_close(mixed["driving"][i], want)
+    torch.testing.assert_close(mixed["sources"], plain["sources"])
+    torch.testing.assert_close(mixed["driving_other"], plain["driving_other"])
+    with pytest.raises(ConfigError, match="same_frame_fraction"):
+        load_config(TEST_CONFIG, ["data.same_frame_fraction=1.5"])
+
+
 # ------------------------------------------------------------------------------------------------ runs
 def _run(tmp_path: Path, name: str, *extra: str, entry=main, config: Path = TEST_CONFIG) -> tuple[int, Path]:
     out = tmp_path / name
@@ -162,6 +185,23 @@ def test_stage1_run_writes_logs_checkpoint_and_weights(tmp_path):
     assert prov["steps"] == 3 and prov["stage"] == "I" and prov["data"]["sources"] == ["synthetic"]
     with pytest.raises(ConfigError, match="--resume"):
         _run(tmp_path, "a")
+
+
+def test_bf16_on_a_cpu_only_with_amx(tmp_path, monkeypatch, capsys):
+    """run.bf16_cpu autocasts a CPU run to bf16 where the CPU has AMX, and falls back to float32 with a note."""
+    import x2face.fast
+
+    steps = ["--set", "run.steps=3", "--set", "run.val_batches=0"]
+    assert _run(tmp_path, "fp32", *steps)[0] == 0
+    monkeypatch.setattr(x2face.fast, "cpu_has_amx", lambda: False)
+    assert _run(tmp_path, "no-amx", *steps, "--set", "run.bf16_cpu=true")[0] == 0
+    assert "no AMX" in capsys.readouterr().err
+    assert _curve(tmp_path / "no-amx") == _curve(tmp_path / "fp32")  # float32 after all: the same run
+    monkeypatch.setattr(x2face.fast, "cpu_has_amx", lambda: True)
+    assert _run(tmp_path, "bf16", *steps, "--set", "run.bf16_cpu=true")[0] == 0
+    fp32, bf16 = _curve(tmp_path / "fp32"), _curve(tmp_path / "bf16")
+    assert [r[0] for r in bf16] == [1, 2, 3] and bf16 != fp32  # bf16 arithmetic: other losses ...
+    assert all(abs(a[1] - b[1]) < 0.05 * a[1] for a, b in zip(fp32, bf16))  # ... within a few per cent
 
 
 def test_stop_and_resume_repeat_the_uninterrupted_run(tmp_path):

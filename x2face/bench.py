@@ -542,8 +542,9 @@ def measure_train(settings: BenchSettings, model: X2Face, frames: torch.Tensor, 
     dev = settings.device
     s = settings.config.image_size
     fmt = torch.channels_last if settings.channels_last else torch.contiguous_format
-    # Autocast to the compute dtype on CUDA. On a CPU only when asked (--dtype bf16): with 2 threads, oneDNN's
-    # bf16 convolution backward took 95% of a step and made training several times slower than fp32.
+    # Autocast to the compute dtype on CUDA. On a CPU only when asked (--dtype bf16): one run (2026-11-26) found
+    # oneDNN's bf16 convolution backward 95% of a step and training several times slower than fp32; later runs
+    # found bf16 1.4-2.2x faster (docs/speed.md), which run.bf16_cpu uses for the demo recipe.
     amp = dtype if dtype != torch.float32 and (dev.type == "cuda" or settings.dtype != "auto") else None
     fast_model = copy.deepcopy(model).to(dev, memory_format=fmt).train()
     step_model: nn.Module = fast_model
