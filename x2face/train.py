@@ -91,7 +91,8 @@ class DataConfig:
         same_frame_fraction: share of each training batch whose driving frame is the pair's own (first)
             source frame: the two warps must then undo each other, so the embedded face has to keep what
             the driving frame shows (eyes, mouth) instead of averaging it away. 0 (the paper) by default;
-            validation pairs are never replaced.
+            validation pairs are never replaced. Measured on the demo model it did not lower the synthetic
+            reenactment errors (docs/training.md, "What did not help").
     """
 
     sources: list[str] = field(default_factory=lambda: ["synthetic"])
@@ -301,8 +302,8 @@ class RunConfig:
         threads: torch CPU threads per process (0 = leave torch's default).
         bf16: autocast to bfloat16 on CUDA.
         bf16_cpu: autocast to bfloat16 on a CPU too, where it has AMX (Intel Sapphire Rapids and later;
-            float32 elsewhere, with a note). On the 2-core development CPU a demo-config step is 1.6x faster
-            (64 against 39 images/s) and learns about as much (docs/training.md).
+            float32 elsewhere, with a note). On the 2-core development CPU the demo recipe's stage I ran at
+            67 images/s against 39 in float32 and learned about as much per step (docs/training.md).
         channels_last: NHWC memory format (on CUDA and on the CPU, where oneDNN's convolutions are ~1.7x faster with it).
         flow_init: ``default`` (PyTorch's initialisation) or ``identity``: the last layers of both networks'
             sampling offsets start at zero, so training starts from generated = source (the L1 of copying
