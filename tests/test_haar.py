@@ -178,14 +178,14 @@ def test_compiled_scan_unavailable_when_numba_fails(monkeypatch):
 @pytest.mark.slow
 @pytest.mark.parametrize("engine", ["numba", "torch"])
 def test_haar_engines_give_opencv_crops(real_dir, engine):
-    torch_crop = FaceCropper(64, backend=HaarDetector(engine=engine))
+    haar_crop = FaceCropper(64, backend=HaarDetector(engine=engine))
     cv_crop = FaceCropper(64, backend=HaarDetector(engine="opencv"))
-    assert torch_crop.detector.engine == engine and cv_crop.detector.engine == "opencv"
+    assert haar_crop.detector.engine == engine and cv_crop.detector.engine == "opencv"
     img = read_image(real_dir / "photos/timesler_facenet-pytorch__data_test_images_paul_rudd_1.jpg")  # 1024 px
-    a, b = torch_crop.crop_image(img), cv_crop.crop_image(img)
+    a, b = haar_crop.crop_image(img), cv_crop.crop_image(img)
     assert a.box == b.box and np.array_equal(a.crop, b.crop)
     frames = list(VideoReader(real_dir / "clips/KwaiVGI_LivePortrait__assets_examples_driving_d10.mp4", seconds=1.0))
-    assert [f.box for f in torch_crop.track(frames)] == [f.box for f in cv_crop.track(frames)]
+    assert [f.box for f in haar_crop.track(frames)] == [f.box for f in cv_crop.track(frames)]
 
 
 def test_unknown_engine():
