@@ -166,3 +166,68 @@ def test_bf16_forward_runs_and_stays_close(tiny_model):
             low = tiny_model(drv, src)
     assert low.dtype == torch.float32 or low.dtype == torch.bfloat16
     assert (low.float() - ref).abs().mean() < 0.05
+
+
+@pytest.mark.parametrize("shape", [(2, 3, 1, 1), (2, 5, 4, 4), (1, 3, 7, 9), (2, 4, 16, 16), (1, 2, 17, 33)])
+def test_upsample_kernels_compute_the_release_upsampling(shape):
+    """``upsample2x`` (and its matmul form, the GPU's bf16 path) equal ``F.interpolate`` bilinear x2 with
+    align_corners=True, values and gradients, in float32 (bf16 within its rounding)."""
+    import torch.nn.functional as F
+
+    from x2face.nets import upsample2x, upsample2x_matmul
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=g).contiguous(memory_format=torch.channels_last)
+    gy = torch.randn(shape[0], shape[1], 2 * shape[2], 2 * shape[3], generator=g)
+
+    def run(fn, inp):
+        inp = inp.detach().clone().requires_grad_(True)
+        y = fn(inp)
+        y.backward(gy.to(y.dtype))
+        return y.detach().float(), inp.grad.float()
+
+    ref, ref_grad = run(lambda t: F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=True), x)
+    for fn in (upsample2x, upsample2x_matmul):
+        y, grad = run(fn, x)
+        assert y.shape == ref.shape
+        torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(grad, ref_grad, rtol=1e-5, atol=1e-5)
+    y, grad = run(upsample2x_matmul, x.bfloat16())
+    assert y.shape == ref.shape
+    torch.testing.assert_close(y, ref, rtol=2e-2, atol=2e-2)  # bf16 weights and outputs: ~3 significant digits
+    torch.testing.assert_close(grad, ref_grad, rtol=2e-2, atol=5e-2)
+
+
+def test_interp_matrix_from_inference_mode_serves_training():
+    """The cached interpolation matrices are normal tensors even when first built under inference_mode, so a
+    model used by the pipeline can then be trained (autograd saves them for backward)."""
+    from x2face.nets import interp_matrix, upsample2x_matmul
+
+    interp_matrix.cache_clear()
+    with torch.inference_mode():
+        upsample2x_matmul(torch.rand(1, 2, 5, 6))
+    assert not interp_matrix(5, torch.device("cpu"), torch.float32).is_inference()
+    x = torch.rand(1, 2, 5, 6, requires_grad=True)
+    upsample2x_matmul(x).sum().backward()
+    # each interior output row/column sums to one: every input pixel's gradient is its total weight
+    a = interp_matrix(5, torch.device("cpu"), torch.float64)
+    torch.testing.assert_close(a.sum(1), torch.ones(10, dtype=torch.float64))
+    assert x.grad is not None and x.grad.shape == x.shape
+
+
+@pytest.mark.slow
+def test_upsample_matmul_compiles():
+    """Under ``torch.compile`` the matmul upsampling builds its matrices in the graph (no cache lookup) and
+    still equals the interpolation, values and gradients."""
+    import torch.nn.functional as F
+
+    from x2face.nets import upsample2x_matmul
+
+    x = torch.rand(2, 3, 6, 5, requires_grad=True)
+    y = torch.compile(upsample2x_matmul, dynamic=False)(x)
+    y.sum().backward()
+    x2 = x.detach().clone().requires_grad_(True)
+    ref = F.interpolate(x2, scale_factor=2, mode="bilinear", align_corners=True)
+    ref.sum().backward()
+    torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(x.grad, x2.grad, rtol=1e-5, atol=1e-5)

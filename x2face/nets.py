@@ -13,7 +13,8 @@ Layer layout (read from the release and kept exactly, so its checkpoints convert
 * encoder level 0: Conv4x4/s2 (no norm, no activation before it);
 * encoder levels 1 .. L-2: LeakyReLU(0.2) -> Conv4x4/s2 -> BatchNorm;
 * innermost level L-1: LeakyReLU(0.2) -> Conv4x4/s2 down to 1x1 (no norm);
-* decoder level i: ReLU -> bilinear x2 upsample (align_corners) -> Conv3x3 -> BatchNorm (none at level 0);
+* decoder level i: ReLU -> bilinear x2 upsample (align_corners, ``upsample2x``) -> Conv3x3 -> BatchNorm (none at
+  level 0);
 * no conv has a bias.
 
 The U-Net skip at level i >= 1 concatenates ``[decoder output, LeakyReLU(encoder output of level i-1)]``
@@ -23,6 +24,8 @@ had already gone through the next level's activation.
 Losses, warping and the identity network are not here: see ``x2face.model`` and ``x2face.losses``.
 """
 from __future__ import annotations
+
+import functools
 
 import torch
 import torch.nn as nn
@@ -48,6 +51,72 @@ class DownLevel(nn.Module):
         return self.norm(self.conv(self.activate(x)))
 
 
+def _interp_weights(n_in: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """Linear x2 interpolation with align_corners=True from ``n_in`` to ``2 * n_in`` samples: [2 n_in, n_in].
+
+    Row o holds the weights of output sample o (two neighbours, or one), computed in float64, returned in
+    ``dtype`` on ``device``.
+    """
+    n_out = 2 * n_in
+    pos = torch.arange(n_out, device=device, dtype=torch.float64) * ((n_in - 1) / (n_out - 1))
+    lo = pos.floor().long().clamp(max=n_in - 1)
+    hi = (lo + 1).clamp(max=n_in - 1)
+    frac = pos - lo
+    a = torch.zeros(n_out, n_in, device=device, dtype=torch.float64)
+    a = a.scatter_add(1, lo[:, None], (1 - frac)[:, None]).scatter_add(1, hi[:, None], frac[:, None])
+    return a.to(dtype)
+
+
+@functools.lru_cache(maxsize=64)
+def interp_matrix(n_in: int, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``_interp_weights``, cached per (size, device, dtype), and never an inference tensor (even when first
+    built under ``inference_mode``), so training can save it for backward."""
+    with torch.inference_mode(False), torch.no_grad():
+        return _interp_weights(n_in, device, dtype)
+
+
+def _matrix(n_in: int, x: torch.Tensor) -> torch.Tensor:
+    if torch.compiler.is_compiling():  # traced into the graph (and constant-folded) instead of a cache lookup
+        return _interp_weights(n_in, x.device, x.dtype)
+    return interp_matrix(n_in, x.device, x.dtype)
+
+
+def upsample2x_matmul(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear x2 with align_corners=True as two batched matmuls with the interpolation matrices, on the
+    channels-last layout (no copies when ``x`` is channels_last). x: float [B, C, H, W] -> [B, C, 2H, 2W], x's
+    dtype (autocast's under autocast); equal to ``F.interpolate`` up to rounding (the weights are rounded to x's dtype).
+    """
+    b, c, h, w = x.shape
+    t = x.permute(0, 2, 3, 1).reshape(b, h, w * c)  # [B, C, H, W] -> [B, H, W, C] -> [B, H, W*C]
+    t = torch.matmul(_matrix(h, x), t)  # [2H, H] @ [B, H, W*C] -> [B, 2H, W*C]
+    t = t.reshape(b * 2 * h, w, c)  # [B, 2H, W*C] -> [B*2H, W, C]
+    t = torch.matmul(_matrix(w, x), t)  # [2W, W] @ [B*2H, W, C] -> [B*2H, 2W, C]
+    return t.reshape(b, 2 * h, 2 * w, c).permute(0, 3, 1, 2)  # -> [B, 2H, 2W, C] -> [B, C, 2H, 2W] (channels_last)
+
+
+#: GPU half-precision inputs at least this many rows and columns go through ``upsample2x_matmul``
+MATMUL_MIN_SIZE = 16
+
+
+def upsample2x(x: torch.Tensor) -> torch.Tensor:
+    """Bilinear x2 upsampling with align_corners=True (the release's ``nn.Upsample``): float [B, C, H, W] ->
+    [B, C, 2H, 2W], the same function whichever kernel computes it.
+
+    * 1x1 inputs (the innermost level) are repeated, which is what the interpolation does there;
+    * bf16/fp16 CUDA inputs of 16x16 and up use ``upsample2x_matmul``: PyTorch's bilinear kernels were 40 % of a
+      bf16 training step on an H100; with this function a paper-config step at batch 128 runs 2,064 against
+      1,019 images/s on an H200, and its upsampling forward + backward 12 against 70 ms
+      (``benchmarks/upsample_variants.py``, ``benchmarks/results/nvidia-h200-upsample-model.json``);
+    * everything else (float32, the CPU, small maps, where the native kernel is faster) ``F.interpolate``.
+    """
+    b, c, h, w = x.shape
+    if h == 1 and w == 1:
+        return x.expand(b, c, 2, 2)  # [B, C, 1, 1] -> [B, C, 2, 2]
+    if x.is_cuda and x.dtype in (torch.bfloat16, torch.float16) and min(h, w) >= MATMUL_MIN_SIZE:
+        return upsample2x_matmul(x)
+    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=True)
+
+
 class UpLevel(nn.Module):
     """One decoder level: ReLU -> bilinear x2 (align_corners=True) -> Conv3x3 -> [BatchNorm]; doubles H and W."""
 
@@ -57,8 +126,7 @@ class UpLevel(nn.Module):
         self.norm = nn.BatchNorm2d(out_ch) if norm else nn.Identity()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # [B, in, H, W] -> [B, out, 2H, 2W]
-        x = F.interpolate(F.relu(x), scale_factor=2, mode="bilinear", align_corners=True)
-        return self.norm(self.conv(x))
+        return self.norm(self.conv(upsample2x(F.relu(x))))
 
 
 def _encoder(channels: list[int], in_ch: int) -> nn.ModuleList:
