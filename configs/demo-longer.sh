@@ -10,7 +10,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export HF_HUB_OFFLINE=1 HF_HUB_DISABLE_TELEMETRY=1 OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
 py="${PYTHON:-python}"
 "$py" -m x2face train configs/demo.toml --resume --set 'stage.init_from="runs/demo-stage1/weights"' --set run.steps=9000 \
-  --set run.seed=1 --set run.ckpt_every=1000 --set 'run.out_dir="runs/demo-stage1-plus9000"'
+  --set run.seed=1 --set run.ckpt_every=1000 --set run.max_minutes=0 --set 'run.out_dir="runs/demo-stage1-plus9000"'
 "$py" -m x2face train configs/demo-stage1-more.toml --resume --set 'stage.init_from="runs/demo-stage1-plus9000/weights"' \
   --set 'run.out_dir="runs/demo-stage1-plus9000-more"'
 "$py" -m x2face evaluate --weights runs/demo-stage1-plus9000-more/weights --out reports/demo-stage1-longer --metrics self,cross,real
