@@ -108,8 +108,16 @@ class _CopyDriving(X2Face):
         return vector.reshape(-1, 3, self.config.image_size, self.config.image_size)  # [B, 3*S*S] -> [B, 3, S, S]
 
 
+class _HalfDriving(_CopyDriving):
+    """Renders the mean of the embedded face and the driving frame: half of every change in the driving video."""
+
+    def render(self, embedded, vector):
+        return 0.5 * embedded + 0.5 * super().render(embedded, vector)
+
+
 def test_video_mouth_r_is_the_ceiling_a_model_gives_audio(monkeypatch):
-    """``video_mouth_r``: ~1 for a model that reproduces its driving frames, exactly 0 for one that returns the source."""
+    """``video_mouth_r``: ~1 for a model that reproduces its driving frames, exactly 0 for one that returns the
+    source; ``mouth_transfer``: 1, 0, and 0.5 for one that renders half of the driving frame's change."""
     import x2face.evaluate as ev
 
     monkeypatch.setattr(ev, "_audio_driver", lambda: None)  # only the video-driven part
@@ -118,6 +126,10 @@ def test_video_mouth_r_is_the_ceiling_a_model_gives_audio(monkeypatch):
     still, _ = evaluate(_still_model(), EvalSettings.quick(), metrics=["audio"])
     assert perfect["video_mouth_r"] > 0.9, perfect["video_mouth_r"]
     assert still["video_mouth_r"] == 0.0
+    assert perfect["mouth_transfer"] == pytest.approx(1.0, abs=1e-6)
+    assert still["mouth_transfer"] == pytest.approx(0.0, abs=1e-9)
+    half, _ = evaluate(_HalfDriving(X2FaceConfig(image_size=64, base_channels=8)), EvalSettings.quick(), metrics=["audio"])
+    assert half["mouth_transfer"] == pytest.approx(0.5, abs=1e-6)  # half of the mouth's change: a blurred mouth
     assert perfect["audio_mouth_r"] is None and "drive_from_audio" in perfect["notes"]["audio_mouth_r"]
 
 
@@ -157,6 +169,7 @@ def _check_report(report: dict, allow_null: set[str]) -> None:
         assert isinstance(report[key], float) and 0 <= report[key] <= 1, key
     assert isinstance(report["shape_leakage"], float) and math.isfinite(report["shape_leakage"])
     assert isinstance(report["video_mouth_r"], float) and -1 <= report["video_mouth_r"] <= 1
+    assert isinstance(report["mouth_transfer"], float) and math.isfinite(report["mouth_transfer"])
     if report["audio_mouth_r"] is not None:
         assert set(report["audio_mouth_r"]) == {"mfcc", "learned"}
         for r in report["audio_mouth_r"].values():

@@ -22,6 +22,9 @@ key                         what
 ``audio_mouth_r``           {"mfcc", "learned"}: correlation of the mouth opening of audio-driven frames
                             with the truth (null until ``x2face.control.audio`` can drive a face)
 ``video_mouth_r``           ``audio_mouth_r``'s measurement on frames driven by frames with the true mouth: its ceiling
+``mouth_transfer``          how much of the driving mouth's change those generated frames reproduce: the
+                            within-video slope of their brightness in the mouth region on the driving
+                            frames' (1 = all of it, 0 = a mouth that never moves)
 ``edit_l1``                 a video rendered from an edited embedded face vs the render of the edited
                             texture, on the face region
 ``edit_fixed_overlay_l1``   the same edit pasted at a fixed image position instead
@@ -71,8 +74,8 @@ from .warp import flow_to_grid, warp
 
 REPORT_KEYS = (
     "self_l1", "source_baseline_l1", "pose_mae_deg", "pose_mae_supervised_deg", "cross_l1", "shape_leakage",
-    "pose_driven_l1", "pose_driven_baseline_l1", "audio_mouth_r", "video_mouth_r", "edit_l1", "edit_fixed_overlay_l1",
-    "real_self_l1", "real_source_baseline_l1", "weights", "config", "device", "seconds",
+    "pose_driven_l1", "pose_driven_baseline_l1", "audio_mouth_r", "video_mouth_r", "mouth_transfer", "edit_l1",
+    "edit_fixed_overlay_l1", "real_self_l1", "real_source_baseline_l1", "weights", "config", "device", "seconds",
 )
 POSE_KEYS = ("yaw", "pitch", "roll")
 
@@ -535,17 +538,18 @@ def _within_video_r(est: list[torch.Tensor], true: list[torch.Tensor]) -> tuple[
 def metric_audio(ctx: EvalContext) -> dict[str, Any]:
     """``audio_mouth_r`` {"mfcc", "learned"}: Pearson r of the mouth opening in audio-driven frames
     (read by ``estimate_mouth_opening``) with the true opening, within test videos (each video's
-    mean removed from both, then pooled); and ``video_mouth_r``, its ceiling (``_video_mouth_r``)."""
+    mean removed from both, then pooled); ``video_mouth_r``, its ceiling, and ``mouth_transfer``
+    (both ``_video_mouth``)."""
     from .data.synthetic import sample_video
 
     n_videos, n_frames = max(1, ctx.settings.edit_videos), max(8, 2 * ctx.settings.edit_frames)
     seeds = [SPLITS["test"][i] for i in range(n_videos)]
     videos = [sample_video(seed, 1000 + i, n_frames, ctx.size, world=ctx.world) for i, seed in enumerate(seeds)]
-    video_r = _video_mouth_r(ctx, seeds, videos)
+    from_video = _video_mouth(ctx, seeds, videos)  # {"video_mouth_r", "mouth_transfer"}
     drive = _audio_driver()
     if drive is None:
         ctx.notes["audio_mouth_r"] = "x2face.control.audio has no drive_from_audio helper yet"
-        return {"audio_mouth_r": None, "video_mouth_r": video_r}
+        return {"audio_mouth_r": None, **from_video}
     out: dict[str, float | None] = {}
     for features in ("mfcc", "learned"):
         est, true = [], []
@@ -571,28 +575,47 @@ def metric_audio(ctx: EvalContext) -> dict[str, Any]:
     if out.get("learned") is None:
         note += "; learned: null, the model has no audio head on learned features (train-audio, then fit-audio --audio-net)"
     ctx.notes["audio_mouth_r"] = note
-    return {"audio_mouth_r": out, "video_mouth_r": video_r}
+    return {"audio_mouth_r": out, **from_video}
 
 
-def _video_mouth_r(ctx: EvalContext, seeds: list[int], videos: list) -> float:
-    """``video_mouth_r``: ``audio_mouth_r``'s measurement on frames driven by the test videos' own mouths.
+def _video_mouth(ctx: EvalContext, seeds: list[int], videos: list) -> dict[str, float]:
+    """``video_mouth_r`` and ``mouth_transfer``, from the test videos' own mouths driving the model.
 
     The driving frames are the source identity at the source's pose with each video frame's mouth, i.e.
     what the audio-driven frames should look like. An audio map can at best reach the driving vectors of
-    these frames, so this is the ceiling of ``audio_mouth_r`` for the model: near 0 means the model does not
-    transfer the mouth's motion at all.
+    these frames, so ``video_mouth_r`` (``audio_mouth_r``'s measurement on the generated frames) is the
+    ceiling of ``audio_mouth_r`` for the model: near 0 means the model does not transfer the mouth's motion.
+
+    ``mouth_transfer`` says the same without the reading's noise: the mean brightness of the mouth region
+    (where the identity's open and closed mouths differ, dilated by S/32 px) in generated and driving
+    frames, each video's mean removed, and the least-squares slope of the generated on the driving
+    (1 for a model that reproduces its driving frames, 0 for one whose mouth never moves; a model that
+    blurs the mouth scores in between). ``video_mouth_r`` of a model with a still mouth can read tens of
+    hundredths either way from a few pixels of noise; this slope cannot.
     """
-    est, true = [], []
+    est, true, gen_lum, drv_lum = [], [], [], []
     for seed, video in zip(seeds, videos):
         n_frames = len(video.frames)
+        size = video.frames.shape[-1]
         still = video.params.index([0] * n_frames)  # the source's pose, as the audio-driven frames keep it
         driving = ctx.world.render([seed] * n_frames, still.replace(mouth=video.params.mouth)).to(ctx.device)
         with torch.no_grad():  # driving: [T, 3, S, S], the video's mouth at the source's pose
             embedded = ctx.model.embed(video.frames[:1].unsqueeze(0).to(ctx.device))  # [1, 3, S, S]
             generated = ctx.model.render(embedded.expand(n_frames, -1, -1, -1), ctx.model.driving_vector(driving))
-        est.append(estimate_mouth_opening(ctx.world, [seed] * n_frames, still, generated.float().cpu()))
+        generated, driving = generated.float().cpu(), driving.float().cpu()
+        est.append(estimate_mouth_opening(ctx.world, [seed] * n_frames, still, generated))
         true.append(video.params.mouth)
-    return _within_video_r(est, true)[0]
+        ends = ctx.world.render([seed] * 2, still.index([0, 0]).replace(mouth=torch.tensor([0.0, 1.0])))  # [2, 3, S, S]
+        moving = ((ends[1] - ends[0]).abs().amax(0) > 0.02).float()  # [S, S] where the mouth moves
+        r = max(1, size // 32)
+        mask = F.max_pool2d(moving[None, None], 2 * r + 1, 1, r)[0, 0].cpu()  # [S, S] dilated
+        area = mask.sum().clamp(min=1)
+        gen_lum.append((generated.mean(1) * mask).sum((1, 2)) / area)  # [T]
+        drv_lum.append((driving.mean(1) * mask).sum((1, 2)) / area)  # [T]
+    g = torch.cat([x.double() - x.double().mean() for x in gen_lum])
+    d = torch.cat([x.double() - x.double().mean() for x in drv_lum])
+    transfer = float((g * d).sum() / (d * d).sum()) if float((d * d).sum()) > 0 else 0.0
+    return {"video_mouth_r": _within_video_r(est, true)[0], "mouth_transfer": transfer}
 
 
 def make_overlay(size: int = 64) -> torch.Tensor:
@@ -766,7 +789,7 @@ METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "pose_regression": ("pose_mae_deg", "pose_mae_supervised_deg"),
     "cross": ("cross_l1", "shape_leakage"),
     "pose_driven": ("pose_driven_l1", "pose_driven_baseline_l1"),
-    "audio": ("audio_mouth_r", "video_mouth_r"),
+    "audio": ("audio_mouth_r", "video_mouth_r", "mouth_transfer"),
     "edit": ("edit_l1", "edit_fixed_overlay_l1"),
     "real": ("real_self_l1", "real_source_baseline_l1"),
 }
@@ -916,6 +939,7 @@ _DESCRIPTIONS = {
     "pose_driven_baseline_l1": "L1 of returning the source frame",
     "audio_mouth_r": "audio-driven mouth opening vs truth, Pearson r",
     "video_mouth_r": "the same, driven by the true video frames (the ceiling for audio)",
+    "mouth_transfer": "share of the driving mouth's brightness change those frames reproduce (1 all, 0 none)",
     "edit_l1": "edited video L1 vs ground truth (face region)",
     "edit_fixed_overlay_l1": "edit pasted at a fixed image position (face region)",
     "real_self_l1": "self-reenactment L1 on real val clips",
