@@ -129,6 +129,7 @@ def test_model_cache_loads_once_and_says_what_is_missing(tmp_path, monkeypatch):
     assert models.get(str(tmp_path / "w")) is a and a.has_pose and a.has_audio
     md = a.markdown()
     assert "64 px" in md and "Trained on" in md and "CPU" in md and "Pose control:** yes" in md
+    assert "smoke-test" not in md and not a.is_shipped_demo  # only the repository's own demo folder is flagged
     monkeypatch.setenv("X2FACE_DEMO_WEIGHTS", str(tmp_path / "no-demo-here"))
     with pytest.raises(WeightsError, match="no bundled demo weights") as err:
         models.get("demo")
@@ -137,6 +138,17 @@ def test_model_cache_loads_once_and_says_what_is_missing(tmp_path, monkeypatch):
     plain = models.get(str(tmp_path / "plain"))
     assert not plain.has_pose and "fit-pose" in plain.markdown()
     assert models.get(str(tmp_path / "w")) is not a  # capacity 1: the first was dropped and is loaded again
+
+
+def test_weights_panel_says_the_shipped_demo_weights_are_a_smoke_test(monkeypatch):
+    """The repository's own assets/x2face-demo get the quality note, however they were named."""
+    from x2face.hub import REPO_ROOT
+
+    monkeypatch.delenv("X2FACE_DEMO_WEIGHTS", raising=False)
+    models = ModelCache(AppSettings(device="cpu"))
+    for spec in ("demo", str(REPO_ROOT / "assets" / "x2face-demo")):
+        loaded = models.get(spec)
+        assert loaded.is_shipped_demo and helpers.SHIPPED_DEMO_NOTE in loaded.markdown()
 
 
 def test_source_cache_embeds_each_photo_set_once(real_dir, tmp_path):
@@ -416,6 +428,7 @@ def test_every_tab_runs_on_the_bundled_weights_and_examples(server, monkeypatch,
     own = Client(server["url"], verbose=False)
     status = own.predict("bundled demo weights", "", api_name="/load_weights")
     assert "bundled demo weights" in status and "128 px" in status and "stage I" in status
+    assert "smoke-test weights" in status  # the panel says what quality to expect from them
     assert "Pose control:** yes" in status and "audio control:** yes" in status
     photos = [ex("photo_a.jpg"), ex("photo_b.jpg")]
     video, comparison, _, summary = own.predict(photos, ex("driving.mp4"), None, False, True, 1.0,

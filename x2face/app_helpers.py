@@ -340,6 +340,13 @@ def training_summary(provenance: dict[str, Any]) -> str:
     return "; ".join(parts)
 
 
+#: what the weights panel adds for the shipped demo weights, so nobody mistakes them for X2Face's quality
+SHIPPED_DEMO_NOTE = ("**Quality:** these are the small smoke-test weights the repository ships (trained for an hour on "
+                     "a 2-core CPU): expect a blurred face that follows the driving head only a little and a mouth "
+                     "that does not follow speech. For real use, load trained or converted weights under "
+                     "*Choose weights* (README: *The bundled demo model*).")
+
+
 @dataclass
 class LoadedWeights:
     """A loaded model and what the app says about it.
@@ -378,7 +385,18 @@ class LoadedWeights:
         return (f"**Loaded:** {name} `{self.where}` ({cfg.image_size} px, {params / 1e6:.2f} M parameters)  \n"
                 f"**Trained on:** {training_summary(self.provenance)}  \n"
                 f"**Pose control:** {pose}; **audio control:** {audio}  \n"
-                f"**Running on:** {device_label(self.device)}")
+                f"**Running on:** {device_label(self.device)}"
+                + (f"  \n{SHIPPED_DEMO_NOTE}" if self.is_shipped_demo else ""))
+
+    @property
+    def is_shipped_demo(self) -> bool:
+        """Whether these are the smoke-test weights this repository ships (``assets/x2face-demo``)."""
+        from .hub import REPO_ROOT
+
+        try:
+            return Path(self.where).resolve() == (REPO_ROOT / "assets" / "x2face-demo").resolve()
+        except (OSError, ValueError):
+            return False
 
 
 def missing_weights_markdown(error: Exception) -> str:
@@ -856,7 +874,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
 
 
 __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FPS", "JobResult", "LoadedWeights", "ModelCache",
-           "POSE_MOTIONS", "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames",
+           "POSE_MOTIONS", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames",
            "animate_pose", "app_temp", "as_paths", "check_duration", "chooser_default", "device_label",
            "display_face", "edit_video", "file_digest", "fit_frame", "job_dir", "missing_weights_markdown",
            "painted_layer", "parse_file_size", "read_overlay", "training_summary", "weights_spec", "write_frames"]
