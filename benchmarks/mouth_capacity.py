@@ -1,0 +1,131 @@
+"""Can a model learn to render the mouth at all? Fine-tune weights on pairs that differ only in the mouth.
+
+Each training pair is one synthetic identity (of ``--identities`` train identities) at one random pose, zoom and
+light: the source frame with the mouth at ``--source-mouth`` (0 closed, 1 wide open), the driving frame the same
+with a random opening. The only thing to learn is the mouth, and the test pairs are drawn the same way from the
+same identities (this measures capacity and learnability, not generalisation). Every ``--every`` steps it prints
+the photometric L1 and ``transfer``: the least-squares slope of the generated frames' change in mean brightness
+over the mouth region (driving vs. source frame driving) on the driving frames' change, 1 for a model that renders
+the mouth as driven and 0 for one whose mouth never moves (the idea of ``mouth_transfer`` in
+``x2face.evaluate``, on pairs instead of videos), how much the driving vector changes with the mouth, and the
+share of its entries that are 0.
+
+    python benchmarks/mouth_capacity.py --weights demo --identities 1 --lr 1e-3 --steps 400 \\
+        --json benchmarks/results/cpu-mouth-capacity.json
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from x2face.data.synthetic import POSE_LIMITS, SPLITS, FrameParams, SyntheticWorld  # noqa: E402
+from x2face.hub import load_model  # noqa: E402
+
+
+class MouthPairs:
+    """Source/driving pairs of ``identities`` train identities that differ only in the mouth opening."""
+
+    def __init__(self, world: SyntheticWorld, identities: int, source_mouth: float, seed: int) -> None:
+        self.world, self.ids, self.source_mouth = world, [SPLITS["train"][i] for i in range(identities)], source_mouth
+        self.g = torch.Generator().manual_seed(seed)
+
+    def draw(self, b: int) -> tuple[list[int], FrameParams, torch.Tensor, torch.Tensor]:
+        """-> identity seeds, the source params, sources and driving frames float [b, 3, S, S] in [0, 1]."""
+        g = self.g
+        who = [self.ids[int(i)] for i in torch.randint(0, len(self.ids), (b,), generator=g)]
+        pose = (2 * torch.rand(b, 3, generator=g) - 1) * torch.tensor(POSE_LIMITS) * 0.3
+        p = FrameParams.neutral(b).replace(pose=pose, zoom=1.15 + 0.25 * torch.rand(b, generator=g),
+                                           mouth=torch.full((b,), self.source_mouth))
+        src = self.world.render(who, p)
+        drv = self.world.render(who, p.replace(mouth=torch.rand(b, generator=g)))
+        return who, p, src, drv
+
+
+def transfer(model, pairs: MouthPairs, batches: int = 4, batch: int = 16) -> dict[str, float]:
+    """``transfer``: the slope of the generated mouth region's brightness change on the driving frames' (see the
+    module docstring); ``vector_change``: mean |v(driving) - v(source)| / mean |v(source)| of the driving vectors
+    (0 when the vector ignores the mouth); ``dead``: the share of vector entries that are 0 (after the ReLU)."""
+    model.eval()
+    gen_d, drv_d, dv, vs, dead = [], [], [], [], []
+    size = pairs.world.image_size
+    r = max(1, size // 32)
+    with torch.inference_mode():
+        for _ in range(batches):
+            who, p, src, drv = pairs.draw(batch)
+            ends = [pairs.world.render(who, p.replace(mouth=torch.full((batch,), x))) for x in (0.0, 1.0)]
+            mask = ((ends[1] - ends[0]).abs().amax(1, keepdim=True) > 0.02).float()  # [B, 1, S, S]
+            mask = F.max_pool2d(mask, 2 * r + 1, 1, r)[:, 0]  # [B, S, S] dilated
+            emb = model.embed(src.unsqueeze(1))  # [B, 1, 3, S, S] sources -> [B, 3, S, S]
+            v, v0 = model.driving_vector(drv), model.driving_vector(src)  # [B, D] each
+            gen, gen0 = model.render(emb, v), model.render(emb, v0)
+            dv.append((v - v0).abs().mean())
+            vs.append(v0.abs().mean())
+            dead.append((v0 == 0).float().mean())
+            lum = lambda x: (x.mean(1) * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)  # noqa: E731 [B]
+            gen_d.append(lum(gen) - lum(gen0))
+            drv_d.append(lum(drv) - lum(src))
+    model.train()
+    g, d = torch.cat(gen_d).double(), torch.cat(drv_d).double()
+    return {"transfer": float((g * d).sum() / (d * d).sum()),
+            "vector_change": float(sum(dv) / max(float(sum(vs)), 1e-12)), "dead": float(sum(dead) / len(dead))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--weights", default="demo", help="weights folder, Hub id or 'demo' (default)")
+    ap.add_argument("--identities", type=int, default=1)
+    ap.add_argument("--source-mouth", type=float, default=0.0, help="the sources' mouth opening, 0..1 (default closed)")
+    ap.add_argument("--steps", type=int, default=400)
+    ap.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    ap.add_argument("--batch", type=int, default=16)
+    ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--json", type=Path, help="append this run to a JSON list in this file")
+    args = ap.parse_args(argv)
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    model = load_model(args.weights, device="cpu").train()
+    world = SyntheticWorld(model.config.image_size)
+    train_pairs = MouthPairs(world, args.identities, args.source_mouth, args.seed + 1)
+    test_pairs = MouthPairs(world, args.identities, args.source_mouth, args.seed + 2)
+    opt = torch.optim.Adam(model.parameters(), lr=args.lr)
+    curve = [{"step": 0, **transfer(model, test_pairs)}]
+    show = lambda r: ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k != "step")  # noqa: E731
+    print(f"step 0: {show(curve[0])}", flush=True)
+    t0, losses = time.perf_counter(), []
+    for step in range(1, args.steps + 1):
+        _, _, src, drv = train_pairs.draw(args.batch)
+        loss = (model(drv, src.unsqueeze(1)) - drv).abs().mean()  # photometric L1, as stage I
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(float(loss.detach()))
+        if step % args.every == 0 or step == args.steps:
+            row = {"step": step, "l1": sum(losses[-args.every:]) / len(losses[-args.every:]),
+                   **transfer(model, test_pairs), "seconds": round(time.perf_counter() - t0, 1)}
+            curve.append(row)
+            print(f"step {step}: {show(row)}", flush=True)
+    if args.json:
+        runs = json.loads(args.json.read_text()) if args.json.exists() else []
+        runs.append({"command": "python benchmarks/mouth_capacity.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+                     "date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "machine": platform.processor()
+                     or platform.machine(), "torch": torch.__version__, "settings": {k: str(v) for k, v in vars(args).items()},
+                     "curve": curve})
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(runs, indent=1) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
