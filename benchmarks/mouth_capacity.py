@@ -24,11 +24,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from x2face.data.synthetic import POSE_LIMITS, SPLITS, FrameParams, SyntheticWorld  # noqa: E402
+from x2face.evaluate import mouth_region  # noqa: E402
 from x2face.hub import load_model  # noqa: E402
 
 
@@ -57,14 +57,10 @@ def transfer(model, pairs: MouthPairs, batches: int = 4, batch: int = 16) -> dic
     (0 when the vector ignores the mouth); ``dead``: the share of vector entries that are 0 (after the ReLU)."""
     model.eval()
     gen_d, drv_d, dv, vs, dead = [], [], [], [], []
-    size = pairs.world.image_size
-    r = max(1, size // 32)
     with torch.inference_mode():
         for _ in range(batches):
             who, p, src, drv = pairs.draw(batch)
-            ends = [pairs.world.render(who, p.replace(mouth=torch.full((batch,), x))) for x in (0.0, 1.0)]
-            mask = ((ends[1] - ends[0]).abs().amax(1, keepdim=True) > 0.02).float()  # [B, 1, S, S]
-            mask = F.max_pool2d(mask, 2 * r + 1, 1, r)[:, 0]  # [B, S, S] dilated
+            mask = mouth_region(pairs.world, who, p)  # [B, S, S], the region mouth_transfer measures
             emb = model.embed(src.unsqueeze(1))  # [B, 1, 3, S, S] sources -> [B, 3, S, S]
             v, v0 = model.driving_vector(drv), model.driving_vector(src)  # [B, D] each
             gen, gen0 = model.render(emb, v), model.render(emb, v0)

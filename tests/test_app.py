@@ -146,7 +146,7 @@ def test_weights_panel_says_the_shipped_demo_weights_are_a_smoke_test(monkeypatc
 
     monkeypatch.delenv("X2FACE_DEMO_WEIGHTS", raising=False)
     models = ModelCache(AppSettings(device="cpu"))
-    for spec in ("demo", str(REPO_ROOT / "assets" / "x2face-demo")):
+    for spec in ("demo", str(REPO_ROOT / "assets" / "x2face-demo")):  # the literal path, not hub's constant
         loaded = models.get(spec)
         assert loaded.is_shipped_demo and helpers.SHIPPED_DEMO_NOTE in loaded.markdown()
 

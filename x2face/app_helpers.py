@@ -391,10 +391,10 @@ class LoadedWeights:
     @property
     def is_shipped_demo(self) -> bool:
         """Whether these are the smoke-test weights this repository ships (``assets/x2face-demo``)."""
-        from .hub import REPO_ROOT
+        from .hub import SHIPPED_DEMO_DIR
 
         try:
-            return Path(self.where).resolve() == (REPO_ROOT / "assets" / "x2face-demo").resolve()
+            return Path(self.where).resolve() == SHIPPED_DEMO_DIR.resolve()
         except (OSError, ValueError):
             return False
 

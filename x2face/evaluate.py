@@ -578,6 +578,18 @@ def metric_audio(ctx: EvalContext) -> dict[str, Any]:
     return {"audio_mouth_r": out, **from_video}
 
 
+def mouth_region(world: SyntheticWorld, identity_seeds: list[int], params: FrameParams) -> torch.Tensor:
+    """Where each identity's mouth shows at ``params``: float [B, S, S] on the CPU, 1 where its wide-open and
+    closed mouths differ (by more than 0.02 in some channel), dilated by S/32 px (the reach of a blurred or
+    slightly misplaced generated mouth), else 0. ``params`` holds B frames; their own mouth opening is ignored."""
+    b = len(identity_seeds)
+    size = world.image_size
+    ends = [world.render(identity_seeds, params.replace(mouth=torch.full((b,), x))) for x in (0.0, 1.0)]
+    moving = ((ends[1] - ends[0]).abs().amax(1, keepdim=True) > 0.02).float()  # [B, 1, S, S]
+    r = max(1, size // 32)
+    return F.max_pool2d(moving, 2 * r + 1, 1, r)[:, 0].cpu()  # [B, 1, S, S] -> [B, S, S] dilated
+
+
 def _video_mouth(ctx: EvalContext, seeds: list[int], videos: list) -> dict[str, float]:
     """``video_mouth_r`` and ``mouth_transfer``, from the test videos' own mouths driving the model.
 
@@ -596,7 +608,6 @@ def _video_mouth(ctx: EvalContext, seeds: list[int], videos: list) -> dict[str, 
     est, true, gen_lum, drv_lum = [], [], [], []
     for seed, video in zip(seeds, videos):
         n_frames = len(video.frames)
-        size = video.frames.shape[-1]
         still = video.params.index([0] * n_frames)  # the source's pose, as the audio-driven frames keep it
         driving = ctx.world.render([seed] * n_frames, still.replace(mouth=video.params.mouth)).to(ctx.device)
         with torch.no_grad():  # driving: [T, 3, S, S], the video's mouth at the source's pose
@@ -605,10 +616,7 @@ def _video_mouth(ctx: EvalContext, seeds: list[int], videos: list) -> dict[str, 
         generated, driving = generated.float().cpu(), driving.float().cpu()
         est.append(estimate_mouth_opening(ctx.world, [seed] * n_frames, still, generated))
         true.append(video.params.mouth)
-        ends = ctx.world.render([seed] * 2, still.index([0, 0]).replace(mouth=torch.tensor([0.0, 1.0])))  # [2, 3, S, S]
-        moving = ((ends[1] - ends[0]).abs().amax(0) > 0.02).float()  # [S, S] where the mouth moves
-        r = max(1, size // 32)
-        mask = F.max_pool2d(moving[None, None], 2 * r + 1, 1, r)[0, 0].cpu()  # [S, S] dilated
+        mask = mouth_region(ctx.world, [seed], still.index([0]))[0]  # [S, S]
         area = mask.sum().clamp(min=1)
         gen_lum.append((generated.mean(1) * mask).sum((1, 2)) / area)  # [T]
         drv_lum.append((driving.mean(1) * mask).sum((1, 2)) / area)  # [T]
@@ -1049,4 +1057,4 @@ def main(argv: list[str]) -> int:
 
 __all__ = ["EDIT_CENTER", "EDIT_RADIUS", "METRICS", "METRIC_KEYS", "REPORT_KEYS", "EvalContext", "EvalSettings",
            "PoseCNN", "driving_grid", "edit_embedded_face", "embedding_grid", "estimate_mouth_opening", "evaluate",
-           "fit_linear", "l1", "main", "make_overlay", "real_face_crops", "real_val_clips", "report_markdown", "write_report"]
+           "fit_linear", "l1", "main", "make_overlay", "mouth_region", "real_face_crops", "real_val_clips", "report_markdown", "write_report"]

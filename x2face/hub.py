@@ -27,9 +27,13 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 DEMO_NAMES = ("", "demo")
 
 
+#: the smoke-test demo weights this repository ships
+SHIPPED_DEMO_DIR = REPO_ROOT / "assets" / "x2face-demo"
+
+
 def bundled_weights_dir() -> Path:
-    """Folder of the bundled demo weights (``X2FACE_DEMO_WEIGHTS`` overrides ``assets/x2face-demo``)."""
-    return Path(os.environ.get("X2FACE_DEMO_WEIGHTS") or REPO_ROOT / "assets" / "x2face-demo")
+    """Folder of the bundled demo weights (``X2FACE_DEMO_WEIGHTS`` overrides ``SHIPPED_DEMO_DIR``)."""
+    return Path(os.environ.get("X2FACE_DEMO_WEIGHTS") or SHIPPED_DEMO_DIR)
 
 
 def resolve(spec: str | os.PathLike | None) -> tuple[str, str | None]:
@@ -117,5 +121,5 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["CONFIG_NAME", "WEIGHTS_NAME", "bundled_weights_dir", "describe", "load_model", "pick_device",
+__all__ = ["CONFIG_NAME", "SHIPPED_DEMO_DIR", "WEIGHTS_NAME", "bundled_weights_dir", "describe", "load_model", "pick_device",
            "read_provenance", "resolve", "write_provenance"]
