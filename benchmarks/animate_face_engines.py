@@ -1,7 +1,7 @@
 """End-to-end animate of a 10 s clip (``python -m x2face bench --parts animate``) with each face-cascade engine, as on
 an install whose OpenCV has no ``CascadeClassifier`` (OpenCV 5, e.g. after ``pip install face-alignment``).
 
-    python benchmarks/animate_face_engines.py [--config tiny] [--threads 2] [--json benchmarks/results/cpu-animate-face-engines.json]
+    python benchmarks/animate_face_engines.py [--config tiny] [--threads 2] [--max-gap N] [--json benchmarks/results/cpu-animate-face-engines.json]
 
 Each engine runs in a fresh process: "opencv" as installed (OpenCV 4's C++ cascades), then "numba" and "torch"
 with ``cv2.CascadeClassifier`` removed (torch also with numba hidden), so the face detector falls back as it
@@ -20,7 +20,11 @@ ROOT = Path(__file__).resolve().parents[1]
 
 CHILD = r"""
 import json, sys
-engine, out, args = sys.argv[1], sys.argv[2], sys.argv[3:]
+engine, out, max_gap, args = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4:]
+import x2face.faces
+if max_gap:  # the trackers the bench makes take this stride limit (max_gap <= detect_every: a fixed stride)
+    init = x2face.faces.FaceCropper.__init__
+    x2face.faces.FaceCropper.__init__ = lambda self, *a, **k: init(self, *a, **{"max_gap": max_gap, **k})
 if engine != "opencv":
     import cv2
     if hasattr(cv2, "CascadeClassifier"):
@@ -39,15 +43,17 @@ def main() -> int:
     p.add_argument("--config", default="tiny", help="the model config (the time is face tracking, not the model)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--max-gap", type=int, default=0,
+                   help="FaceCropper's max_gap for the tracking (0: its default; 5: the fixed stride of detect_every)")
     p.add_argument("--json", default=None)
     args = p.parse_args()
     bench_args = ["--config", args.config, "--device", args.device, "--threads", str(args.threads)]
     result: dict = {"command": "python benchmarks/animate_face_engines.py " + " ".join(sys.argv[1:]),
-                    "bench_args": bench_args, "engines": {}}
+                    "bench_args": bench_args, "max_gap": args.max_gap or "FaceCropper's default", "engines": {}}
     with tempfile.TemporaryDirectory() as tmp:
         for engine in ("opencv", "numba", "torch"):
             out = Path(tmp) / f"{engine}.json"
-            proc = subprocess.run([sys.executable, "-c", CHILD, engine, str(out), *bench_args], cwd=ROOT,
+            proc = subprocess.run([sys.executable, "-c", CHILD, engine, str(out), str(args.max_gap), *bench_args], cwd=ROOT,
                                   capture_output=True, text=True)
             if proc.returncode != 0 or not out.is_file():
                 result["engines"][engine] = f"failed: {proc.stderr.strip().splitlines()[-1:]}"

@@ -248,3 +248,63 @@ def test_face_alignment_backend_when_weights_are_on_disk(real_dir, tmp_path, mon
     assert face.face_box == pytest.approx((76.8, 76.8, 179.2, 179.2))
     assert face.pose == pytest.approx((20.0, 0.0, 0.0), abs=1e-6)
     assert isinstance(cropper.detector, FaceDetector)
+
+
+def _moving_face_video(real_dir, offsets) -> list[np.ndarray]:
+    """A photo's face pasted into a 360x360 grey canvas at per-frame (dx, dy) pixel offsets: uint8 frames."""
+    import cv2
+
+    face = cv2.resize(read_image(real_dir / HUMANS[0]), (200, 200), interpolation=cv2.INTER_AREA)
+    frames = []
+    for dx, dy in offsets:
+        canvas = np.full((360, 360, 3), 120, np.uint8)
+        canvas[80 + dy:280 + dy, 80 + dx:280 + dx] = face
+        frames.append(canvas)
+    return frames
+
+
+def _centres(track) -> np.ndarray:
+    boxes = np.array([f.box for f in track], dtype=np.float64)  # [N, 4]
+    return (boxes[:, :2] + boxes[:, 2:]) / 2
+
+
+def test_adaptive_stride_detects_less_on_a_still_face(real_dir):
+    frames = _moving_face_video(real_dir, [(0, 0)] * 100)
+    fixed = FaceCropper(64, backend="opencv", detect_every=5, max_gap=5).track(iter(frames))
+    adaptive = FaceCropper(64, backend="opencv", detect_every=5, max_gap=20).track(iter(frames))
+    a, b = _centres(fixed), _centres(adaptive)
+    assert len(a) == len(b) == 100 and np.abs(a - b).max() < 1.0
+    assert fixed.report.detections >= 20 and adaptive.report.detections <= 10
+    assert adaptive.report.refinements == 0
+
+
+def test_adaptive_stride_splits_where_the_face_moves_and_returns(real_dir, monkeypatch):
+    import x2face.faces as faces
+
+    # still, then a quick move of 40 px (about a third of the face) and back inside what would be one stride
+    offsets = [(0, 0)] * 40 + [(40, 10)] * 10 + [(0, 0)] * 30
+    frames = _moving_face_video(real_dir, offsets)
+    ref = _centres(FaceCropper(64, backend="opencv", detect_every=1, max_gap=1).track(iter(frames)))
+    fixed = FaceCropper(64, backend="opencv", detect_every=5, max_gap=5).track(iter(frames))
+    fixed_err = np.abs(_centres(fixed) - ref).max()  # 21 px: a fixed stride interpolates across the jumps too
+    track = FaceCropper(64, backend="opencv", detect_every=5, max_gap=20).track(iter(frames))
+    err = np.abs(_centres(track) - ref).max(1)  # [N] px
+    assert track.report.refinements >= 1
+    assert err.max() <= fixed_err + 1.0, "the adaptive stride tracks the move worse than a fixed one"
+    assert err[42:48].max() < 10, "the tracker missed the face's move between two detections"
+    assert track.report.detections < fixed.report.detections  # and with fewer detector runs (12 against 17)
+    # without the window check the same stride is interpolated across the move (what the check is for)
+    monkeypatch.setattr(faces, "STRIDE_CHANGE", float("inf"))
+    blind = _centres(FaceCropper(64, backend="opencv", detect_every=5, max_gap=20).track(iter(frames)))
+    assert np.abs(blind[42:48] - ref[42:48]).max() > 20
+
+
+def test_adaptive_stride_holds_no_more_frames_than_its_memory_budget(real_dir, monkeypatch):
+    import x2face.faces as faces
+
+    monkeypatch.setattr(faces, "MAX_PENDING_BYTES", 1)  # every frame is "too big": the fixed stride
+    frames = _moving_face_video(real_dir, [(0, 0)] * 60)
+    track = FaceCropper(64, backend="opencv", detect_every=5, max_gap=20).track(iter(frames))
+    assert len(list(track)) == 60 and track.report.detections == 60 // 5 + 1
+    with pytest.raises(faces.InputError, match="max_gap"):
+        FaceCropper(64, backend="opencv", max_gap=0)

@@ -156,7 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", help="face detector: auto (default), opencv, face-alignment")
     p.add_argument("--face", default="largest",
                    help="which face when there are several: largest (default) or an index from the left (0, 1, ...)")
-    p.add_argument("--detect-every", type=int, default=5, metavar="N", help="run the face detector every N frames")
+    p.add_argument("--detect-every", type=int, default=5, metavar="N",
+                   help="run the face detector at least every N frames where the face moves (default 5)")
+    p.add_argument("--max-gap", type=int, default=20, metavar="N",
+                   help="frames between detections while the face holds still (default 20; N <= --detect-every: "
+                        "a fixed stride)")
     p.add_argument("--scale", type=float, default=1.6, help="crop size / face box size (1.6 = VoxCeleb, default)")
     p.add_argument("--on-missing", choices=("hold", "source"), default="hold",
                    help="frames without a driving face: hold the last frame (default) or show the source")
@@ -215,7 +219,7 @@ def main(argv: list[str]) -> int:
 
         torch.set_num_threads(args.threads)
     pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
-                                          select=_select(args.face), detect_every=args.detect_every,
+                                          select=_select(args.face), detect_every=args.detect_every, max_gap=args.max_gap,
                                           scale=args.scale, fast=False if args.eager else "auto",
                                           precision=args.precision)
     pipe.set_source(args.source)

@@ -24,7 +24,10 @@ Backends (``DETECTORS``, picked by ``backend="auto"``, reported as ``FaceCrop.ba
 
 Video tracking detects every ``detect_every`` frames (inside a window around the last face, which is
 fast even on 4K frames), smooths the box's centre and size with dead-bands (so the crop neither
-jitters nor "breathes") and interpolates between detections. Frames without a face are kept and
+jitters nor "breathes") and interpolates between detections. While the face holds still the stride
+doubles, up to ``max_gap`` frames; a stride whose crop moves, or whose frames change in the face window
+more than a blend of its two ends explains (a nod and back), is split by detections in between down to
+``detect_every``, so moving faces are tracked as densely as before and still ones cost a few detections. Frames without a face are kept and
 reported (``FaceCrop.found`` False, the last box held), never an error.
 """
 from __future__ import annotations
@@ -515,6 +518,7 @@ class TrackReport:
         found: frames with a face (detected, or between two detections).
         missing: indices of frames without a face (their crop is held from the last face, or None).
         detections: detector runs.
+        refinements: detections added inside a stride because the face moved there.
         backend: detector backend.
     """
 
@@ -522,6 +526,7 @@ class TrackReport:
     found: int = 0
     missing: list[int] = field(default_factory=list)
     detections: int = 0
+    refinements: int = 0
     backend: str = ""
 
     def missing_spans(self) -> list[tuple[int, int]]:
@@ -549,7 +554,10 @@ class FaceCropper:
     Args:
         image_size: side of the crops, in pixels (the model's ``config.image_size``).
         scale: crop side / face box side; 1.6 reproduces VoxCeleb's crops, on which X2Face was trained.
-        detect_every: in videos, run the detector every N frames and interpolate between.
+        detect_every: in videos, run the detector at least every N frames where the face moves, and
+            interpolate between.
+        max_gap: the longest stride between detections while the face holds still (frames; at most
+            ``MAX_PENDING_BYTES`` of frames are held). ``max_gap <= detect_every``: a fixed stride.
         backend: ``"auto"``, ``"opencv"`` or ``"face-alignment"`` (see ``DETECTORS``), or a
             ``FaceDetector`` instance.
         select: which face when there are several: ``"largest"``, an index counted from the left of
@@ -562,7 +570,7 @@ class FaceCropper:
             backend's cascades when OpenCV lacks ``CascadeClassifier``).
     """
 
-    def __init__(self, image_size: int = 256, scale: float = 1.6, detect_every: int = 5,
+    def __init__(self, image_size: int = 256, scale: float = 1.6, detect_every: int = 5, max_gap: int = 20,
                  backend: str | FaceDetector = "auto", select: str | int | tuple[float, float] = "largest",
                  pad: str = "edge", smooth_center: float = 0.6, smooth_size: float = 0.3,
                  deadband_center: float = 0.015, deadband_size: float = 0.05, device: str = "cpu") -> None:
@@ -572,6 +580,8 @@ class FaceCropper:
             raise InputError(f"scale must be between 1 and 4, got {scale}")
         if not isinstance(detect_every, int) or detect_every < 1:
             raise InputError(f"detect_every must be an int >= 1, got {detect_every!r}")
+        if not isinstance(max_gap, int) or max_gap < 1:
+            raise InputError(f"max_gap must be an int >= 1, got {max_gap!r}")
         if pad not in _PAD_MODES:
             raise InputError(f"unknown pad mode {pad!r}; choose one of {', '.join(_PAD_MODES)}")
         if not (select == "largest" or isinstance(select, int) or
@@ -580,6 +590,7 @@ class FaceCropper:
         self.image_size = image_size
         self.scale = float(scale)
         self.detect_every = detect_every
+        self.max_gap = max(max_gap, detect_every)
         self.detector = backend if isinstance(backend, FaceDetector) else make_detector(backend, device)
         self.select = select
         self.pad = pad
@@ -746,51 +757,134 @@ class FaceTrack(Iterator[FaceCrop]):
                 close()
 
     def _track(self, frames: Iterator[np.ndarray]) -> Iterator[FaceCrop]:
-        every = self.cropper.detect_every
+        c = self.cropper
+        every = gap = c.detect_every  # gap: the current stride between detections
         pending: list[tuple[int, np.ndarray]] = []  # frames after the last detection, awaiting the next
         state: np.ndarray | None = None  # smoothed box at the last detection with a face
         state_idx = -1
+        key_frame: np.ndarray | None = None  # the frame of that detection
         last_det: Detection | None = None
         lost = True  # no face yet: detect on every frame
-        index = -1
         for index, frame in enumerate(frames):
             frame = to_rgb_array(frame)
-            if not lost and index - state_idx < every:
+            if not lost and index - state_idx < gap:
                 pending.append((index, frame))
                 continue
             det = self._measure(frame, state)
             if det is not None:
-                # after a gap, carry on smoothly if the face is back where it was; else start afresh
-                new = self._smooth(state if (not lost or self._near(state, det)) else None, det)
-                for j, f in pending:  # interpolate the frames between two detections
-                    t = (j - state_idx) / (index - state_idx)
-                    yield self._emit(j, f, state + t * (new - state), True, last_det)
+                if lost:  # after a gap, carry on smoothly if the face is back where it was; else start afresh
+                    keys, split = [(index, frame, self._smooth(state if self._near(state, det) else None, det),
+                                    True, det)], True
+                else:
+                    keys, split = self._stride(state_idx, state, last_det, key_frame, pending, index, frame, det)
+                for j, f, st, found, d in keys:
+                    yield self._emit(j, f, st, found, d)
                 pending.clear()
-                state, state_idx, last_det, lost = new, index, det, False
-                yield self._emit(index, frame, state, True, det)
+                state, state_idx, key_frame, last_det, lost = keys[-1][2], index, frame, det, False
+                gap = every if split else min(2 * gap, self._longest_gap(frame))
                 continue
             # the face was lost somewhere since the last detection: look at each held frame
             for j, f in pending:
                 dj = self._measure(f, state)
                 if dj is not None:
-                    state, state_idx, last_det = self._smooth(state, dj), j, dj
+                    state, state_idx, key_frame, last_det = self._smooth(state, dj), j, f, dj
                     yield self._emit(j, f, state, True, dj)
                 else:
                     yield self._emit(j, f, state, False, None)
             pending.clear()
-            lost = True
+            lost, gap = True, every
             yield self._emit(index, frame, state, False, None)
         if pending:  # the video ended between two detections: close with a detection on its last frame
             j_last, f_last = pending[-1]
             det = self._measure(f_last, state)
             if det is not None:
-                new = self._smooth(state, det)
-                for j, f in pending:
-                    t = (j - state_idx) / (j_last - state_idx)
-                    yield self._emit(j, f, state + t * (new - state), True, det if j == j_last else last_det)
+                keys, _ = self._stride(state_idx, state, last_det, key_frame, pending[:-1], j_last, f_last, det)
+                for j, f, st, found, d in keys:
+                    yield self._emit(j, f, st, found, d)
             else:
                 for j, f in pending:
                     yield self._emit(j, f, state, True, last_det)
+
+    def _longest_gap(self, frame: np.ndarray) -> int:
+        c = self.cropper
+        return max(c.detect_every, min(c.max_gap, MAX_PENDING_BYTES // max(frame.nbytes, 1)))
+
+    def _stride(self, i0: int, s0: np.ndarray, d0: Detection | None, f0: np.ndarray,
+                seg: list[tuple[int, np.ndarray]], i1: int, f1: np.ndarray, det1: Detection,
+                ) -> tuple[list[tuple[int, np.ndarray, np.ndarray, bool, Detection | None]], bool]:
+        """Boxes for the frames ``seg`` between two detections (at ``i0``: state ``s0``, frame ``f0``; at
+        ``i1``: ``det1`` in ``f1``) and for ``i1``: [(index, frame, state, found, detection)], and whether the
+        stride was split by detections in between."""
+        thumbs = None
+        if len(seg) >= self.cropper.detect_every:  # longer than the fixed stride: check it
+            thumbs = [window_thumbnail(f, s0) for f in [f0, *(f for _, f in seg), f1]]
+        return self._split(i0, s0, d0, seg, i1, f1, det1, thumbs)
+
+    def _split(self, i0, s0, d0, seg, i1, f1, det1, thumbs):
+        s1 = self._smooth(s0, det1)
+        k = self._where_to_split(s0, s1, thumbs) if thumbs is not None and len(seg) >= self.cropper.detect_every \
+            else None
+        if k is not None:
+            jm, fm = seg[k]
+            dm = self._measure(fm, s0)
+            self.report.refinements += 1
+            if dm is None:  # no face where the window changed: look at every frame of the stride, as when lost
+                return self._each(s0, seg, k, i1, f1, det1), True
+            # thumbs: [i0, *seg, i1] -> [i0, seg[:k], jm] and [jm, seg[k+1:], i1]
+            left, _ = self._split(i0, s0, d0, seg[:k], jm, fm, dm, thumbs[:k + 2])
+            right, _ = self._split(jm, left[-1][2], dm, seg[k + 1:], i1, f1, det1, thumbs[k + 1:])
+            return left + right, True
+        out = [(j, f, s0 + (j - i0) / (i1 - i0) * (s1 - s0), True, d0) for j, f in seg]
+        return out + [(i1, f1, s1, True, det1)], False
+
+    def _each(self, state, seg, missed, i1, f1, det1):
+        """Detect on every frame of a stride (the face went missing inside it, at ``seg[missed]``): entries as
+        ``_stride``'s."""
+        out = []
+        for n, (j, f) in enumerate(seg):
+            dj = self._measure(f, state) if n != missed else None
+            if dj is not None:
+                state = self._smooth(state, dj)
+                out.append((j, f, state, True, dj))
+            else:
+                out.append((j, f, state, False, None))
+        return out + [(i1, f1, self._smooth(state, det1), True, det1)]
+
+    @staticmethod
+    def _where_to_split(s0: np.ndarray, s1: np.ndarray, thumbs: list[np.ndarray]) -> int | None:
+        """Index into the stride's inner frames to detect at, or None: the middle when the crop moved over the
+        stride by more than ``STRIDE_MOVE``, else the frame whose face window a blend of the two ends explains worst, if any is off by
+        more than ``STRIDE_CHANGE``."""
+        n = len(thumbs) - 1
+        moved = max(float(np.linalg.norm(s1[:2] - s0[:2])) / s0[2], abs(math.log(s1[2] / s0[2])))
+        if moved > STRIDE_MOVE:
+            return (n - 1) // 2
+        a, b = thumbs[0], thumbs[-1]
+        devs = [float(np.abs(t - (a + (i / n) * (b - a))).mean()) for i, t in enumerate(thumbs[1:-1], 1)]
+        k = int(np.argmax(devs))
+        return k if devs[k] > STRIDE_CHANGE else None
+
+
+#: the most frame data a video tracker holds between two detections (its stride shrinks for big frames)
+MAX_PENDING_BYTES = 256 * 2**20
+#: a stride is split in the middle when its crop moves more than this (centre, or log side, / face side) ...
+STRIDE_MOVE = 0.03
+#: ... and where a frame's face window differs from the blend of the stride's
+#: two ends by more than this (mean absolute difference of 16x16 grey thumbnails in [0, 1])
+STRIDE_CHANGE = 0.04
+
+
+def window_thumbnail(frame: np.ndarray, state: np.ndarray, size: int = 16) -> np.ndarray:
+    """The face window (box side x side around the centre of ``state`` = (cx, cy, side)) of an RGB uint8
+    [H, W, 3] frame as a float32 [size, size] grey thumbnail in [0, 1] (green channel, area-averaged)."""
+    import cv2
+
+    cx, cy, side = state
+    h, w = frame.shape[:2]
+    x0, x1 = int(np.clip(cx - side / 2, 0, w - 1)), int(np.clip(cx + side / 2, 1, w))
+    y0, y1 = int(np.clip(cy - side / 2, 0, h - 1)), int(np.clip(cy + side / 2, 1, h))
+    patch = np.ascontiguousarray(frame[y0:max(y1, y0 + 1), x0:max(x1, x0 + 1), 1])
+    return cv2.resize(patch, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
 
 
 def box_motion(boxes: Sequence[Box]) -> np.ndarray:

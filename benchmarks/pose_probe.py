@@ -1,0 +1,66 @@
+"""Does the driving vector hold the head pose, linearly or at all? Probe it beside the evaluation's ridge map.
+
+``pose_mae_deg`` in ``x2face.evaluate`` fits the paper's linear f_v->p (ridge, cross-validated) from driving
+vectors of train identities to (yaw, pitch, roll) and scores it on test identities. This script takes the same
+vectors (same seeds: its ridge numbers are the report's) and adds the same map's error on its own training
+vectors (does it overfit?) and a non-linear probe, a two-layer MLP (scikit-learn, 256-256, early stopping):
+if the MLP does much better, the pose is in the vector but not linearly; if not, the vector holds it coarsely.
+
+    python benchmarks/pose_probe.py --weights demo --json benchmarks/results/cpu-pose-probe.json
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _results import finish  # noqa: E402
+
+from x2face.data.synthetic import SyntheticWorld  # noqa: E402
+from x2face.evaluate import POSE_KEYS, EvalContext, EvalSettings, _driving_vectors, _train_vectors, fit_linear  # noqa: E402
+from x2face.hub import load_model  # noqa: E402
+
+
+@torch.no_grad()
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--weights", default="demo", help="weights spec ('demo': the bundled model)")
+    ap.add_argument("--json", type=Path, help="write the result here")
+    args = ap.parse_args(argv)
+    from sklearn.neural_network import MLPRegressor
+    from sklearn.preprocessing import StandardScaler
+
+    t0 = time.time()
+    model = load_model(args.weights, device="cpu").eval()
+    ctx = EvalContext(model=model, world=SyntheticWorld(model.config.image_size), settings=EvalSettings(),
+                      device=torch.device("cpu"))
+    v_train, p_train = _train_vectors(ctx)  # [N, D], [N, 3] degrees
+    v_test, p_test, _ = _driving_vectors(ctx, "test", ctx.settings.pose_test, "pose-test")
+    ridge = fit_linear(v_train, p_train)
+    scale = StandardScaler().fit(v_train.numpy())
+    mlp = MLPRegressor(hidden_layer_sizes=(256, 256), max_iter=500, early_stopping=True, random_state=0)
+    mlp.fit(scale.transform(v_train.numpy()), p_train.numpy())
+
+    def mae(pred, truth) -> dict[str, float]:
+        return dict(zip(POSE_KEYS, np.abs(np.asarray(pred) - np.asarray(truth)).mean(0).astype(float).tolist()))
+
+    result = {
+        "weights": args.weights, "train_vectors": len(v_train), "test_vectors": len(v_test),
+        "ridge_test_mae_deg": mae(ridge(v_test), p_test),
+        "ridge_train_mae_deg": mae(ridge(v_train), p_train),
+        "mlp_test_mae_deg": mae(mlp.predict(scale.transform(v_test.numpy())), p_test),
+        "mean_abs_pose_deg": dict(zip(POSE_KEYS, p_test.abs().mean(0).tolist())),
+        "seconds": round(time.time() - t0, 1),
+    }
+    return finish(result, "pose_probe.py", argv, args.json)
+
+
+if __name__ == "__main__":
+    main()

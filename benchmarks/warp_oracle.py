@@ -1,0 +1,215 @@
+"""How low can a warp take self-reenactment L1 on the synthetic world? A perfect-correspondence oracle.
+
+X2Face renders a driving frame by moving the source's pixels (two bilinear warps; K = 1 source). This script
+draws the evaluation's own self-reenactment pairs (``x2face.evaluate.metric_self``: test identities, the
+same seeds and batches) and renders each driving frame with the best *single* warp of its source frame that
+the world's geometry allows: every head pixel of the driving frame samples (bilinearly) the source pixel
+that shows the same point of the head (head-local 3-D coordinates from the world's ray caster, matched to
+the nearest visible source point and refined to sub-pixel by the local Jacobian); every background pixel
+samples the same image position when the source shows background there, else the nearest source
+background pixel. What the source does not show (the other side of the head, an opened mouth, closed
+eyelids, different light on a turned head) stays wrong, as it must for any warp.
+
+It prints and writes ``oracle_l1`` beside ``source_baseline_l1`` (the evaluation's baseline: returning the
+source) and their ratio, split into head and background pixels, and the same for the oracle with nearest-pixel
+instead of bilinear sampling. Issue 4 asks a trained model for ``self_l1["1"] <= 0.5 x source_baseline_l1``;
+no warp-based model can go below the oracle's ratio.
+
+    python benchmarks/warp_oracle.py --pairs 1000 --json benchmarks/results/cpu-warp-oracle.json
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from types import SimpleNamespace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy.spatial import cKDTree
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _results import finish  # noqa: E402
+
+from x2face.data.synthetic import FrameParams, SyntheticWorld, rotation_matrices  # noqa: E402
+from x2face.evaluate import EvalContext, EvalSettings, _draw_pairs  # noqa: E402
+from x2face.hub import load_model  # noqa: E402
+
+
+def head_points(world: SyntheticWorld, seeds: list[int], params: FrameParams) -> tuple[np.ndarray, np.ndarray]:
+    """-> (on-head bool [B, S, S], head-local xyz float [B, S, S, 3]) from the world's ray caster."""
+    _, _, geo, params, size = world._prepare(seeds, params, None, None)
+    part, p, _ = world._cast(geo, params, size)
+    return (part >= 0).cpu().numpy(), torch.stack(p, -1).cpu().numpy()
+
+
+def hold(src: FrameParams, drv: FrameParams, what: str) -> FrameParams:
+    """The driving frames' parameters with what a warp cannot carry taken from the sources instead.
+
+    ``what``: ``"none"``; ``"shading"``: the light moves with the head (driving light = R_d R_s^T light_s, so
+    every point of the head is lit as in the source); ``"shading+expression"``: also the source's mouth and
+    eyelids. Only head motion (pose, zoom, shift) is then left between source and driving.
+    """
+    if what == "none":
+        return drv
+    rs, rd = rotation_matrices(src.pose), rotation_matrices(drv.pose)  # [B, 3, 3] each
+    light = (rd @ rs.transpose(1, 2) @ src.light.unsqueeze(-1)).squeeze(-1)  # [B, 3, 1] -> [B, 3]
+    out = drv.replace(light=light)
+    if what == "shading+expression":
+        out = out.replace(mouth=src.mouth, blink=src.blink)
+    return out
+
+
+HOLDS = ("none", "shading", "shading+expression")
+
+
+def oracle_positions(on_s: np.ndarray, p_s: np.ndarray, on_d: np.ndarray, p_d: np.ndarray) -> np.ndarray:
+    """Where each driving pixel should sample the source: float [S, S, 2] (x, y) in pixels.
+
+    Head pixels: the visible source point nearest in head-local 3-D, refined by solving
+    J [dx, dy] = q - p (J: the source's 3x2 Jacobian of xyz per pixel there, least squares).
+    Background: the same position if the source shows background there, else the nearest background pixel.
+    """
+    s = on_s.shape[0]
+    ys, xs = np.mgrid[0:s, 0:s].astype(np.float64)
+    pos = np.stack([xs, ys], -1)  # [S, S, 2]
+    out = pos.copy()
+    src_idx = np.argwhere(on_s)  # [N, 2] (y, x)
+    drv_idx = np.argwhere(on_d)
+    if len(src_idx) and len(drv_idx):
+        tree = cKDTree(p_s[on_s])
+        _, nn = tree.query(p_d[on_d])
+        y0, x0 = src_idx[nn, 0], src_idx[nn, 1]
+        # central differences of xyz along x and y, one-sided at edges: [S, S, 3] each
+        gx = np.gradient(p_s, axis=1)
+        gy = np.gradient(p_s, axis=0)
+        J = np.stack([gx[y0, x0], gy[y0, x0]], -1)  # [M, 3, 2]
+        r = p_d[on_d] - p_s[y0, x0]  # [M, 3]
+        JtJ = J.transpose(0, 2, 1) @ J + 1e-9 * np.eye(2)  # [M, 2, 2]
+        delta = np.linalg.solve(JtJ, (J.transpose(0, 2, 1) @ r[..., None]))[..., 0]  # [M, 2]
+        delta = np.clip(delta, -1.0, 1.0)  # stay within the matched pixel's neighbourhood
+        out[on_d] = np.stack([x0 + delta[:, 0], y0 + delta[:, 1]], -1)
+    bg_d = ~on_d & on_s  # background in the driving frame hidden by the head in the source
+    bg_s = np.argwhere(~on_s)
+    if bg_d.any() and len(bg_s):
+        _, nn = cKDTree(bg_s).query(np.argwhere(bg_d))
+        out[bg_d] = bg_s[nn][:, ::-1]
+    return out
+
+
+def sample(frame: torch.Tensor, pos: np.ndarray, mode: str) -> torch.Tensor:
+    """Sample float [3, S, S] at pixel positions [S, S, 2] (x, y) -> [3, S, S]."""
+    s = frame.shape[-1]
+    grid = torch.from_numpy(pos).float() * (2.0 / (s - 1)) - 1.0  # pixels -> [-1, 1] (align_corners=True)
+    return F.grid_sample(frame[None], grid[None], mode=mode, padding_mode="border", align_corners=True)[0]
+
+
+def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supersample: int = 1) -> dict:
+    """The oracle (and ``model``, if given) on the evaluation's self pairs with ``hold(.., what)`` driving frames;
+    ``supersample`` > 1 renders both frames at that many times the size and averages them down (no aliasing)."""
+    size = world.image_size
+    keys = ("base", "bilinear", "nearest", "model", "base_head", "bilinear_head", "base_bg", "bilinear_bg")
+    sums = dict.fromkeys(keys + ("held_change",) + tuple(f"blur{s:g}" for s in BLURS), 0.0)
+    n = 0
+    for item, params in _draw_pairs(ctx, "test", 3, ctx.settings.self_pairs, "self"):
+        k = item["sources"].shape[1]
+        src, drv = item["sources"][:, 0], item["driving"]  # [B, 3, S, S] each
+        seeds = [int(i) for i in item["identity"]]
+        p_src = params["sources"].index(slice(0, None, k))  # the first source of each item
+        on_s, xyz_s = head_points(world, seeds, p_src)
+        p_drv = hold(p_src, params["driving"], what)
+        if supersample > 1:  # [B, 3, S*n, S*n] -> [B, 3, S, S]
+            src = F.avg_pool2d(world.render(seeds, p_src, size=size * supersample), supersample)
+            drv = F.avg_pool2d(world.render(seeds, params["driving"], size=size * supersample), supersample)
+        if what != "none":
+            held = world.render(seeds, p_drv) if supersample == 1 else F.avg_pool2d(
+                world.render(seeds, p_drv, size=size * supersample), supersample)
+            sums["held_change"] += float((held - drv).abs().mean((1, 2, 3)).sum())  # what the hold removed
+            drv = held
+        on_d, xyz_d = head_points(world, seeds, p_drv)
+        if model is not None:
+            gen = model.render(model.embed(src[:, None]), model.driving_vector(drv)).float()  # [B, 3, S, S]
+            sums["model"] += float((gen - drv).abs().mean((1, 2, 3)).sum())
+        for j in range(len(seeds)):
+            pos = oracle_positions(on_s[j], xyz_s[j], on_d[j], xyz_d[j])
+            bil, near = sample(src[j], pos, "bilinear"), sample(src[j], pos, "nearest")
+            head = torch.from_numpy(on_d[j]).float()  # [S, S]
+            err = {"base": (src[j] - drv[j]).abs().mean(0), "bilinear": (bil - drv[j]).abs().mean(0),
+                   "nearest": (near - drv[j]).abs().mean(0)}  # [S, S] each
+            for name in ("base", "bilinear", "nearest"):
+                sums[name] += float(err[name].mean())
+            for sigma in BLURS:
+                sums[f"blur{sigma:g}"] += float((gaussian_blur(bil, sigma) - drv[j]).abs().mean())
+            for name in ("base", "bilinear"):
+                sums[name + "_head"] += float((err[name] * head).sum() / size**2)
+                sums[name + "_bg"] += float((err[name] * (1 - head)).sum() / size**2)
+            n += 1
+    mean = {key: v / n for key, v in sums.items()}
+    out = {
+        "hold": what, "pairs": n, "supersample": supersample,
+        "source_baseline_l1": mean["base"], "oracle_l1": mean["bilinear"], "oracle_nearest_l1": mean["nearest"],
+        "oracle_ratio": mean["bilinear"] / mean["base"], "oracle_nearest_ratio": mean["nearest"] / mean["base"],
+        "oracle_blurred_ratio": {f"{s:g}": mean[f"blur{s:g}"] / mean["base"] for s in BLURS},
+        "head_share": {"source_baseline_l1": mean["base_head"], "oracle_l1": mean["bilinear_head"]},
+        "background_share": {"source_baseline_l1": mean["base_bg"], "oracle_l1": mean["bilinear_bg"]},
+    }
+    if what != "none":
+        out["held_change_l1"] = mean["held_change"]  # L1 between the evaluation's driving frames and the held ones
+    if model is not None:
+        out["model_l1"], out["model_ratio"] = mean["model"], mean["model"] / mean["base"]
+    return out
+
+
+#: Gaussian blurs (sigma, pixels) applied to the oracle's frames: blur is how a model hedges what it cannot carry
+BLURS = (0.5, 1.0, 1.5, 2.0)
+
+
+def gaussian_blur(frame: torch.Tensor, sigma: float) -> torch.Tensor:
+    """float [3, S, S] -> the same blurred by a Gaussian of ``sigma`` pixels (edges replicated)."""
+    r = max(1, math.ceil(3 * sigma))
+    x = torch.arange(-r, r + 1, dtype=frame.dtype)
+    k = torch.exp(-0.5 * (x / sigma) ** 2)
+    k = k / k.sum()
+    img = F.pad(frame[None], (r, r, r, r), mode="replicate")  # [1, 3, S+2r, S+2r]
+    img = F.conv2d(img, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)  # along x
+    img = F.conv2d(img, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)  # along y
+    return img[0]
+
+
+@torch.no_grad()
+def main(argv: list[str] | None = None) -> dict:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--pairs", type=int, default=1000, help="self-reenactment pairs (the evaluation uses 1000)")
+    ap.add_argument("--size", type=int, default=128, help="frame side in pixels (the demo model's 128)")
+    ap.add_argument("--hold", choices=HOLDS, nargs="+", default=["none"],
+                    help="re-render the driving frames without what a warp cannot carry (see hold()); one run each")
+    ap.add_argument("--supersample", type=int, default=1,
+                    help="render at N x the size and average down (frames without the world's aliasing)")
+    ap.add_argument("--weights", help="also score these weights on the same pairs ('demo': the bundled model)")
+    ap.add_argument("--json", type=Path, help="write the result here")
+    args = ap.parse_args(argv)
+    model = None
+    if args.weights:
+        model = load_model(args.weights, device="cpu").eval()
+        args.size = model.config.image_size
+    world = SyntheticWorld(args.size)
+    # the pairs need only the frame size of a model
+    shape_only = SimpleNamespace(config=SimpleNamespace(image_size=args.size))
+    ctx = EvalContext(model=shape_only, world=world, settings=EvalSettings(self_pairs=args.pairs),
+                      device=torch.device("cpu"))
+    t0 = time.time()
+    result = {
+        "size": args.size, "weights": args.weights,
+        "runs": [measure(world, ctx, what, model, args.supersample) for what in args.hold],
+        "seconds": round(time.time() - t0, 1),
+    }
+    return finish(result, "warp_oracle.py", argv, args.json)
+
+
+if __name__ == "__main__":
+    main()
