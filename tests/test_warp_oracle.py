@@ -73,3 +73,17 @@ def test_oracle_script_writes_its_json(tmp_path):
     for run in out["runs"]:
         assert run["pairs"] == 4 and 0 < run["oracle_l1"] < run["source_baseline_l1"]
     assert out["runs"][1]["held_change_l1"] > 0
+
+
+def test_fitted_warps_go_below_the_source_and_improve_with_finer_grids():
+    world = SyntheticWorld(SIZE)
+    src_p = FrameParams.neutral(2).replace(zoom=torch.tensor([1.2, 1.3]))
+    drv_p = src_p.replace(pose=torch.tensor([[20.0, 5.0, 0.0], [-15.0, 0.0, 5.0]]),
+                          translation=torch.tensor([[0.05, 0.0], [0.0, -0.04]]))
+    src, drv = world.render([3, 4], src_p), world.render([3, 4], drv_p)
+    base = (src - drv).abs().mean((1, 2, 3))
+    fits = oracle.fitted_warps(src, drv, steps=40)
+    assert list(fits) == [side for side, _ in oracle.FIT_LEVELS]
+    sides = sorted(fits)
+    assert (fits[sides[0]] < base).all() and (fits[sides[-1]] <= fits[sides[0]] + 1e-4).all()
+    assert torch.is_grad_enabled()  # the fit leaves grad mode as it found it
