@@ -12,7 +12,9 @@ same seeds and batches) and renders each driving frame from its source frame in 
   side of the head, an opened mouth, closed eyelids, different light on a turned head) stays wrong.
 * fitted warps (``fitted_warp``, ``--fit-pairs``): smooth flows (control grids of ``FIT_LEVELS``) fitted to
   each driving frame on L1. They may sample anything that lowers L1 (skin lit like the driving frame), so
-  they, not the geometric oracle, show what the rendering allows whatever network predicts the flow.
+  they, not the geometric oracle, show what the rendering allows whatever network predicts the flow. With
+  ``--weights``, also fitted from the model's embedded face of the source (``from_embedded_ratio``): what
+  its embedding leaves for a perfect driving network.
 
 Both sit beside ``source_baseline_l1`` (the evaluation's baseline: returning the source) as ratios, and beside
 ``model_l1`` of ``--weights`` on the same pairs. ``--hold`` re-renders the driving frames without the light
@@ -123,6 +125,7 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
     keys = ("base", "bilinear", "nearest", "model", "base_head", "bilinear_head", "base_bg", "bilinear_bg")
     sums = dict.fromkeys(keys + ("held_change",) + tuple(f"blur{s:g}" for s in BLURS), 0.0)
     fitted: dict[int, list[torch.Tensor]] = {side: [] for side, _ in FIT_LEVELS}
+    fitted_embedded: dict[int, list[torch.Tensor]] = {side: [] for side, _ in FIT_LEVELS}
     fit_base: list[torch.Tensor] = []
     n = 0
     for item, params in _draw_pairs(ctx, "test", 3, ctx.settings.self_pairs, "self"):
@@ -149,6 +152,10 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
             for side, l1 in fitted_warps(src[:todo], drv[:todo]).items():
                 fitted[side].append(l1)
             fit_base.append((src[:todo] - drv[:todo]).abs().mean((1, 2, 3)))
+            if model is not None:  # the same fit from the model's embedded face instead of the source frame
+                embedded = model.embed(src[:todo, None]).float()  # [b, 1, 3, S, S] -> [b, 3, S, S]
+                for side, l1 in fitted_warps(embedded, drv[:todo]).items():
+                    fitted_embedded[side].append(l1)
         for j in range(len(seeds)):
             pos = oracle_positions(on_s[j], xyz_s[j], on_d[j], xyz_d[j])
             bil, near = sample(src[j], pos, "bilinear"), sample(src[j], pos, "nearest")
@@ -177,6 +184,9 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
         out["fitted_warp"] = {"pairs": len(torch.cat(fit_base)), "source_baseline_l1": base,
                               "l1": {str(side): float(torch.cat(v).mean()) for side, v in fitted.items()},
                               "ratio": {str(side): float(torch.cat(v).mean()) / base for side, v in fitted.items()}}
+        if model is not None:  # what the model's embedded face still allows (its driving flow fitted instead)
+            out["fitted_warp"]["from_embedded_ratio"] = {str(side): float(torch.cat(v).mean()) / base
+                                                         for side, v in fitted_embedded.items()}
     if what != "none":
         out["held_change_l1"] = mean["held_change"]  # L1 between the evaluation's driving frames and the held ones
     if model is not None:
