@@ -24,7 +24,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import finish  # noqa: E402
 
 from x2face.data.synthetic import SyntheticWorld  # noqa: E402
-from x2face.evaluate import POSE_KEYS, EvalContext, EvalSettings, _driving_vectors, _train_vectors, fit_linear  # noqa: E402
+from x2face.evaluate import (POSE_KEYS, EvalContext, EvalSettings, _driving_vectors,  # noqa: E402
+                             _train_vectors, fit_linear)
 from x2face.hub import load_model  # noqa: E402
 
 

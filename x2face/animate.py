@@ -219,7 +219,8 @@ def main(argv: list[str]) -> int:
 
         torch.set_num_threads(args.threads)
     pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
-                                          select=_select(args.face), detect_every=args.detect_every, max_gap=args.max_gap,
+                                          select=_select(args.face), detect_every=args.detect_every,
+                                          max_gap=args.max_gap,
                                           scale=args.scale, fast=False if args.eager else "auto",
                                           precision=args.precision)
     pipe.set_source(args.source)

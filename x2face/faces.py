@@ -27,8 +27,8 @@ fast even on 4K frames), smooths the box's centre and size with dead-bands (so t
 jitters nor "breathes") and interpolates between detections. While the face holds still the stride
 doubles, up to ``max_gap`` frames; a stride whose crop moves, or whose frames change in the face window
 more than a blend of its two ends explains (a nod and back), is split by detections in between down to
-``detect_every``, so moving faces are tracked as densely as before and still ones cost a few detections. Frames without a face are kept and
-reported (``FaceCrop.found`` False, the last box held), never an error.
+``detect_every``, so moving faces are tracked as densely as before and still ones cost a few detections.
+Frames without a face are kept and reported (``FaceCrop.found`` False, the last box held), never an error.
 """
 from __future__ import annotations
 
@@ -853,8 +853,8 @@ class FaceTrack(Iterator[FaceCrop]):
     @staticmethod
     def _where_to_split(s0: np.ndarray, s1: np.ndarray, thumbs: list[np.ndarray]) -> int | None:
         """Index into the stride's inner frames to detect at, or None: the middle when the crop moved over the
-        stride by more than ``STRIDE_MOVE``, else the frame whose face window a blend of the two ends explains worst, if any is off by
-        more than ``STRIDE_CHANGE``."""
+        stride by more than ``STRIDE_MOVE``, else the frame whose face window a blend of the two ends explains
+        worst, if any is off by more than ``STRIDE_CHANGE``."""
         n = len(thumbs) - 1
         moved = max(float(np.linalg.norm(s1[:2] - s0[:2])) / s0[2], abs(math.log(s1[2] / s0[2])))
         if moved > STRIDE_MOVE:
