@@ -26,7 +26,6 @@ change (and the mouth and eyelids) to separate what no warp can carry.
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
 from types import SimpleNamespace
@@ -43,7 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _results import finish  # noqa: E402
 
 from x2face.data.synthetic import FrameParams, SyntheticWorld, rotation_matrices  # noqa: E402
-from x2face.evaluate import EvalContext, EvalSettings, _draw_pairs  # noqa: E402
+from x2face.evaluate import EvalContext, EvalSettings, _draw_pairs, _gaussian_blur  # noqa: E402
 from x2face.hub import load_model  # noqa: E402
 from x2face.warp import identity_grid  # noqa: E402
 
@@ -165,7 +164,7 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
             for name in ("base", "bilinear", "nearest"):
                 sums[name] += float(err[name].mean())
             for sigma in BLURS:
-                sums[f"blur{sigma:g}"] += float((gaussian_blur(bil, sigma) - drv[j]).abs().mean())
+                sums[f"blur{sigma:g}"] += float((gaussian_blur(bil[None], sigma)[0] - drv[j]).abs().mean())
             for name in ("base", "bilinear"):
                 sums[name + "_head"] += float((err[name] * head).sum() / size**2)
                 sums[name + "_bg"] += float((err[name] * (1 - head)).sum() / size**2)
@@ -198,16 +197,9 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
 BLURS = (0.5, 1.0, 1.5, 2.0)
 
 
-def gaussian_blur(frame: torch.Tensor, sigma: float) -> torch.Tensor:
-    """float [3, S, S] -> the same blurred by a Gaussian of ``sigma`` pixels (edges replicated)."""
-    r = max(1, math.ceil(3 * sigma))
-    x = torch.arange(-r, r + 1, dtype=frame.dtype)
-    k = torch.exp(-0.5 * (x / sigma) ** 2)
-    k = k / k.sum()
-    img = F.pad(frame[None], (r, r, r, r), mode="replicate")  # [1, 3, S+2r, S+2r]
-    img = F.conv2d(img, k.view(1, 1, 1, -1).expand(3, 1, 1, -1), groups=3)  # along x
-    img = F.conv2d(img, k.view(1, 1, -1, 1).expand(3, 1, -1, 1), groups=3)  # along y
-    return img[0]
+def gaussian_blur(frames: torch.Tensor, sigma: float) -> torch.Tensor:
+    """float [B, 3, S, S] -> the same blurred by a Gaussian of ``sigma`` pixels (edges replicated, cut at 3 sigma)."""
+    return _gaussian_blur(frames, sigma, truncate=3.0)
 
 
 #: control-grid sides of the fitted warps (coarse to fine; each starts from the previous), with the Gaussian blur
@@ -241,8 +233,7 @@ def fitted_warps(src: torch.Tensor, drv: torch.Tensor, steps: int = 150, lr: flo
     out = {}
     for side, sigma in FIT_LEVELS:
         off = F.interpolate(off.detach(), size=(side, side), mode="bilinear", align_corners=True).requires_grad_()
-        blur = (lambda x: x) if sigma == 0 else (lambda x: torch.stack([gaussian_blur(f, sigma) for f in x]))
-        sb, db = blur(src), blur(drv)
+        sb, db = (src, drv) if sigma == 0 else (gaussian_blur(src, sigma), gaussian_blur(drv, sigma))
         opt = torch.optim.Adam([off], lr=lr)
         for _ in range(steps):
             with torch.enable_grad():

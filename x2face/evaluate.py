@@ -441,9 +441,9 @@ def metric_pose_driven(ctx: EvalContext) -> dict[str, Any]:
     return {"pose_driven_l1": _mean(errs), "pose_driven_baseline_l1": _mean(base)}
 
 
-def _gaussian_blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
-    """Separable Gaussian blur of x float [N, C, H, W] (replicate padding)."""
-    k = 2 * int(math.ceil(2.5 * sigma)) + 1
+def _gaussian_blur(x: torch.Tensor, sigma: float, truncate: float = 2.5) -> torch.Tensor:
+    """Separable Gaussian blur of x float [N, C, H, W] (replicate padding), the kernel cut at ``truncate`` sigma."""
+    k = 2 * int(math.ceil(truncate * sigma)) + 1
     t = torch.arange(k, dtype=x.dtype, device=x.device) - k // 2
     g = torch.exp(-t**2 / (2 * sigma**2))
     g = g / g.sum()

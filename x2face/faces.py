@@ -784,13 +784,10 @@ class FaceTrack(Iterator[FaceCrop]):
                 gap = every if split else min(2 * gap, self._longest_gap(frame))
                 continue
             # the face was lost somewhere since the last detection: look at each held frame
-            for j, f in pending:
-                dj = self._measure(f, state)
-                if dj is not None:
-                    state, state_idx, key_frame, last_det = self._smooth(state, dj), j, f, dj
-                    yield self._emit(j, f, state, True, dj)
-                else:
-                    yield self._emit(j, f, state, False, None)
+            for j, f, st, found, dj in self._each(state, pending):
+                if found:
+                    state, state_idx, key_frame, last_det = st, j, f, dj
+                yield self._emit(j, f, st, found, dj)
             pending.clear()
             lost, gap = True, every
             yield self._emit(index, frame, state, False, None)
@@ -829,7 +826,8 @@ class FaceTrack(Iterator[FaceCrop]):
             dm = self._measure(fm, s0)
             self.report.refinements += 1
             if dm is None:  # no face where the window changed: look at every frame of the stride, as when lost
-                return self._each(s0, seg, k, i1, f1, det1), True
+                inner = self._each(s0, seg, missed=k)
+                return inner + [(i1, f1, self._smooth(inner[-1][2], det1), True, det1)], True
             # thumbs: [i0, *seg, i1] -> [i0, seg[:k], jm] and [jm, seg[k+1:], i1]
             left, _ = self._split(i0, s0, d0, seg[:k], jm, fm, dm, thumbs[:k + 2])
             right, _ = self._split(jm, left[-1][2], dm, seg[k + 1:], i1, f1, det1, thumbs[k + 1:])
@@ -837,18 +835,17 @@ class FaceTrack(Iterator[FaceCrop]):
         out = [(j, f, s0 + (j - i0) / (i1 - i0) * (s1 - s0), True, d0) for j, f in seg]
         return out + [(i1, f1, s1, True, det1)], False
 
-    def _each(self, state, seg, missed, i1, f1, det1):
-        """Detect on every frame of a stride (the face went missing inside it, at ``seg[missed]``): entries as
-        ``_stride``'s."""
+    def _each(self, state: np.ndarray | None, seg: list[tuple[int, np.ndarray]], missed: int | None = None
+              ) -> list[tuple[int, np.ndarray, np.ndarray | None, bool, Detection | None]]:
+        """Detect on every frame of ``seg`` (the face went missing among them; ``seg[missed]`` is known to show
+        none), carrying the smoothed box through: [(index, frame, state, found, detection)] as ``_stride``'s."""
         out = []
         for n, (j, f) in enumerate(seg):
             dj = self._measure(f, state) if n != missed else None
             if dj is not None:
                 state = self._smooth(state, dj)
-                out.append((j, f, state, True, dj))
-            else:
-                out.append((j, f, state, False, None))
-        return out + [(i1, f1, self._smooth(state, det1), True, det1)]
+            out.append((j, f, state, dj is not None, dj))
+        return out
 
     @staticmethod
     def _where_to_split(s0: np.ndarray, s1: np.ndarray, thumbs: list[np.ndarray]) -> int | None:
