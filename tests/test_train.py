@@ -22,6 +22,7 @@ from x2face.identity import IdentityConfig, IdentityNetwork
 from x2face.train import (
     PairStream,
     cosine_factor,
+    cpu_threads,
     load_config,
     load_identity_config,
     main,
@@ -102,6 +103,26 @@ def test_base_files_and_overrides(tmp_path):
     assert cfg.run.steps == 3 and cfg.run.out_dir == "somewhere"
     with pytest.raises(ConfigError, match="section.key=value"):
         load_config(child, ["steps=3"])
+
+
+def test_threads_follow_the_precision_a_cpu_run_trains_in(monkeypatch):
+    """The demo recipe trains float32 on every core but bf16 (AMX) on one: ``run.threads_amx`` applies only where
+    ``run.bf16_cpu`` autocasts, and never on a GPU."""
+    import x2face.fast
+
+    cfg = load_config(CONFIGS / "demo.toml")
+    assert (cfg.run.threads, cfg.run.threads_amx, cfg.run.bf16_cpu) == (0, 1, True)
+    cpu, gpu = torch.device("cpu"), torch.device("cuda", 0)
+    monkeypatch.setattr(x2face.fast, "cpu_has_amx", lambda: False)
+    assert cpu_threads(cfg.run, cpu) == 0  # float32: torch's default, one thread per core
+    monkeypatch.setattr(x2face.fast, "cpu_has_amx", lambda: True)
+    assert cpu_threads(cfg.run, cpu) == 1 and cpu_threads(cfg.run, gpu) == 0
+    no_bf16 = load_config(CONFIGS / "demo.toml", ["run.bf16_cpu=false", "run.threads=3"])
+    assert cpu_threads(no_bf16.run, cpu) == 3
+    unset = load_config(CONFIGS / "demo.toml", ["run.threads_amx=0", "run.threads=2"])
+    assert cpu_threads(unset.run, cpu) == 2
+    with pytest.raises(ConfigError, match="threads_amx must be >= 0"):
+        load_config(CONFIGS / "demo.toml", ["run.threads_amx=-1"])
 
 
 def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
