@@ -1033,6 +1033,18 @@ class _StopSignal:
             signal.signal(s, handler)
 
 
+def autocasts(run: RunConfig, device: torch.device) -> bool:
+    """Whether a run on ``device`` trains under bf16 autocast: on CUDA with ``run.bf16``, on a CPU with
+    ``run.bf16_cpu`` where the CPU has AMX."""
+    if device.type == "cuda":
+        return run.bf16
+    if device.type == "cpu" and run.bf16_cpu:
+        from .fast import cpu_has_amx
+
+        return cpu_has_amx()
+    return False
+
+
 class Trainer:
     """The training loop shared by ``train`` and ``train-identity``.
 
@@ -1054,14 +1066,10 @@ class Trainer:
         self.out_dir = Path(run.out_dir)
         self.device = dist_.device
         cuda = self.device.type == "cuda"
-        self.autocast = cuda and run.bf16
-        if self.device.type == "cpu" and run.bf16_cpu:
-            from .fast import cpu_has_amx
-
-            self.autocast = cpu_has_amx()
-            if not self.autocast and dist_.main:
-                print("note: run.bf16_cpu is on but this CPU has no AMX (bf16 matrix units), where bf16 is slower "
-                      "than float32; training in float32", file=sys.stderr)
+        self.autocast = autocasts(run, self.device)
+        if self.device.type == "cpu" and run.bf16_cpu and not self.autocast and dist_.main:
+            print("note: run.bf16_cpu is on but this CPU has no AMX (bf16 matrix units), where bf16 is slower "
+                  "than float32; training in float32", file=sys.stderr)
         self.channels_last = run.channels_last  # NHWC: faster on cuDNN and on oneDNN (CPU) alike
         module = task.module
         if self.channels_last:
@@ -1324,13 +1332,10 @@ class Trainer:
 
 # ============================================================================================ entry points
 def cpu_threads(run: RunConfig, device: torch.device) -> int:
-    """The torch threads a run on ``device`` uses: ``run.threads_amx`` where ``run.bf16_cpu`` autocasts (a CPU with
-    AMX) and it is set, else ``run.threads``; 0 = torch's default."""
-    if run.threads_amx and run.bf16_cpu and device.type == "cpu":
-        from .fast import cpu_has_amx
-
-        if cpu_has_amx():
-            return run.threads_amx
+    """The torch threads a run on ``device`` uses: ``run.threads_amx`` where it is set and the run autocasts on the
+    CPU (``run.bf16_cpu`` on a CPU with AMX, ``autocasts``), else ``run.threads``; 0 = torch's default."""
+    if run.threads_amx and device.type == "cpu" and autocasts(run, device):
+        return run.threads_amx
     return run.threads
 
 
@@ -1529,5 +1534,5 @@ def main_identity(argv: list[str]) -> int:
         d.close()
 
 
-__all__ = ["DataConfig", "IdentityTrainConfig", "OPTIMIZERS", "OptimConfig", "PairStream", "RunConfig", "StageConfig",
+__all__ = ["DataConfig", "IdentityTrainConfig", "OPTIMIZERS", "OptimConfig", "PairStream", "RunConfig", "StageConfig", "autocasts", "cpu_threads",
            "TrainConfig", "Trainer", "load_config", "load_identity_config", "main", "main_identity", "mix_seed"]
