@@ -85,6 +85,9 @@ def test_unknown_keys_wrong_types_and_names_are_errors(tmp_path):
         "[stage]\nsame_layers = [\"conv9\"]\n": "conv9",
         "[optim]\nname = \"lion\"\n": "sgd, adam, adamw",
         "[data]\nsources = [\"real\"]\n": "manifests",
+        "[stage]\nblur_sigmas = [2.0, 0.0]\n": "blur_sigmas",
+        "[stage]\nblur_sigmas = [\"2\"]\n": "blur_sigmas",
+        "[stage]\nblur_weight = -1.0\n": "blur_weight",
     }
     for text, message in cases.items():
         with pytest.raises(ConfigError, match=message):
@@ -398,6 +401,64 @@ def test_stage2_starts_from_stage1_weights_with_identity_losses(tmp_path):
     assert any(not torch.equal(start[k], end[k]) for k in start)
     with pytest.raises(ConfigError, match="init_from"):
         _run(tmp_path, "s2b", *stage2, "--set", "model.base_channels=4")
+
+
+def test_blurred_photometric_terms_render_blurred_sources_through_the_same_warps():
+    """[stage] blur_sigmas: the extra renders are the blurred sources through the model's own two warps (K = 1
+    and K = 3), g_dA and g_dR are unchanged, and a blurred term alone trains both networks."""
+    from x2face.losses import gaussian_blur
+    from x2face.train import GeneratorStep
+    from x2face.warp import warp
+
+    torch.manual_seed(0)
+    model = X2Face(X2FaceConfig(image_size=64, base_channels=8)).eval()
+    drv, other = torch.rand(2, 3, 64, 64), torch.rand(2, 3, 64, 64)
+    for k in (1, 3):
+        src = torch.rand(2, k, 3, 64, 64)
+        with torch.no_grad():
+            g, g_other, blurred = GeneratorStep(model, [1.5, 4.0])(src, drv, other)
+            assert torch.equal(g, model(drv, src)) and torch.equal(g_other, model(other, src))
+            assert GeneratorStep(model)(src, drv)[2] == []
+            for sigma, render in zip([1.5, 4.0], blurred):
+                soft = gaussian_blur(src.flatten(0, 1), sigma).reshape(src.shape)  # [B*K, 3, S, S] -> [B, K, 3, S, S]
+                want = warp(model.embed(soft), model.driving_grid(model.driving_vector(drv)))
+                # the soft frames' own embedding warps differ; carried frames move with the sharp frames' warps
+                emb = model.embed_with_confidence(src, soft)
+                assert torch.allclose(render, warp(emb.carried, model.driving_grid(model.driving_vector(drv))), atol=1e-6)
+                assert not torch.allclose(render, want, atol=1e-3)
+                assert (render - g).abs().mean() > 1e-3  # blurred, not the sharp render
+    with pytest.raises(Exception, match="carry"):
+        model.embed_with_confidence(torch.rand(1, 2, 3, 64, 64), torch.rand(1, 3, 3, 64, 64))
+    model.train()
+    src = torch.rand(2, 1, 3, 64, 64)
+    _, _, (soft,) = GeneratorStep(model, [3.0])(src, drv)
+    (soft - gaussian_blur(drv, 3.0)).abs().mean().backward()
+    for net in (model.embedding, model.driving):
+        assert any(p.grad is not None and p.grad.abs().sum() > 0 for p in net.parameters())
+
+
+def test_gaussian_blur_keeps_mean_and_shape_and_smooths_an_edge():
+    from x2face.losses import gaussian_blur
+
+    x = torch.zeros(1, 2, 32, 32)
+    x[:, :, :, 16:] = 1.0  # a vertical edge
+    y = gaussian_blur(x, 2.0)
+    assert y.shape == x.shape and torch.allclose(y.mean(), x.mean(), atol=1e-6)
+    row = y[0, 0, 10]
+    assert torch.all(row[1:] >= row[:-1] - 1e-6) and 0.3 < float(row[16]) < 0.8 and float(row[15]) > 0.05
+    flat = torch.full((1, 3, 16, 16), 0.25)
+    assert torch.allclose(gaussian_blur(flat, 5.0), flat, atol=1e-6)  # replicated edges: a flat image stays flat
+
+
+def test_a_run_with_blur_sigmas_logs_each_term(tmp_path):
+    code, out = _run(tmp_path, "blur", "--set", "run.steps=2", "--set", "stage.blur_sigmas=[2.0, 4.0]",
+                     "--set", "stage.blur_weight=0.5")
+    assert code == 0
+    row = _rows(out / "train.csv")[0]
+    terms = float(row["blur_l1_2"]) + float(row["blur_l1_4"])
+    assert float(row["blur_l1_4"]) > 0 and float(row["loss"]) == pytest.approx(float(row["photometric"]) + 0.5 * terms,
+                                                                                rel=1e-5)
+    assert json.loads((out / "weights" / "provenance.json").read_text())["config"]["stage"]["blur_sigmas"] == [2.0, 4.0]
 
 
 def test_provenance_keeps_the_history_of_continued_runs(tmp_path):

@@ -189,7 +189,7 @@ def embedding_grid(model: X2Face, frames: torch.Tensor) -> torch.Tensor:
 def driving_grid(model: X2Face, vectors: torch.Tensor) -> torch.Tensor:
     """The grid that samples the embedded face: vectors float [B, D] -> [B, S, S, 2]
     (``warp(embedded, driving_grid(model, v)) == model.render(embedded, v)``)."""
-    return flow_to_grid(torch.tanh(model.driving.decode(vectors)))
+    return model.driving_grid(vectors)
 
 
 def _batches(n: int, size: int) -> list[tuple[int, int]]:

@@ -14,15 +14,22 @@ photometric loss" (another identity). ``balance="magnitude"`` (the default) read
 each layer's term is rescaled (by a detached factor) so its value is ``ratio * photometric``, and
 its gradient keeps the content loss's direction; ``balance="fixed"`` uses the ratios as plain weights.
 
+Either stage may add ``blur_weight * sum_s |g_dA^s - G_s * d_A|_1`` (``[stage] blur_sigmas`` in
+``x2face.train``; off by default, not in the paper): ``g_dA^s`` renders the sources blurred by a Gaussian
+``G_s`` through the same two warps. Blurred frames have wide image gradients, so a warp is pulled by
+edges several pixels away, not only by the pixel it samples (a coarse-to-fine loss for the flows).
+
 All L1 terms are means over elements; images are float RGB in [0, 1], NCHW.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Callable
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .errors import ConfigError
 from .identity import IdentityNetwork, freeze
@@ -37,6 +44,21 @@ BALANCES: dict[str, Callable[[torch.Tensor, torch.Tensor, float], torch.Tensor]]
 def photometric_l1(generated: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """Mean absolute difference of two float [B, 3, S, S] images -> scalar (float32)."""
     return (generated.float() - target.float()).abs().mean()
+
+
+def gaussian_blur(images: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur (edges replicated): float [N, C, H, W] -> the same shape and dtype.
+
+    ``sigma`` is in pixels; the kernel reaches 3 sigma either side (at least one pixel).
+    """
+    r = max(1, int(math.ceil(3.0 * sigma)))
+    t = torch.arange(-r, r + 1, dtype=images.dtype, device=images.device)
+    k = torch.exp(-0.5 * (t / sigma) ** 2)
+    k = k / k.sum()  # [2r+1]
+    c = images.shape[1]
+    x = F.pad(images, (r, r, r, r), mode="replicate")
+    x = F.conv2d(x, k.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)  # [2r+1] -> [C, 1, 1, 2r+1]: along W
+    return F.conv2d(x, k.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)  # [2r+1] -> [C, 1, 2r+1, 1]: along H
 
 
 def content_l1(features_a: dict[str, torch.Tensor], features_b: dict[str, torch.Tensor],
@@ -149,4 +171,4 @@ class StageIILoss(nn.Module):
         return total, parts
 
 
-__all__ = ["BALANCES", "IdentityLossWeights", "StageIILoss", "content_l1", "photometric_l1"]
+__all__ = ["BALANCES", "IdentityLossWeights", "StageIILoss", "content_l1", "gaussian_blur", "photometric_l1"]

@@ -38,10 +38,12 @@ class Embedding(NamedTuple):
         face: embedded face, float [B, 3, S, S] in [0, 1].
         confidence: log of the total sampling weight per pixel, float [B, 1, S, S]; higher = more
             source evidence (``log(sum_i exp(c_i) + floor)``).
+        carried: the ``carry`` images embedded alongside, float [B, C, S, S]; None without ``carry``.
     """
 
     face: torch.Tensor
     confidence: torch.Tensor
+    carried: torch.Tensor | None = None
 
 
 def _check_images(x: torch.Tensor, name: str, shape: str, rank: int, size: int, check_range: bool) -> None:
@@ -104,32 +106,44 @@ class X2Face(
         self.audio = AudioMap(config.audio_feature_dim, config.vector_dim, config.audio_features) if config.audio_head else None
 
     # ------------------------------------------------------------------ the model
-    def embed_with_confidence(self, sources: torch.Tensor) -> Embedding:
+    def embed_with_confidence(self, sources: torch.Tensor, carry: torch.Tensor | None = None) -> Embedding:
         """Embed K source frames of one face into one embedded face.
 
         Args:
             sources: float [B, K, 3, S, S] in [0, 1], RGB, K >= 1 frames of the same face.
+            carry: optional float [B, K, C, S, S] images aligned with the sources (e.g. blurred copies of
+                them, as training's ``[stage] blur_sigmas`` uses), moved by the same warps and averaged with
+                the same weights; returned as ``Embedding.carried``.
 
         Returns:
-            ``Embedding(face [B, 3, S, S], confidence [B, 1, S, S])``. The frames are averaged
-            per pixel with weights ``exp(c_i) + config.confidence_floor`` (computed stably).
+            ``Embedding(face [B, 3, S, S], confidence [B, 1, S, S], carried [B, C, S, S] or None)``. The
+            frames are averaged per pixel with weights ``exp(c_i) + config.confidence_floor`` (computed stably).
         """
         size = self.config.image_size
         if self.check_inputs:
             _check_images(sources, "sources", f"[B, K, 3, {size}, {size}]", 5, size, True)
         b, k = sources.shape[:2]
         frames = sources.reshape(b * k, 3, size, size)  # [B, K, 3, S, S] -> [B*K, 3, S, S]
+        c = 3
+        if carry is not None:
+            if carry.dim() != 5 or carry.shape[:2] != sources.shape[:2] or carry.shape[-2:] != sources.shape[-2:]:
+                raise InputError(f"carry must be [B, K, C, {size}, {size}] like the sources "
+                                 f"{list(sources.shape)}, got {list(carry.shape)}")
+            c += carry.shape[2]
+            frames_all = torch.cat([sources, carry.to(sources.dtype)], 2).reshape(b * k, c, size, size)  # -> [B*K, C+3, S, S]
+        else:
+            frames_all = frames
         out = self.embedding(frames)  # [B*K, 3, S, S]
-        warped = warp(frames, flow_to_grid(torch.tanh(out[:, :2])))  # [B*K, 3, S, S]
-        warped = warped.reshape(b, k, 3, size, size)  # [B*K, 3, S, S] -> [B, K, 3, S, S]
+        warped = warp(frames_all, flow_to_grid(torch.tanh(out[:, :2])))  # [B*K, 3 (+C), S, S]
+        warped = warped.reshape(b, k, c, size, size)  # [B*K, c, S, S] -> [B, K, c, S, S]
         logits = out[:, 2:3].float().reshape(b, k, 1, size, size)  # [B*K, 1, S, S] -> [B, K, 1, S, S]
         # w_i = exp(c_i) + floor, scaled by exp(-m) so that neither term overflows.
         m = logits.amax(dim=1, keepdim=True).clamp(min=0.0)  # [B, 1, 1, S, S]
         weights = torch.exp(logits - m) + self.config.confidence_floor * torch.exp(-m)  # [B, K, 1, S, S]
         total = weights.sum(dim=1)  # [B, 1, S, S]
-        face = (weights * warped.float()).sum(dim=1) / total  # [B, 3, S, S]
+        face = ((weights * warped.float()).sum(dim=1) / total).to(sources.dtype)  # [B, c, S, S]
         confidence = torch.log(total) + m.squeeze(1)  # [B, 1, S, S]
-        return Embedding(face.to(sources.dtype), confidence)
+        return Embedding(face[:, :3], confidence, face[:, 3:] if carry is not None else None)
 
     def embed(self, sources: torch.Tensor) -> torch.Tensor:
         """sources: float [B, K, 3, S, S] in [0, 1] (RGB, K frames of one face) -> embedded face float [B, 3, S, S]."""
@@ -164,11 +178,16 @@ class X2Face(
                 raise InputError(
                     f"embedded has batch {embedded.shape[0]} but vector has {vector.shape[0]}; use equal batches or 1 embedded face"
                 )
-        offset = torch.tanh(self.driving.decode(vector))  # the release applies tanh a second time here
-        grid = flow_to_grid(offset)  # [B, S, S, 2]
+        grid = self.driving_grid(vector)  # [B, S, S, 2]
         if embedded.shape[0] != grid.shape[0]:
             embedded = embedded.expand(grid.shape[0], -1, -1, -1)  # [1, 3, S, S] -> [B, 3, S, S]
         return warp(embedded, grid)
+
+    def driving_grid(self, vector: torch.Tensor) -> torch.Tensor:
+        """vector: float [B, vector_dim] -> the grid that samples the embedded face, float [B, S, S, 2] in
+        normalised (x, y) units (``warp(embedded, model.driving_grid(v))`` is ``model.render(embedded, v)``)."""
+        offset = torch.tanh(self.driving.decode(vector))  # the release applies tanh a second time here
+        return flow_to_grid(offset)  # [B, 2, S, S] -> [B, S, S, 2]
 
     def forward(self, driving: torch.Tensor, sources: torch.Tensor) -> torch.Tensor:
         """driving float [B, 3, S, S], sources float [B, K, 3, S, S] (both RGB in [0, 1]) -> generated float [B, 3, S, S]."""

@@ -46,7 +46,8 @@ import torch.nn as nn
 
 from .config import X2FaceConfig, get_config
 from .errors import ConfigError, WeightsError
-from .losses import IdentityLossWeights, StageIILoss, photometric_l1
+from .losses import IdentityLossWeights, StageIILoss, gaussian_blur, photometric_l1
+from .warp import warp
 
 if typing.TYPE_CHECKING:
     from .model import X2Face
@@ -261,6 +262,10 @@ class StageConfig:
         init_from: X2Face weights (folder or Hub id) to start from; stage II starts from stage I's.
         identity_network: the identity network (a ``train-identity`` folder or a VGG-11 weights file).
         same_layers, other_layers, same_ratio, other_ratio, balance: see ``IdentityLossWeights``.
+        blur_sigmas: Gaussian blurs (sigma in pixels of the model's frames) of extra photometric terms, each
+            ``blur_weight * |g_dA^s - G_s * d_A|_1`` with ``g_dA^s`` the blurred sources rendered through the
+            same warps (``x2face.losses``); ``[]`` (the default) is the paper's loss.
+        blur_weight: the weight of each blurred term (the sharp photometric L1 has weight 1).
     """
 
     stage: str = "I"
@@ -271,10 +276,18 @@ class StageConfig:
     same_ratio: float = _PAPER_LOSS.same_ratio
     other_ratio: float = _PAPER_LOSS.other_ratio
     balance: str = _PAPER_LOSS.balance
+    blur_sigmas: list[float] = field(default_factory=list)
+    blur_weight: float = 1.0
 
     def __post_init__(self) -> None:
         if self.stage not in STAGES:
             raise ConfigError(f"[stage] stage must be \"I\" or \"II\", got {self.stage!r}")
+        if not all(isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) and 0 < x <= 32
+                   for x in self.blur_sigmas):
+            raise ConfigError(f"[stage] blur_sigmas must be numbers in (0, 32] (pixels), got {self.blur_sigmas!r}")
+        if isinstance(self.blur_weight, bool) or not (isinstance(self.blur_weight, (int, float))
+                                                       and math.isfinite(self.blur_weight) and self.blur_weight >= 0):
+            raise ConfigError(f"[stage] blur_weight must be a number >= 0, got {self.blur_weight!r}")
         if self.stage == "II" and not self.identity_network:
             raise ConfigError("[stage] stage II needs identity_network (train one with `python -m x2face train-identity`)")
         self.loss_weights()  # validates layer names, ratios and balance
@@ -742,25 +755,41 @@ def _batches(stream: PairStream, start: int, num_workers: int):
 class GeneratorStep(nn.Module):
     """The model's training forward: embed the sources once, drive them with d_A (and d_R in stage II).
 
-    DistributedDataParallel wraps this module, so both generated frames come from one forward.
+    With ``blur_sigmas``, blurred copies of the sources ride along through the same two warps (one
+    ``grid_sample`` of more channels), for the blurred photometric terms of ``StageConfig.blur_sigmas``.
+    DistributedDataParallel wraps this module, so all generated frames come from one forward.
     """
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, blur_sigmas: typing.Sequence[float] = ()) -> None:
         super().__init__()
         self.model = model
+        self.blur_sigmas = tuple(float(x) for x in blur_sigmas)
 
-    def forward(self, sources: torch.Tensor, driving: torch.Tensor,
-                driving_other: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def forward(self, sources: torch.Tensor, driving: torch.Tensor, driving_other: torch.Tensor | None = None,
+                ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
         """sources [B, K, 3, S, S], driving [B, 3, S, S], driving_other [B, 3, S, S] or None (float, [0, 1])
-        -> (g_dA [B, 3, S, S], g_dR [B, 3, S, S] or None)."""
+        -> (g_dA [B, 3, S, S], g_dR [B, 3, S, S] or None, [g_dA rendered from the sources blurred by each of
+        ``blur_sigmas``, [B, 3, S, S] each])."""
         m = self.model
-        embedded = m.embed(sources)  # [B, 3, S, S]
-        if driving_other is None:
-            return m.render(embedded, m.driving_vector(driving)), None
+        carry = None
+        if self.blur_sigmas:
+            b, k, c, h, w = sources.shape
+            frames = sources.reshape(b * k, c, h, w)  # [B, K, 3, S, S] -> [B*K, 3, S, S]
+            carry = torch.cat([gaussian_blur(frames, s) for s in self.blur_sigmas], 1)  # [B*K, 3n, S, S]
+            carry = carry.reshape(b, k, -1, h, w)  # [B*K, 3n, S, S] -> [B, K, 3n, S, S]
+        emb = m.embed_with_confidence(sources, carry)
         b = driving.shape[0]
-        vectors = m.driving_vector(torch.cat([driving, driving_other]))  # [2B, D]
-        generated = m.render(torch.cat([embedded, embedded]), vectors)  # [2B, 3, S, S]
-        return generated[:b], generated[b:]
+        drivers = driving if driving_other is None else torch.cat([driving, driving_other])  # [B or 2B, 3, S, S]
+        grid = m.driving_grid(m.driving_vector(drivers))  # [B or 2B, S, S, 2]
+        face = emb.face if driving_other is None else torch.cat([emb.face, emb.face])  # [B or 2B, 3, S, S]
+        generated = warp(face, grid)  # [B or 2B, 3, S, S]
+        blurred = []
+        if emb.carried is not None:
+            carried = warp(emb.carried, grid[:b])  # [B, 3n, S, S]
+            blurred = list(carried.split(3, dim=1))  # n x [B, 3, S, S]
+        if driving_other is None:
+            return generated, None, blurred
+        return generated[:b], generated[b:], blurred
 
 
 class X2FaceTask:
@@ -790,7 +819,7 @@ class X2FaceTask:
             if head is not None:
                 head.requires_grad_(False)
         self.model = model.to(device).train()
-        self.module = GeneratorStep(self.model)
+        self.module = GeneratorStep(self.model, cfg.stage.blur_sigmas)
         self.loss_fn = None
         if cfg.stage.stage == "II":
             from .identity import load_identity_network
@@ -807,12 +836,16 @@ class X2FaceTask:
     def loss(self, module: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """The stage's objective on a batch -> (scalar, {part: detached scalar})."""
         if self.loss_fn is None:
-            generated, _ = module(batch["sources"], batch["driving"])
+            generated, _, blurred = module(batch["sources"], batch["driving"])
             loss = photometric_l1(generated, batch["driving"])
             parts = {"photometric": loss.detach()}
         else:
-            generated, generated_other = module(batch["sources"], batch["driving"], batch["driving_other"])
+            generated, generated_other, blurred = module(batch["sources"], batch["driving"], batch["driving_other"])
             loss, parts = self.loss_fn(generated, batch["driving"], generated_other, batch["sources"][:, 0])
+        for sigma, render in zip(self.cfg.stage.blur_sigmas, blurred):  # [stage] blur_sigmas (none by default)
+            term = photometric_l1(render, gaussian_blur(batch["driving"], sigma))
+            loss = loss + self.cfg.stage.blur_weight * term
+            parts[f"blur_l1_{sigma:g}"] = term.detach()
         # not a loss: the L1 of copying the source frame, the bar the photometric L1 has to go under
         parts["source_baseline_l1"] = photometric_l1(batch["sources"][:, 0], batch["driving"]).detach()
         return loss, parts
