@@ -70,7 +70,7 @@ from .data.synthetic import (
 from .errors import ConfigError, InputError, MediaError
 from .model import X2Face
 from .nets import DrivingNetwork
-from .warp import flow_to_grid, warp
+from .warp import warp
 
 REPORT_KEYS = (
     "self_l1", "source_baseline_l1", "pose_mae_deg", "pose_mae_supervised_deg", "cross_l1", "shape_leakage",
@@ -183,7 +183,7 @@ def embedding_grid(model: X2Face, frames: torch.Tensor) -> torch.Tensor:
 
     ``warp(frames, embedding_grid(model, frames))`` is ``model.embed(frames[:, None])`` (one source).
     """
-    return flow_to_grid(torch.tanh(model.embedding(frames)[:, :2]))
+    return model.embedding_grid(model.embedding(frames))
 
 
 def driving_grid(model: X2Face, vectors: torch.Tensor) -> torch.Tensor:

@@ -134,7 +134,7 @@ class X2Face(
         else:
             frames_all = frames
         out = self.embedding(frames)  # [B*K, 3, S, S]
-        warped = warp(frames_all, flow_to_grid(torch.tanh(out[:, :2])))  # [B*K, 3 (+C), S, S]
+        warped = warp(frames_all, self.embedding_grid(out))  # [B*K, 3 (+C), S, S]
         warped = warped.reshape(b, k, c, size, size)  # [B*K, c, S, S] -> [B, K, c, S, S]
         logits = out[:, 2:3].float().reshape(b, k, 1, size, size)  # [B*K, 1, S, S] -> [B, K, 1, S, S]
         # w_i = exp(c_i) + floor, scaled by exp(-m) so that neither term overflows.
@@ -182,6 +182,13 @@ class X2Face(
         if embedded.shape[0] != grid.shape[0]:
             embedded = embedded.expand(grid.shape[0], -1, -1, -1)  # [1, 3, S, S] -> [B, 3, S, S]
         return warp(embedded, grid)
+
+    @staticmethod
+    def embedding_grid(embedding_output: torch.Tensor) -> torch.Tensor:
+        """The embedding network's raw output float [N, 3, S, S] -> the grid that samples each source frame
+        into the embedded face, float [N, S, S, 2] in normalised (x, y) units (channel 2, the confidence
+        logit, is not used here)."""
+        return flow_to_grid(torch.tanh(embedding_output[:, :2]))  # [N, 2, S, S] -> [N, S, S, 2]
 
     def driving_grid(self, vector: torch.Tensor) -> torch.Tensor:
         """vector: float [B, vector_dim] -> the grid that samples the embedded face, float [B, S, S, 2] in
