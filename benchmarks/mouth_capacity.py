@@ -147,6 +147,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="append this run to a JSON list in this file")
+    ap.add_argument("--save", type=Path, help="save the fine-tuned weights here (config.json + model.safetensors)")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
@@ -185,6 +186,8 @@ def main(argv: list[str] | None = None) -> int:
                    **transfer(model, test_pairs), "seconds": round(time.perf_counter() - t0, 1)}
             curve.append(row)
             print(f"step {step}: {show(row)}", flush=True)
+    if args.save:
+        model.eval().save_pretrained(args.save)
     return _write(args, argv, curve)
 
 

@@ -48,8 +48,9 @@ def test_a_run_with_every_loss_option_writes_its_curve(tmp_path, tiny_model):
     tiny_model.save_pretrained(weights)
     out = tmp_path / "runs.json"
     args = ["--weights", str(weights), "--steps", "2", "--every", "1", "--batch", "2", "--blur-sigmas", "1", "2",
-            "--mouth-weight", "1", "--zoom", "2.0", "--pose-scale", "0.1", "--threads", "1", "--json", str(out)]
+            "--mouth-weight", "1", "--zoom", "2.0", "--pose-scale", "0.1", "--threads", "1", "--json", str(out), "--save", str(tmp_path / "tuned")]
     assert mc.main(args) == 0
+    assert (tmp_path / "tuned" / "config.json").exists() and (tmp_path / "tuned" / "model.safetensors").exists()
     assert mc.main(["--weights", str(weights), "--free-flow", "8", "--steps", "3", "--json", str(out)]) == 0
     runs = json.loads(out.read_text())
     assert [len(r["curve"]) for r in runs] == [3, 1]
