@@ -144,6 +144,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--free-flow", type=int, metavar="RES", default=0,
                     help="instead of training weights, fit a free RES x RES flow field to each test pair (the control "
                          "that says whether warping the source can render the mouth under this loss; --steps steps)")
+    ap.add_argument("--frozen-norm", action="store_true",
+                    help="BatchNorm layers normalise with their running statistics while fine-tuning (not the batch's)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--json", type=Path, help="append this run to a JSON list in this file")
@@ -168,6 +170,11 @@ def main(argv: list[str] | None = None) -> int:
     print(f"step 0: {show(curve[0])}", flush=True)
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
+        model.train()  # (transfer() leaves the model in train mode)
+        if args.frozen_norm:
+            for module in model.modules():
+                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                    module.eval()
         who, p, src, drv = train_pairs.draw(args.batch)
         generated, _, blurred = step_fn(src.unsqueeze(1), drv)
         loss = (generated - drv).abs().mean()  # photometric L1, as stage I

@@ -48,9 +48,13 @@ def test_a_run_with_every_loss_option_writes_its_curve(tmp_path, tiny_model):
     tiny_model.save_pretrained(weights)
     out = tmp_path / "runs.json"
     args = ["--weights", str(weights), "--steps", "2", "--every", "1", "--batch", "2", "--blur-sigmas", "1", "2",
-            "--mouth-weight", "1", "--zoom", "2.0", "--pose-scale", "0.1", "--threads", "1", "--json", str(out), "--save", str(tmp_path / "tuned")]
+            "--mouth-weight", "1", "--frozen-norm", "--zoom", "2.0", "--pose-scale", "0.1", "--threads", "1", "--json", str(out), "--save", str(tmp_path / "tuned")]
     assert mc.main(args) == 0
     assert (tmp_path / "tuned" / "config.json").exists() and (tmp_path / "tuned" / "model.safetensors").exists()
+    tuned = dict(type(tiny_model).from_pretrained(tmp_path / "tuned").named_buffers())
+    for name, buf in tiny_model.named_buffers():  # --frozen-norm: the batch statistics never entered the running ones
+        if name.endswith(("running_mean", "running_var")):
+            torch.testing.assert_close(tuned[name], buf)
     assert mc.main(["--weights", str(weights), "--free-flow", "8", "--steps", "3", "--json", str(out)]) == 0
     runs = json.loads(out.read_text())
     assert [len(r["curve"]) for r in runs] == [3, 1]
