@@ -34,7 +34,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from x2face.data.synthetic import POSE_LIMITS, SPLITS, FrameParams, SyntheticWorld  # noqa: E402
-from x2face.evaluate import mouth_region  # noqa: E402
+from x2face.evaluate import mouth_brightness, mouth_region, transfer_slope  # noqa: E402
 from x2face.hub import load_model  # noqa: E402
 from x2face.losses import gaussian_blur  # noqa: E402
 from x2face.train import GeneratorStep  # noqa: E402
@@ -78,12 +78,10 @@ def transfer(model, pairs: MouthPairs, batches: int = 4, batch: int = 16) -> dic
             dv.append((v - v0).abs().mean())
             vs.append(v0.abs().mean())
             dead.append((v0 == 0).float().mean())
-            lum = lambda x: (x.mean(1) * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)  # noqa: E731 [B]
-            gen_d.append(lum(gen) - lum(gen0))
-            drv_d.append(lum(drv) - lum(src))
+            gen_d.append(mouth_brightness(gen, mask) - mouth_brightness(gen0, mask))  # [B]
+            drv_d.append(mouth_brightness(drv, mask) - mouth_brightness(src, mask))  # [B]
     model.train()
-    g, d = torch.cat(gen_d).double(), torch.cat(drv_d).double()
-    return {"transfer": float((g * d).sum() / (d * d).sum()),
+    return {"transfer": transfer_slope(torch.cat(gen_d), torch.cat(drv_d)),
             "vector_change": float(sum(dv) / max(float(sum(vs)), 1e-12)), "dead": float(sum(dead) / len(dead))}
 
 
@@ -114,12 +112,10 @@ def free_flow_transfer(pairs: MouthPairs, resolution: int, steps: int, blur_sigm
             opt.step()
         with torch.no_grad():
             gen = render(src)
-        lum = lambda x: (x.mean(1) * mask).sum((1, 2)) / mask.sum((1, 2)).clamp(min=1)  # noqa: E731 [B]
-        gen_d.append(lum(gen) - lum(src))
-        drv_d.append(lum(drv) - lum(src))
+        gen_d.append(mouth_brightness(gen, mask) - mouth_brightness(src, mask))  # [B]
+        drv_d.append(mouth_brightness(drv, mask) - mouth_brightness(src, mask))  # [B]
         l1s.append(float((gen - drv).abs().mean()))
-    g, d = torch.cat(gen_d).double(), torch.cat(drv_d).double()
-    return {"transfer": float((g * d).sum() / (d * d).sum()), "l1": sum(l1s) / len(l1s)}
+    return {"transfer": transfer_slope(torch.cat(gen_d), torch.cat(drv_d)), "l1": sum(l1s) / len(l1s)}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,13 +164,12 @@ def main(argv: list[str] | None = None) -> int:
     curve = [{"step": 0, **transfer(model, test_pairs)}]
     show = lambda r: ", ".join(f"{k} {v:.4g}" for k, v in r.items() if k != "step")  # noqa: E731
     print(f"step 0: {show(curve[0])}", flush=True)
+    frozen = [m for m in model.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm)] if args.frozen_norm else []
     t0, losses = time.perf_counter(), []
     for step in range(1, args.steps + 1):
         model.train()  # (transfer() leaves the model in train mode)
-        if args.frozen_norm:
-            for module in model.modules():
-                if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
-                    module.eval()
+        for module in frozen:  # --frozen-norm: normalise with the running statistics
+            module.eval()
         who, p, src, drv = train_pairs.draw(args.batch)
         generated, _, blurred = step_fn(src.unsqueeze(1), drv)
         loss = (generated - drv).abs().mean()  # photometric L1, as stage I

@@ -590,6 +590,20 @@ def mouth_region(world: SyntheticWorld, identity_seeds: list[int], params: Frame
     return F.max_pool2d(moving, 2 * r + 1, 1, r)[:, 0].cpu()  # [B, 1, S, S] -> [B, S, S] dilated
 
 
+def mouth_brightness(frames: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean brightness over a mouth region: frames float [N, 3, S, S] in [0, 1], mask float [S, S] or
+    [N, S, S] (``mouth_region``) -> [N] (the channel mean averaged over the mask; 0 where the mask is empty)."""
+    return (frames.mean(1) * mask).sum((1, 2)) / mask.sum((-2, -1)).clamp(min=1)
+
+
+def transfer_slope(generated_change: torch.Tensor, driving_change: torch.Tensor) -> float:
+    """The least-squares slope (through 0) of the generated frames' brightness change on the driving frames':
+    float [N] each -> 1 when the generated mouth changes as the driving one, 0 when it never moves (or the
+    driving mouth never does)."""
+    g, d = generated_change.double(), driving_change.double()
+    return float((g * d).sum() / (d * d).sum()) if float((d * d).sum()) > 0 else 0.0
+
+
 def _video_mouth(ctx: EvalContext, seeds: list[int], videos: list) -> dict[str, float]:
     """``video_mouth_r`` and ``mouth_transfer``, from the test videos' own mouths driving the model.
 
@@ -617,13 +631,11 @@ def _video_mouth(ctx: EvalContext, seeds: list[int], videos: list) -> dict[str, 
         est.append(estimate_mouth_opening(ctx.world, [seed] * n_frames, still, generated))
         true.append(video.params.mouth)
         mask = mouth_region(ctx.world, [seed], still.index([0]))[0]  # [S, S]
-        area = mask.sum().clamp(min=1)
-        gen_lum.append((generated.mean(1) * mask).sum((1, 2)) / area)  # [T]
-        drv_lum.append((driving.mean(1) * mask).sum((1, 2)) / area)  # [T]
+        gen_lum.append(mouth_brightness(generated, mask))  # [T]
+        drv_lum.append(mouth_brightness(driving, mask))  # [T]
     g = torch.cat([x.double() - x.double().mean() for x in gen_lum])
     d = torch.cat([x.double() - x.double().mean() for x in drv_lum])
-    transfer = float((g * d).sum() / (d * d).sum()) if float((d * d).sum()) > 0 else 0.0
-    return {"video_mouth_r": _within_video_r(est, true)[0], "mouth_transfer": transfer}
+    return {"video_mouth_r": _within_video_r(est, true)[0], "mouth_transfer": transfer_slope(g, d)}
 
 
 def make_overlay(size: int = 64) -> torch.Tensor:
@@ -1057,4 +1069,4 @@ def main(argv: list[str]) -> int:
 
 __all__ = ["EDIT_CENTER", "EDIT_RADIUS", "METRICS", "METRIC_KEYS", "REPORT_KEYS", "EvalContext", "EvalSettings",
            "PoseCNN", "driving_grid", "edit_embedded_face", "embedding_grid", "estimate_mouth_opening", "evaluate",
-           "fit_linear", "l1", "main", "make_overlay", "mouth_region", "real_face_crops", "real_val_clips", "report_markdown", "write_report"]
+           "fit_linear", "l1", "main", "make_overlay", "mouth_brightness", "mouth_region", "real_face_crops", "real_val_clips", "report_markdown", "transfer_slope", "write_report"]
