@@ -15,6 +15,10 @@ same seeds and batches) and renders each driving frame from its source frame in 
   they, not the geometric oracle, show what the rendering allows whatever network predicts the flow. With
   ``--weights``, also fitted from the model's embedded face of the source (``from_embedded_ratio``): what
   its embedding leaves for a perfect driving network.
+* fitted driving vectors (``from_vector_ratio``, ``--weights`` with ``--fit-pairs``): the model's own decoder
+  and embedded face, with the driving vector of each pair fitted on L1 instead of encoded from the driving
+  frame (``fitted_vectors``): what a perfect driving *encoder* would score with this decoder. Its gap to
+  ``model_ratio`` is the encoder's; its gap to ``from_embedded_ratio`` is what the decoder cannot draw.
 
 Both sit beside ``source_baseline_l1`` (the evaluation's baseline: returning the source) as ratios, and beside
 ``model_l1`` of ``--weights`` on the same pairs. ``--hold`` re-renders the driving frames without the light
@@ -125,6 +129,7 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
     sums = dict.fromkeys(keys + ("held_change",) + tuple(f"blur{s:g}" for s in BLURS), 0.0)
     fitted: dict[int, list[torch.Tensor]] = {side: [] for side, _ in FIT_LEVELS}
     fitted_embedded: dict[int, list[torch.Tensor]] = {side: [] for side, _ in FIT_LEVELS}
+    fitted_vector: list[torch.Tensor] = []
     fit_base: list[torch.Tensor] = []
     n = 0
     for item, params in _draw_pairs(ctx, "test", 3, ctx.settings.self_pairs, "self"):
@@ -155,6 +160,7 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
                 embedded = model.embed(src[:todo, None]).float()  # [b, 1, 3, S, S] -> [b, 3, S, S]
                 for side, l1 in fitted_warps(embedded, drv[:todo]).items():
                     fitted_embedded[side].append(l1)
+                fitted_vector.append(fitted_vectors(model, embedded, drv[:todo]))
         for j in range(len(seeds)):
             pos = oracle_positions(on_s[j], xyz_s[j], on_d[j], xyz_d[j])
             bil, near = sample(src[j], pos, "bilinear"), sample(src[j], pos, "nearest")
@@ -186,6 +192,7 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
         if model is not None:  # what the model's embedded face still allows (its driving flow fitted instead)
             out["fitted_warp"]["from_embedded_ratio"] = {str(side): float(torch.cat(v).mean()) / base
                                                          for side, v in fitted_embedded.items()}
+            out["fitted_warp"]["from_vector_ratio"] = float(torch.cat(fitted_vector).mean()) / base
     if what != "none":
         out["held_change_l1"] = mean["held_change"]  # L1 between the evaluation's driving frames and the held ones
     if model is not None:
@@ -245,6 +252,36 @@ def fitted_warps(src: torch.Tensor, drv: torch.Tensor, steps: int = 150, lr: flo
     return out
 
 
+#: Adam steps and learning rate of ``fitted_vectors`` (vectors are post-ReLU activations of order 0.1 to 1)
+VECTOR_STEPS, VECTOR_LR = 200, 0.03
+
+
+def fitted_vectors(model, embedded: torch.Tensor, drv: torch.Tensor, steps: int = VECTOR_STEPS,
+                   lr: float = VECTOR_LR) -> torch.Tensor:
+    """The model's decoder with the best driving vector for each frame: how far its flows can go.
+
+    Each pair's vector starts from ``model.driving_vector(drv)`` and is fitted by Adam on the L1 between
+    ``model.render(embedded, v)`` and ``drv``; the networks stay as they are (eval mode, weights untouched).
+    Looks at the answer, so it is no model: it bounds what a perfect driving encoder would get from this decoder.
+
+    Args:
+        model: an ``X2Face`` in eval mode.
+        embedded: its embedded faces, float [B, 3, S, S]; drv: the driving frames, float [B, 3, S, S] in [0, 1].
+
+    Returns:
+        per-pair L1 with the fitted vectors, float [B].
+    """
+    v = model.driving_vector(drv).detach().clone()  # [B, D]
+    opt = torch.optim.Adam([v.requires_grad_()], lr=lr)
+    for _ in range(steps):
+        with torch.enable_grad():
+            loss = (model.render(embedded, v) - drv).abs().mean((1, 2, 3)).sum()
+            opt.zero_grad()
+            (v.grad,) = torch.autograd.grad(loss, [v])  # the networks' weights get no gradient
+        opt.step()
+    return (model.render(embedded, v.detach()) - drv).abs().mean((1, 2, 3))
+
+
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -255,7 +292,8 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--supersample", type=int, default=1,
                     help="render at N x the size and average down (frames without the world's aliasing)")
     ap.add_argument("--fit-pairs", type=int, default=0,
-                    help="also fit a smooth warp to each of the first N pairs (fitted_warps; about 0.6 s a pair)")
+                    help="also fit a smooth warp to each of the first N pairs (fitted_warps; about 0.6 s a pair), and with "
+                         "--weights the driving vector (fitted_vectors; about 1.3 s a pair)")
     ap.add_argument("--weights", help="also score these weights on the same pairs ('demo': the bundled model)")
     ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)

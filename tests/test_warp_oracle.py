@@ -87,3 +87,37 @@ def test_fitted_warps_go_below_the_source_and_improve_with_finer_grids():
     sides = sorted(fits)
     assert (fits[sides[0]] < base).all() and (fits[sides[-1]] <= fits[sides[0]] + 1e-4).all()
     assert torch.is_grad_enabled()  # the fit leaves grad mode as it found it
+
+
+def test_fitted_vectors_beat_the_encoded_ones_and_leave_the_model_alone():
+    from x2face import X2Face
+    from x2face.config import get_config
+
+    torch.manual_seed(0)
+    model = X2Face(get_config("tiny")).eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    world = SyntheticWorld(SIZE)
+    src_p = FrameParams.neutral(2).replace(zoom=torch.tensor([1.2, 1.3]))
+    drv_p = src_p.replace(pose=torch.tensor([[20.0, 5.0, 0.0], [-15.0, 0.0, 5.0]]))
+    src, drv = world.render([3, 4], src_p), world.render([3, 4], drv_p)
+    with torch.no_grad():
+        embedded = model.embed(src[:, None])
+        encoded = (model.render(embedded, model.driving_vector(drv)) - drv).abs().mean((1, 2, 3))
+        fitted = oracle.fitted_vectors(model, embedded, drv, steps=30)
+        assert not torch.is_grad_enabled()  # the fit leaves grad mode as it found it
+    assert fitted.shape == (2,) and (fitted < encoded).all()
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def test_oracle_script_scores_weights_and_their_fitted_vectors(tmp_path):
+    from x2face import X2Face
+    from x2face.config import get_config
+
+    torch.manual_seed(0)
+    X2Face(get_config("tiny")).save_pretrained(tmp_path / "w")
+    out = oracle.main(["--pairs", "3", "--fit-pairs", "2", "--weights", str(tmp_path / "w")])
+    (run,) = out["runs"]
+    assert out["size"] == 64 and run["pairs"] == 3 and run["fitted_warp"]["pairs"] == 2
+    # an untrained decoder's best vectors still beat the vectors its encoder gives
+    assert 0 < run["fitted_warp"]["from_vector_ratio"] < run["model_ratio"]
