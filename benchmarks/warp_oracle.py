@@ -123,7 +123,8 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
             fit_pairs: int = 0) -> dict:
     """The oracle (and ``model``, if given) on the evaluation's self pairs with ``hold(.., what)`` driving frames;
     ``supersample`` > 1 renders both frames at that many times the size and averages them down (no aliasing);
-    the first ``fit_pairs`` pairs are also rendered by ``fitted_warps``."""
+    the first ``fit_pairs`` pairs are also rendered by ``fitted_warps`` (and, with ``model``, from its embedded
+    face by ``fitted_warps`` and ``fitted_vectors``)."""
     size = world.image_size
     keys = ("base", "bilinear", "nearest", "model", "base_head", "bilinear_head", "base_bg", "bilinear_bg")
     sums = dict.fromkeys(keys + ("held_change",) + tuple(f"blur{s:g}" for s in BLURS), 0.0)
