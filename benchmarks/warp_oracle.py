@@ -277,7 +277,6 @@ def fitted_vectors(model, embedded: torch.Tensor, drv: torch.Tensor, steps: int 
     for _ in range(steps):
         with torch.enable_grad():
             loss = (model.render(embedded, v) - drv).abs().mean((1, 2, 3)).sum()
-            opt.zero_grad()
             (v.grad,) = torch.autograd.grad(loss, [v])  # the networks' weights get no gradient
         opt.step()
     return (model.render(embedded, v.detach()) - drv).abs().mean((1, 2, 3))

@@ -89,12 +89,8 @@ def test_fitted_warps_go_below_the_source_and_improve_with_finer_grids():
     assert torch.is_grad_enabled()  # the fit leaves grad mode as it found it
 
 
-def test_fitted_vectors_beat_the_encoded_ones_and_leave_the_model_alone():
-    from x2face import X2Face
-    from x2face.config import get_config
-
-    torch.manual_seed(0)
-    model = X2Face(get_config("tiny")).eval()
+def test_fitted_vectors_beat_the_encoded_ones_and_leave_the_model_alone(tiny_model):
+    model = tiny_model
     before = {k: v.clone() for k, v in model.state_dict().items()}
     world = SyntheticWorld(SIZE)
     src_p = FrameParams.neutral(2).replace(zoom=torch.tensor([1.2, 1.3]))
@@ -110,12 +106,8 @@ def test_fitted_vectors_beat_the_encoded_ones_and_leave_the_model_alone():
     assert all(p.grad is None for p in model.parameters())
 
 
-def test_oracle_script_scores_weights_and_their_fitted_vectors(tmp_path):
-    from x2face import X2Face
-    from x2face.config import get_config
-
-    torch.manual_seed(0)
-    X2Face(get_config("tiny")).save_pretrained(tmp_path / "w")
+def test_oracle_script_scores_weights_and_their_fitted_vectors(tmp_path, tiny_model):
+    tiny_model.save_pretrained(tmp_path / "w")
     out = oracle.main(["--pairs", "3", "--fit-pairs", "2", "--weights", str(tmp_path / "w")])
     (run,) = out["runs"]
     assert out["size"] == 64 and run["pairs"] == 3 and run["fitted_warp"]["pairs"] == 2
