@@ -21,6 +21,7 @@ from x2face.errors import ConfigError
 from x2face.identity import IdentityConfig, IdentityNetwork
 from x2face.train import (
     PairStream,
+    WeightAverage,
     cosine_factor,
     cpu_threads,
     load_config,
@@ -257,6 +258,51 @@ def test_max_minutes_ends_the_run_with_weights_and_resume_finishes_it(tmp_path):
     assert prov["steps"] == 6 and "stopped_by" not in prov
     with pytest.raises(ConfigError, match="max_minutes"):
         _run(tmp_path, "bad", "--set", "run.max_minutes=-1")
+
+
+def test_weight_average_warms_up_then_decays_and_copies_counters():
+    state = {"w": torch.zeros(3), "n": torch.tensor(0)}
+    avg = WeightAverage(state, 0.9)
+    assert avg.factor() == pytest.approx(2 / 11)  # warm-up: (1 + n) / (10 + n) for update n = 1
+    expect = torch.zeros(3)
+    for step in range(1, 100):
+        now = {"w": torch.full((3,), float(step)), "n": torch.tensor(step)}
+        d = min(0.9, (1 + step) / (10 + step))
+        assert avg.factor() == pytest.approx(d)
+        avg.update(now)
+        expect = d * expect + (1 - d) * now["w"]
+        assert torch.allclose(avg.average["w"], expect) and int(avg.average["n"]) == step
+    assert avg.factor() == 0.9  # past the warm-up (n >= 80)
+    assert 99 - 10 < avg.average["w"][0] < 99 - 5  # an average lags the weights it follows (by ~9 steps here)
+    copy = WeightAverage({"w": torch.zeros(3), "n": torch.tensor(0)}, 0.9)
+    copy.load_state_dict(avg.state_dict())
+    assert copy.updates == 99 and torch.equal(copy.average["w"], avg.average["w"])
+    with pytest.raises(ConfigError, match="ema_decay"):
+        load_config(TEST_CONFIG, ["optim.ema_decay=1.0"])
+
+
+def test_ema_exports_the_weight_average_and_resumes_it_exactly(tmp_path):
+    ema = ("--set", "optim.ema_decay=0.5", "--set", "optim.lr=0.05")
+    assert _run(tmp_path, "plain", "--set", "optim.lr=0.05")[0] == 0
+    assert _run(tmp_path, "full", *ema)[0] == 0
+    full = tmp_path / "full"
+    assert _curve(full) == _curve(tmp_path / "plain")  # the average does not touch training
+    ckpt = torch.load(full / "checkpoint.pt", weights_only=True)
+    exported = load_file(full / "weights" / "model.safetensors")
+    last, average = ckpt["model"], ckpt["ema"]["average"]
+    assert ckpt["ema"]["updates"] == 6
+    key = next(k for k in exported if k.endswith("weight") and k in last)
+    assert torch.equal(exported[key], average[key]) and not torch.equal(exported[key], last[key])
+    prov = json.loads((full / "weights" / "provenance.json").read_text())
+    assert "moving average" in prov["weights"] and "ema_loss" in prov["final_val"]
+    val = _rows(full / "val.csv")
+    assert [int(r["step"]) for r in val] == [3, 6] and all(float(r["ema_loss"]) > 0 for r in val)
+    # the weights a killed and resumed run exports are the uninterrupted run's
+    code, out = _run(tmp_path, "cut", *ema, "--set", "run.stop_after=3")
+    assert code == 0 and _run(tmp_path, "cut", *ema, "--resume")[0] == 0
+    assert _curve(full) == _curve(out) and _rows(full / "val.csv") == _rows(out / "val.csv")
+    resumed = load_file(out / "weights" / "model.safetensors")
+    assert all(torch.equal(exported[k], resumed[k]) for k in exported)
 
 
 def test_cosine_factor_warms_up_then_decays_to_the_floor():

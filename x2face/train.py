@@ -26,6 +26,7 @@ bar with rate and ETA, and exports the final weights with their provenance.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import dataclasses
 import json
@@ -219,6 +220,9 @@ class OptimConfig:
             ``warmup_steps`` of linear warm-up; for short runs, where a plateau never comes).
         warmup_steps: the cosine schedule's linear warm-up.
         grad_clip: clip the gradient norm to this (0 = off).
+        ema_decay: keep an exponential moving average of the weights and BatchNorm statistics
+            (``WeightAverage``), decaying by this per step; the exported weights are then the average, not the
+            last step's (0 = off); ``val.csv`` then also logs the average's validation loss (``ema_loss``).
     """
 
     name: str = "sgd"
@@ -234,6 +238,7 @@ class OptimConfig:
     schedule: str = "plateau"
     warmup_steps: int = 0
     grad_clip: float = 0.0
+    ema_decay: float = 0.0
 
     def __post_init__(self) -> None:
         if self.name not in OPTIMIZERS:
@@ -248,6 +253,52 @@ class OptimConfig:
             raise ConfigError(f"[optim] schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
         if self.warmup_steps < 0 or self.min_lr < 0:
             raise ConfigError(f"[optim] warmup_steps and min_lr must be >= 0 (got {self.warmup_steps}, {self.min_lr})")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ConfigError(f"[optim] ema_decay must be in [0, 1) (0 = off), got {self.ema_decay}")
+
+
+class WeightAverage:
+    """An exponential moving average of a model's ``state_dict`` (weights and BatchNorm running statistics).
+
+    After update n (counting from 1) every floating-point tensor holds ``avg = d * avg + (1 - d) * current`` with
+    ``d = min(decay, (1 + n) / (10 + n))``: the warm-up keeps a short run's average near its recent weights
+    instead of its initialisation. Integer tensors (BatchNorm's batch counters) are copied.
+
+    Args:
+        state: the model's ``state_dict`` at the start (copied).
+        decay: the decay per update, in (0, 1).
+    """
+
+    def __init__(self, state: dict[str, torch.Tensor], decay: float) -> None:
+        self.decay = float(decay)
+        self.updates = 0
+        self.average = {k: v.detach().clone() for k, v in state.items()}
+
+    def factor(self) -> float:
+        """The decay the next update uses."""
+        n = self.updates + 1
+        return min(self.decay, (1.0 + n) / (10.0 + n))
+
+    @torch.no_grad()
+    def update(self, state: dict[str, torch.Tensor]) -> None:
+        """Fold the model's current ``state_dict`` into the average."""
+        d = self.factor()
+        floats = [k for k, v in self.average.items() if v.is_floating_point()]
+        if floats:
+            torch._foreach_lerp_([self.average[k] for k in floats], [state[k].detach() for k in floats], 1.0 - d)
+        for k, v in self.average.items():
+            if not v.is_floating_point():
+                v.copy_(state[k])
+        self.updates += 1
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"decay": self.decay, "updates": self.updates,
+                "average": {k: v.detach().cpu() for k, v in self.average.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.updates = int(state["updates"])
+        for k, v in state["average"].items():
+            self.average[k].copy_(v)
 
 
 _PAPER_LOSS = IdentityLossWeights()  #: the paper's identity-loss settings, StageConfig's defaults
@@ -1117,6 +1168,7 @@ class Trainer:
         self.module = module
         self.optimizer = OPTIMIZERS[optim.name](task.parameters(), optim)
         self.scheduler = SCHEDULES[optim.schedule](self.optimizer, optim, run.steps)
+        self.ema = WeightAverage(task.state_dict(), optim.ema_decay) if optim.ema_decay > 0 else None
         self.step = 0
         self.window = torch.zeros(0)
         self.window_names: list[str] = []
@@ -1137,6 +1189,7 @@ class Trainer:
             "model": {k: v.detach().cpu() for k, v in self.task.state_dict().items()},
             "optimizer": self.optimizer.state_dict(),
             "scheduler": self.scheduler.state_dict(),
+            "ema": self.ema.state_dict() if self.ema is not None else None,
             "window": {"names": list(self.window_names), "sums": self.window.detach().cpu(), "count": self.window_count},
             "elapsed_s": getattr(self, "elapsed_total", self.elapsed),
             "last_val": dict(self.last_val),
@@ -1171,12 +1224,30 @@ class Trainer:
         self.task.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        if self.ema is not None:
+            if state.get("ema"):
+                self.ema.load_state_dict(state["ema"])
+            else:  # a run started without an average: it starts here
+                self.ema = WeightAverage(self.task.state_dict(), self.ema.decay)
+                if self.dist.main:
+                    print("note: the checkpoint has no weight average (optim.ema_decay was 0); averaging from here",
+                          file=sys.stderr)
         self.step = int(state["step"])
         self.window_names = list(state["window"]["names"])
         self.window = state["window"]["sums"].to(self.device)
         self.window_count = int(state["window"]["count"])
         self.elapsed = float(state.get("elapsed_s", 0.0))
         self.last_val = dict(state.get("last_val", {}))
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """Within the block the model holds the weight average (``optim.ema_decay``); the last step's after it."""
+        last = {k: v.detach().clone() for k, v in self.task.state_dict().items()}
+        self.task.load_state_dict(self.ema.average)
+        try:
+            yield
+        finally:
+            self.task.load_state_dict(last)
 
     # -------------------------------------------------------------- steps
     def _to_device(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -1202,6 +1273,8 @@ class Trainer:
             torch.nn.utils.clip_grad_norm_(self.task.parameters(), self.optim_cfg.grad_clip)
         self.optimizer.step()
         self.scheduler.after_step()
+        if self.ema is not None:
+            self.ema.update(self.task.state_dict())
         names = ["loss"] + list(parts)
         values = torch.stack([loss.detach().float()] + [p.float() for p in parts.values()])  # [P]
         self.dist.all_sum(values)
@@ -1294,7 +1367,10 @@ class Trainer:
                     if stepped and (self.step % run.val_every == 0 or last):
                         val = self.validate()
                         if val:
-                            self.scheduler.after_validation(val["loss"])
+                            self.scheduler.after_validation(val["loss"])  # the schedule follows the last step's weights
+                            if self.ema is not None:
+                                with self.averaged_weights():
+                                    val["ema_loss"] = self.validate()["loss"]
                             self.last_val = val
                             log.row("val", self.step, {**val, "lr": self.optimizer.param_groups[0]["lr"]})
                     if stopping or (run.ckpt_every and self.step % run.ckpt_every == 0):
@@ -1358,9 +1434,12 @@ class Trainer:
 
         info["x2face_version"] = __version__
         targets = [self.out_dir / "weights"] + ([Path(self.run.export_dir)] if self.run.export_dir else [])
-        for folder in targets:
-            self.task.export(folder, info)
-            print(f"weights: {folder}", file=sys.stderr)
+        if self.ema is not None:  # the exported weights are the average (final_val's ema_loss)
+            info["weights"] = f"exponential moving average of the weights, decay {self.ema.decay:g} per step"
+        with self.averaged_weights() if self.ema is not None else contextlib.nullcontext():
+            for folder in targets:
+                self.task.export(folder, info)
+                print(f"weights: {folder}", file=sys.stderr)
 
 
 # ============================================================================================ entry points
