@@ -273,6 +273,8 @@ class WeightAverage:
         self.decay = float(decay)
         self.updates = 0
         self.average = {k: v.detach().clone() for k, v in state.items()}
+        self.floats = [k for k, v in self.average.items() if v.is_floating_point()]  # averaged
+        self.counters = [k for k, v in self.average.items() if not v.is_floating_point()]  # copied
 
     def factor(self) -> float:
         """The decay the next update uses."""
@@ -282,13 +284,11 @@ class WeightAverage:
     @torch.no_grad()
     def update(self, state: dict[str, torch.Tensor]) -> None:
         """Fold the model's current ``state_dict`` into the average."""
-        d = self.factor()
-        floats = [k for k, v in self.average.items() if v.is_floating_point()]
-        if floats:
-            torch._foreach_lerp_([self.average[k] for k in floats], [state[k].detach() for k in floats], 1.0 - d)
-        for k, v in self.average.items():
-            if not v.is_floating_point():
-                v.copy_(state[k])
+        if self.floats:
+            torch._foreach_lerp_([self.average[k] for k in self.floats], [state[k].detach() for k in self.floats],
+                                 1.0 - self.factor())
+        for k in self.counters:
+            self.average[k].copy_(state[k])
         self.updates += 1
 
     def state_dict(self) -> dict[str, Any]:
