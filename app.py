@@ -232,8 +232,8 @@ def build_demo() -> gr.Blocks:
                         f_crop_md = gr.Markdown()
                     with gr.Column():
                         f_video = _video("Driving video or webcam clip", "frames-driving")
-                        f_image = gr.Image(label="... or a driving photo", type="filepath", image_mode=None,
-                                           sources=["upload", "clipboard"], height=160)
+                        f_image = gr.Image(label="... or a driving photo or animated GIF", type="filepath",
+                                           image_mode=None, sources=["upload", "clipboard"], height=160)
                 with gr.Row():
                     f_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                     f_audio = gr.Checkbox(label="Keep the driving clip's sound", value=True)

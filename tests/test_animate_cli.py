@@ -95,6 +95,22 @@ def test_animate_driving_photo_gives_image(real_dir, weights, tmp_path):
     assert read_image(out).shape == (64, 64, 3)
 
 
+def test_animate_animated_gif_driving_gives_video(real_dir, weights, tmp_path, capsys):
+    gif = tmp_path / "reaction.gif"
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(real_dir / GRID), "-t", "1", "-vf",
+                    "fps=10,scale=180:-1", str(gif)], check=True)
+    before = gif.read_bytes()
+    out = tmp_path / "out.mp4"
+    assert run("--source", real_dir / ANNE, "--driving", gif, "--out", out, "--weights", weights) == 0
+    assert "face found in 10/10 frames of reaction.gif" in capsys.readouterr().out
+    ok, errors = decode_check(out)
+    assert ok, errors
+    assert len(list(VideoReader(out))) == 10 and probe_video(out).fps == 10
+    assert gif.read_bytes() == before
+    assert run("--source", real_dir / ANNE, "--driving", gif, "--out", tmp_path / "still.png", "--weights", weights) == 2
+    assert "must end in .mp4" in capsys.readouterr().err
+
+
 def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):
     clip = tmp_path / "clip.mpg"
     clip.write_bytes((real_dir / GRID).read_bytes())

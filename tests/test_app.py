@@ -295,6 +295,25 @@ def test_frame_driven_paste_back_mpeg_clip_limited_seconds(client, real_dir):
 
 
 @pytest.mark.slow
+def test_animated_gif_in_the_photo_slot_drives_a_video(client, real_dir, tmp_path):
+    import subprocess
+
+    from gradio_client import handle_file
+    from x2face.media import ffmpeg_exe
+
+    gif = tmp_path / "reaction.gif"
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(real_dir / CLIP_SILENT), "-t", "1", "-vf",
+                    "fps=10,scale=160:-1", str(gif)], check=True)
+    video, comparison, still, summary = client.predict([handle_file(str(real_dir / PHOTO))], None,
+                                                       handle_file(str(gif)), False, True, 1.0,
+                                                       api_name="/animate_frames")
+    assert still is None and "face found in 10/10 frames of" in summary, summary
+    info = probe(video)
+    assert (info.width, info.height) == (64, 64) and abs(info.duration - 1.0) < 0.15
+    assert probe(comparison).height == helpers.COMPARE_HEIGHT
+
+
+@pytest.mark.slow
 def test_frame_driven_by_a_photo(client, real_dir):
     from gradio_client import handle_file
 

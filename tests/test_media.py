@@ -15,7 +15,8 @@ from PIL import Image
 
 from x2face.errors import MediaError
 from x2face.media import (Limits, VideoReader, VideoWriter, check_output_path, decode_check, ffmpeg_exe,
-                          iter_video_frames, probe_video, read_audio, read_image, to_rgb_array, write_video)
+                          is_animated_image, is_still_image, iter_video_frames, probe_video, read_audio, read_image,
+                          to_rgb_array, write_video)
 
 from helpers import best_lag
 
@@ -180,6 +181,28 @@ def test_reader_rotation_metadata(real_dir, tmp_path):
     reader = VideoReader(rotated)
     assert (reader.width, reader.height) == (288, 360)
     assert all(f.shape == (360, 288, 3) for f in reader)
+
+
+@pytest.mark.parametrize("name,args", [("clip.gif", []), ("clip.webp", ["-loop", "0"]), ("clip.png", ["-f", "apng"])])
+def test_animated_images_are_clips(real_dir, tmp_path, name, args):
+    path = tmp_path / name
+    ffmpeg("-i", str(real_dir / FOMM), "-t", "1", "-vf", "fps=10,scale=96:96", *args, str(path))
+    assert is_animated_image(path) and not is_still_image(path)
+    frames = list(VideoReader(path))
+    assert len(frames) == 10 and frames[0].shape == (96, 96, 3)
+    assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1  # the frames differ: it moves
+
+
+def test_still_images_and_unreadable_files_are_photos(real_dir, tmp_path):
+    one_frame = tmp_path / "one.gif"
+    Image.open(real_dir / PHOTO).convert("RGB").save(one_frame)
+    broken = tmp_path / "broken.gif"
+    broken.write_bytes(b"GIF89a not really")
+    for path in (real_dir / PHOTO, real_dir / PHOTO_WIDE, one_frame, broken):
+        assert is_still_image(path) and not is_animated_image(path)
+    assert not is_still_image(real_dir / FOMM) and not is_animated_image(real_dir / FOMM)
+    with pytest.raises(MediaError):
+        read_image(broken)  # read as a photo, it gets the photo reader's message
 
 
 def test_reader_refuses_hour_long_video_from_header(tmp_path):

@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import InputError, MediaError, NoFaceError
 from .media import (IMAGE_EXTENSIONS, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter, check_output_path,
-                    is_image_file, read_image, write_image)
+                    is_still_image, read_image, write_image)
 from .pipeline import X2FacePipeline, side_by_side
 
 
@@ -94,7 +94,7 @@ class VideoDriver(Driver):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--driving", metavar="FILE",
-                            help="driving video (mp4, mov, webm, mpg, avi, ...) or photo whose face moves the source")
+                            help="driving video (mp4, mov, webm, mpg, avi, animated GIF/WebP/PNG, ...) or photo whose face moves the source")
 
     def selected(self, args: argparse.Namespace) -> bool:
         return args.driving is not None
@@ -104,7 +104,7 @@ class VideoDriver(Driver):
 
     def open(self, args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits) -> Drive:
         path = args.driving
-        if is_image_file(path):
+        if is_still_image(path):
             image = read_image(path, limits=limits)
             driven = list(pipe.drive_frames([image], paste_back=args.paste_back, on_missing="source"))
             if not driven[0].found:
@@ -208,7 +208,7 @@ def main(argv: list[str]) -> int:
     for item in driver.inputs(args):
         if not Path(item).is_file():
             raise MediaError(f"no such file: {item}")
-    still_in = driver.name == "video" and is_image_file(args.driving)
+    still_in = driver.name == "video" and is_still_image(args.driving)
     out = check_output_path(args.out, [*args.source, *driver.inputs(args)], overwrite=args.overwrite,
                             extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
 

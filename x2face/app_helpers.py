@@ -644,13 +644,13 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         NoFaceError: no face in the driving photo or in any frame of the clip; MediaError: an
         unreadable or over-limit clip.
     """
-    from .media import VideoReader, VideoWriter, is_image_file, read_image, write_image
+    from .media import VideoReader, VideoWriter, is_still_image, read_image, write_image
     from .pipeline import side_by_side
 
     t0 = time.perf_counter()
     src = pipe.source
     name = Path(driving).name
-    if is_image_file(driving):
+    if is_still_image(driving):
         image = read_image(driving, limits=limits)
         d = next(pipe.drive_frames([image], paste_back=paste_back, on_missing="source"))
         if not d.found:

@@ -267,6 +267,33 @@ def is_image_file(path: PathLike) -> bool:
     return os.fspath(path).lower().endswith(IMAGE_EXTENSIONS)
 
 
+#: Image formats that can hold several frames (animated GIF, WebP and PNG): read as videos when they do.
+ANIMATED_IMAGE_EXTENSIONS = (".gif", ".webp", ".png", ".apng")
+
+
+def is_animated_image(path: PathLike) -> bool:
+    """Whether ``path`` is an animated GIF, WebP or PNG (more than one frame), read from its header.
+
+    Animated images are clips: ``VideoReader`` decodes them (ffmpeg reads all three). Unreadable files and
+    files over PIL's decompression-bomb size answer False, so that reading them as a photo gives its
+    message.
+    """
+    if not os.fspath(path).lower().endswith(ANIMATED_IMAGE_EXTENSIONS):
+        return False
+    from PIL import Image
+
+    try:
+        with Image.open(path) as im:
+            return bool(getattr(im, "is_animated", False))
+    except (OSError, ValueError, Image.DecompressionBombError, SyntaxError):
+        return False
+
+
+def is_still_image(path: PathLike) -> bool:
+    """Whether a driving file is one photo (``is_image_file`` and not ``is_animated_image``) rather than a clip."""
+    return is_image_file(path) and not is_animated_image(path)
+
+
 # ----------------------------------------------------------------------------------------- probing
 #: ffmpeg prints NTSC-style rates rounded; map them back to their exact fractions so long clips do not drift.
 _NTSC = {"23.98": Fraction(24000, 1001), "29.97": Fraction(30000, 1001), "47.95": Fraction(48000, 1001),
@@ -889,6 +916,7 @@ def decode_check(path: PathLike) -> tuple[bool, str]:
     return proc.returncode == 0 and not errors, errors
 
 
-__all__ = ["DEFAULT_LIMITS", "IMAGE_EXTENSIONS", "Limits", "VideoInfo", "VideoReader", "VideoWriter", "check_output_path",
-           "check_video_limits", "decode_check", "ffmpeg_exe", "image_size", "is_image_file", "iter_video_frames",
-           "probe_video", "read_audio", "read_image", "same_file", "to_rgb_array", "write_image", "write_video"]
+__all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "IMAGE_EXTENSIONS", "Limits", "VideoInfo", "VideoReader",
+           "VideoWriter", "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "image_size",
+           "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "probe_video", "read_audio",
+           "read_image", "same_file", "to_rgb_array", "write_image", "write_video"]
