@@ -96,7 +96,8 @@ def load_weights(source, text):
 @user_errors
 def crop_sources(photos, spec):
     if not photos:
-        return [], "Upload one or several photos of the same person; their face crops appear here."
+        return [], ("Upload one or several photos (or a short clip) of the same person; their face crops appear "
+                    "here.")
     with SOURCES.get(spec, photos) as pipe:
         src = pipe.source
         crops = [(c, n) for c, n in zip(src.crops, src.names)]
@@ -224,8 +225,9 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Frame-driven", id="frames"):
                 with gr.Row():
                     with gr.Column():
-                        f_photos = gr.File(label="Source photo(s): several photos of one person are embedded together",
-                                           file_count="multiple", file_types=["image"], height=140,
+                        f_photos = gr.File(label="Source photo(s): several photos (or a clip) of one person are "
+                                                 "embedded together", file_count="multiple",
+                                           file_types=["image", "video"], height=140,
                                            elem_id="frames-photos")
                         f_crops = gr.Gallery(label="Face crops the model sees", columns=4, height=180,
                                              object_fit="contain", interactive=False, elem_id="frames-crops")

@@ -111,6 +111,18 @@ def test_animate_animated_gif_driving_gives_video(real_dir, weights, tmp_path, c
     assert "must end in .mp4" in capsys.readouterr().err
 
 
+def test_animate_source_video_gives_its_frames(real_dir, weights, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    assert run("--source", real_dir / SADTALKER, "--source-frames", "3", "--driving", real_dir / GRID, "--seconds", "1",
+               "--out", out, "--paste-back", "--weights", weights) == 0
+    info = probe_video(out)
+    first = probe_video(real_dir / SADTALKER)
+    assert (info.width, info.height) == (first.width, first.height)  # pasted back into the clip's first frame
+    assert run("--source", real_dir / SADTALKER, "--source-frames", "0", "--driving", real_dir / GRID,
+               "--out", tmp_path / "bad.mp4", "--weights", weights) == 2
+    assert "--source-frames must be >= 1" in capsys.readouterr().err and not (tmp_path / "bad.mp4").exists()
+
+
 def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):
     clip = tmp_path / "clip.mpg"
     clip.write_bytes((real_dir / GRID).read_bytes())

@@ -314,6 +314,19 @@ def test_animated_gif_in_the_photo_slot_drives_a_video(client, real_dir, tmp_pat
 
 
 @pytest.mark.slow
+def test_a_clip_of_the_person_as_source(client, real_dir):
+    from gradio_client import handle_file
+
+    crops, note = client.predict([handle_file(str(real_dir / CLIP_WITH_SOUND))], api_name="/crop_sources")
+    assert len(crops) == 4 and "4 face crop(s)" in note, note
+    captions = [c["caption"] for c in crops]
+    assert all(c.startswith("jixinya_EAMM__test_video_disgusted.mp4 at ") for c in captions), captions
+    video, _, still, summary = client.predict([handle_file(str(real_dir / CLIP_WITH_SOUND))], real(real_dir, CLIP_MPG),
+                                              None, False, False, 1.0, api_name="/animate_frames")
+    assert still is None and probe(video).width == 64 and "face found" in summary
+
+
+@pytest.mark.slow
 def test_frame_driven_by_a_photo(client, real_dir):
     from gradio_client import handle_file
 

@@ -160,6 +160,20 @@ def test_reader_vfr_timing(tmp_path):
     assert abs(first_white - 20) <= 1
 
 
+@pytest.mark.parametrize("fps", [25, 30, 12.5, 5, 3, 1])
+def test_reader_frame_i_is_the_picture_at_i_over_fps(tmp_path, fps):
+    """A 25 fps clip whose frame k has grey level 4k: read at any rate, frame i is input frame floor(25 i / fps)
+    (the one on screen at i / fps), also when frames are dropped (the 5 fps of training's real clips)."""
+    path = tmp_path / "ramp.mp4"
+    ramp = np.repeat(np.arange(0, 240, 4, dtype=np.uint8), 32 * 32 * 3).tobytes()  # 60 frames of 32x32 RGB
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "32x32",
+                    "-r", "25", "-i", "-", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", str(path)],
+                   input=ramp, check=True)
+    shown = [int(round(f.mean() / 4)) for f in VideoReader(path, fps=fps)]
+    expected = [int(25 * i / fps + 1e-9) for i in range(int(round(2.4 * fps)))]
+    assert shown == expected
+
+
 @pytest.mark.parametrize("ext,vcodec,acodec", [("webm", "libvpx", "libopus"), ("mov", "libx264", "aac"),
                                               ("avi", "mpeg4", "libmp3lame"), ("mkv", "libx264", "libvorbis")])
 def test_reader_common_containers(real_dir, tmp_path, ext, vcodec, acodec):

@@ -69,6 +69,50 @@ def test_set_source_names_the_photo_without_face(pipe, real_dir):
         pipe.drive_vectors(torch.zeros(1, 128)).__next__()
 
 
+def _clip_with_a_blank_start(real_dir, tmp_path):
+    """2 s of grey (no face) then 2 s of the GRID speaker: 4 s at 25 fps, 360x288."""
+    import subprocess
+
+    from x2face.media import ffmpeg_exe
+
+    path = tmp_path / "late.mp4"
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=360x288:r=25:d=2",
+                    "-i", str(real_dir / GRID), "-filter_complex", "[1:v]fps=25,trim=duration=2,setpts=PTS-STARTPTS[f];"
+                    "[0:v][f]concat=n=2:v=1[v]", "-map", "[v]", "-c:v", "libx264", str(path)], check=True)
+    return path
+
+
+def test_set_source_from_a_video_takes_frames_with_a_face(pipe, tiny_model, real_dir, tmp_path):
+    late = _clip_with_a_blank_start(real_dir, tmp_path)
+    info = pipe.set_source(late)  # 4 of its frames, all from the part with a face, spread over it
+    assert len(info.crops) == 4 and all(c.shape == (64, 64, 3) for c in info.crops)
+    times = [float(n.split(" at ")[1].rstrip(" s")) for n in info.names]
+    assert all(n.startswith("late.mp4 at ") for n in info.names)
+    assert times == sorted(times) and times[0] >= 1.9 and times[-1] >= 3.5, info.names
+    assert info.photo.shape == (288, 360, 3)  # the first taken frame, full size: the paste-back target
+    with torch.no_grad():
+        expected = tiny_model.embed(_tensor(info.crops).unsqueeze(0))  # [1, 4, 3, S, S]
+    assert torch.allclose(info.embedded, expected, atol=1e-6)
+    one = pipe.set_source([real_dir / ANNE, late], video_frames=1)  # a photo and one frame of the clip
+    assert len(one.names) == 2 and one.names[0] == ANNE.split("/")[-1] and one.photo.shape == (256, 256, 3)
+    assert one.names[1].startswith("late.mp4 at ") and float(one.names[1].split(" at ")[1].rstrip(" s")) >= 1.9
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="video_frames"):
+            pipe.set_source(late, video_frames=bad)
+
+
+def test_set_source_names_the_video_without_face(pipe, tmp_path):
+    import subprocess
+
+    from x2face.media import ffmpeg_exe
+
+    blank = tmp_path / "blank.mp4"
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-f", "lavfi", "-i", "color=c=gray:s=160x120:r=25:d=1",
+                    "-c:v", "libx264", str(blank)], check=True)
+    with pytest.raises(NoFaceError, match=r"no human face found in blank\.mp4 \(12 frames checked"):
+        pipe.set_source(blank)
+
+
 def test_drive_frames_matches_the_model(pipe, tiny_model, real_dir, grid_frames):
     pipe.set_source(real_dir / ANNE)
     out = list(pipe.drive_frames(grid_frames, batch_size=8))

@@ -2,6 +2,7 @@
 
     python -m x2face animate --source photo.jpg --driving clip.mp4 --out out.mp4
     python -m x2face animate --source a.jpg --source b.jpg --driving clip.mov --out out.mp4 --paste-back
+    python -m x2face animate --source me.mp4 --driving clip.mp4 --out out.mp4   # 4 frames of a clip of the person
     python -m x2face animate --source photo.jpg --driving face.jpg --out out.png   # one driving photo
     python -m x2face animate --source photo.jpg --driving clip.mp4 --out out.mp4 --eager   # the fp32 reference
 
@@ -137,7 +138,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Animate the face in a photo with a driving video (X2Face). The output shows the "
                     "source person moving like the driving face.")
     p.add_argument("--source", action="append", required=True, metavar="PHOTO",
-                   help="photo of the face to animate; repeat for several photos of the same person")
+                   help="photo of the face to animate; repeat for several photos of the same person; a video of "
+                        "the person gives --source-frames of its frames")
+    p.add_argument("--source-frames", type=int, default=4, metavar="N",
+                   help="frames taken from a source video, spread over its first minute (default 4)")
     for driver in DRIVERS.values():
         driver.add_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE", help="output .mp4 (or an image file for a driving photo)")
@@ -199,6 +203,8 @@ def main(argv: list[str]) -> int:
         names = ", ".join(f"--{n}" if n != "video" else "--driving" for n in DRIVERS)
         raise InputError(f"give exactly one of {names}" + (f" (got {len(chosen)})" if chosen else ""))
     driver = chosen[0]
+    if args.source_frames < 1:
+        raise InputError(f"--source-frames must be >= 1, got {args.source_frames}")
     if args.seconds is not None and not args.seconds > 0:
         raise InputError(f"--seconds must be positive, got {args.seconds}")
     limits = Limits(max_seconds=args.max_seconds, max_pixels=args.max_pixels)
@@ -223,7 +229,7 @@ def main(argv: list[str]) -> int:
                                           max_gap=args.max_gap,
                                           scale=args.scale, fast=False if args.eager else "auto",
                                           precision=args.precision)
-    pipe.set_source(args.source)
+    pipe.set_source(args.source, video_frames=args.source_frames, limits=limits)
     drive = driver.open(args, pipe, limits)
 
     if drive.still:

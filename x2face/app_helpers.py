@@ -517,21 +517,26 @@ class SourceCache:
     @contextmanager
     def get(self, spec: str | None, photos: Any) -> Iterator[Any]:
         """``with cache.get(spec, photos) as pipe:`` an ``X2FacePipeline`` whose source is ``photos``
-        (paths; several photos of one person are embedded together).
+        (paths; several photos of one person are embedded together; a clip of the person gives four of
+        its frames, ``X2FacePipeline.set_source``).
 
         Raises:
             InputError: no photo given; MediaError: unreadable or too large photos; NoFaceError: a
             photo without a human face (named in the message); WeightsError: weights that cannot load.
         """
         from .faces import FaceCropper
-        from .media import image_size
+        from .media import image_size, is_still_image
         from .pipeline import X2FacePipeline
 
         paths = as_paths(photos)
         if not paths:
             raise InputError("upload a photo of a face first")
-        limit = self.models.settings.max_image_pixels
+        settings = self.models.settings
+        limit = settings.max_image_pixels
         for p in paths:
+            if not is_still_image(p):  # a clip of the person: its frames are the photos (set_source)
+                check_duration(p, settings.max_upload_seconds)
+                continue
             w, h = image_size(p)  # from the header: nothing is decoded yet
             if w * h > limit:
                 raise MediaError(f"{Path(p).name} is {w}x{h} ({w * h / 1e6:.0f} megapixels); the limit here is "
@@ -546,7 +551,7 @@ class SourceCache:
         with entry.lock:
             if entry.pipe is None:
                 pipe = X2FacePipeline(loaded.model, cropper=FaceCropper(loaded.model.config.image_size))
-                pipe.set_source(paths)
+                pipe.set_source(paths, limits=settings.limits())
                 entry.pipe = pipe
             yield entry.pipe
 

@@ -552,8 +552,12 @@ class VideoReader:
         return None if length is None else max(1, int(round(length * float(self.fps))))
 
     def _command(self) -> list[str]:
+        # the fps filter with round=up gives slot i the last frame whose timestamp is at most i / fps: the picture on
+        # screen then (``-r`` with cfr picks up to one output frame early, badly so when it drops frames); slots
+        # before the first frame repeat it (start_time=0)
+        rate = f"{self.fps.numerator}/{self.fps.denominator}"
         cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", self.info.path, "-map", "0:v:0", "-an", "-sn", "-dn",
-               "-fps_mode", "cfr", "-r", f"{self.fps.numerator}/{self.fps.denominator}"]
+               "-vf", f"fps=fps={rate}:round=up:start_time=0", "-fps_mode", "passthrough"]
         # stop at the container's duration too: constant-rate output would otherwise repeat a final frame
         # whose duration the container does not store (e.g. variable-rate Matroska/WebM)
         length = [t for t in (self.seconds, self.info.duration) if t is not None]

@@ -38,9 +38,9 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import ConfigError, InputError
+from .errors import ConfigError, InputError, NoFaceError
 from .faces import FaceCrop, FaceCropper, paste_back
-from .media import read_image, to_rgb_array
+from .media import Limits, VideoReader, is_still_image, probe_video, read_image, to_rgb_array
 from .model import X2Face
 
 #: A photo as the pipeline takes it: a path, an array (uint8 [H, W, 3] RGB or any layout
@@ -49,6 +49,9 @@ ImageLike = Union[np.ndarray, str, os.PathLike, Any]
 
 #: What ``drive_frames`` outputs for a frame without a face (see ``X2FacePipeline.drive_frames``).
 ON_MISSING = ("hold", "source", "skip")
+
+#: A source video contributes frames from this many of its first seconds (``X2FacePipeline.set_source``).
+SOURCE_VIDEO_SECONDS = 60.0
 
 
 @dataclass
@@ -448,42 +451,78 @@ class X2FacePipeline:
         return self.source
 
     # ------------------------------------------------------------------ source
-    def set_source(self, images: ImageLike | Sequence[ImageLike]) -> SourceInfo:
+    def set_source(self, images: ImageLike | Sequence[ImageLike], *, video_frames: int = 4,
+                   limits: Limits | None = None) -> SourceInfo:
         """Crop and embed the source face (once); several photos of one person are embedded together.
 
         Args:
             images: a photo or a list of photos of the same person: paths, PIL images or arrays
-                (uint8 [H, W, 3] RGB, or any layout ``media.to_rgb_array`` takes).
+                (uint8 [H, W, 3] RGB, or any layout ``media.to_rgb_array`` takes). A path to a video (or an
+                animated GIF/WebP/PNG) of the person stands for ``video_frames`` of its frames, spread evenly
+                over the frames of its first ``SOURCE_VIDEO_SECONDS`` seconds where a face is found (the
+                paper's multi-frame embedding from one clip).
+            video_frames: frames taken from each source video (>= 1).
+            limits: ``media.Limits`` for source videos (default ``media.DEFAULT_LIMITS``).
 
         Returns:
-            the new ``SourceInfo`` (also ``self.source``).
+            the new ``SourceInfo`` (also ``self.source``); a video's frames are named "clip.mp4 at 2.5 s".
 
         Raises:
-            NoFaceError: "no human face found in <photo>" naming the photo.
-            MediaError: an unreadable or too large photo.
+            NoFaceError: "no human face found in <photo>" naming the photo (or the video).
+            MediaError: an unreadable or too large photo or video.
         """
         if isinstance(images, (str, os.PathLike, np.ndarray)) or not isinstance(images, Sequence):
             images = [images]
         if len(images) == 0:
             raise InputError("set_source needs at least one photo")
+        if isinstance(video_frames, bool) or not isinstance(video_frames, int) or video_frames < 1:
+            raise InputError(f"video_frames must be a whole number >= 1, got {video_frames!r}")
         crops, boxes, names, first, pose = [], [], [], None, None
         for i, item in enumerate(images):
-            if isinstance(item, (str, os.PathLike)):
-                name = Path(item).name
+            if isinstance(item, (str, os.PathLike)) and not is_still_image(item):
+                faces = self._video_faces(item, video_frames, limits)
             else:
-                name = f"source photo {i + 1}" if len(images) > 1 else "the source photo"
-            photo = read_image(item)
-            face: FaceCrop = self.cropper.crop_image(photo, name)
-            crops.append(face.crop)
-            boxes.append(face.box)
-            names.append(name)
-            if first is None:
-                first, pose = photo, face.pose
+                if isinstance(item, (str, os.PathLike)):
+                    name = Path(item).name
+                else:
+                    name = f"source photo {i + 1}" if len(images) > 1 else "the source photo"
+                photo = read_image(item)
+                faces = [(name, photo, self.cropper.crop_image(photo, name))]
+            for name, photo, face in faces:
+                crops.append(face.crop)
+                boxes.append(face.box)
+                names.append(name)
+                if first is None:
+                    first, pose = photo, face.pose
         sources = _to_tensor(crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
         emb = self._run(self.model.embed_with_confidence, sources)
         self.source = SourceInfo(crops, boxes, names, first, emb.face, emb.confidence, self.cropper.backend, pose)
         self._source_vector = None
         return self.source
+
+    def _video_faces(self, path: str | os.PathLike, count: int,
+                     limits: Limits | None) -> list[tuple[str, np.ndarray | None, FaceCrop]]:
+        """Up to ``count`` (name, frame, FaceCrop) of a source video: three candidates per wanted frame are
+        decoded evenly over its first ``SOURCE_VIDEO_SECONDS`` s, and ``count`` of those with a face are taken
+        evenly (first and last included). Only the first frame is kept at full resolution (the paste-back
+        target); the others carry None."""
+        info = probe_video(path)
+        span = min(info.duration or SOURCE_VIDEO_SECONDS, SOURCE_VIDEO_SECONDS)
+        fps = min(float(info.fps), 3 * count / max(span, 1e-3))
+        reader = VideoReader(path, seconds=span, fps=fps, limits=limits, info=info)
+        found: list[tuple[str, np.ndarray | None, FaceCrop]] = []
+        for j, frame in enumerate(reader):
+            name = f"{Path(path).name} at {j / float(reader.fps):.1f} s"
+            try:
+                face = self.cropper.crop_image(frame, name)
+            except NoFaceError:
+                continue
+            found.append((name, frame if not found else None, face))
+        if not found:
+            raise NoFaceError(f"no human face found in {Path(path).name} ({reader.frames_read} frames checked; use a "
+                              f"clip where one face is clearly visible)")
+        picks = sorted({round(k * (len(found) - 1) / max(count - 1, 1)) for k in range(count)})
+        return [found[k] for k in picks]
 
     def embedded_face(self) -> np.ndarray:
         """The cached embedded face as uint8 [S, S, 3] RGB (edit it and hand it to ``set_embedded_face``)."""
