@@ -115,6 +115,7 @@ def test_animate_source_video_gives_its_frames(real_dir, weights, tmp_path, caps
     out = tmp_path / "out.mp4"
     assert run("--source", real_dir / SADTALKER, "--source-frames", "3", "--driving", real_dir / GRID, "--seconds", "1",
                "--out", out, "--paste-back", "--weights", weights) == 0
+    assert "; 3 source frames embedded together;" in capsys.readouterr().out
     info = probe_video(out)
     first = probe_video(real_dir / SADTALKER)
     assert (info.width, info.height) == (first.width, first.height)  # pasted back into the clip's first frame

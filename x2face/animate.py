@@ -261,7 +261,9 @@ def main(argv: list[str]) -> int:
         what = (f"{out} ({frames} frames, {writer.duration:.2f} s at {float(drive.fps):.3g} fps, "
                 f"{size[0] // 2 * 2}x{size[1] // 2 * 2}{sound})")
     seconds = time.perf_counter() - t0
-    print(f"x2face animate: wrote {what}; {drive.report()} of {drive.label} ({pipe.cropper.backend}); "
+    k = len(pipe.source.names)
+    embedded = f"; {k} source frames embedded together" if k > 1 else ""
+    print(f"x2face animate: wrote {what}; {drive.report()} of {drive.label} ({pipe.cropper.backend}){embedded}; "
           f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
     return 0
 

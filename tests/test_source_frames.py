@@ -1,0 +1,35 @@
+"""benchmarks/source_frames.py: K source frames of a real clip against one, on a tiny model."""
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import torch
+
+SPEC = importlib.util.spec_from_file_location(
+    "source_frames", Path(__file__).resolve().parent.parent / "benchmarks" / "source_frames.py")
+bench = importlib.util.module_from_spec(SPEC)
+SPEC.loader.exec_module(bench)
+
+
+def test_pick_spreads_like_set_source():
+    assert bench.pick(8, 1) == [0] and bench.pick(8, 2) == [0, 7] and bench.pick(8, 4) == [0, 2, 5, 7]
+    assert bench.pick(8, 8) == list(range(8))
+
+
+def test_source_frames_runs_on_a_real_clip(real_dir, tmp_path):
+    from x2face import X2Face, X2FaceConfig
+
+    torch.manual_seed(0)
+    X2Face(X2FaceConfig(image_size=64, base_channels=8)).save_pretrained(tmp_path / "tiny")
+    out = tmp_path / "r.json"
+    result = bench.main(["--weights", str(tmp_path / "tiny"), "--real-dir", str(real_dir), "--clips", "2",
+                         "--ks", "1", "8", "--json", str(out)])
+    assert json.loads(out.read_text())["l1"] == result["l1"] and set(result["l1"]) == {"1", "8"}
+    assert 1 <= result["clips"] <= 2 and result["driving_frames"] == 8 * result["clips"]
+    values = [result["source_baseline_l1"], result["l1_one_latest_source"], result["l1_one_source_average"],
+              *result["l1"].values()]
+    assert all(0 < v < 1 for v in values)
+    # K = 1 takes the first candidate, the latest-source variant the last: different frames, different scores
+    assert result["l1_one_latest_source"] != result["l1"]["1"]
