@@ -301,8 +301,8 @@ def build_demo() -> gr.Blocks:
             with gr.Tab("Video editing", id="edit"):
                 with gr.Row():
                     with gr.Column():
-                        e_photos = gr.File(label="Source photo(s)", file_count="multiple", file_types=["image"],
-                                           height=140)
+                        e_photos = gr.File(label="Source photo(s) or a clip of the person", file_count="multiple",
+                                           file_types=["image", "video"], height=140)
                         e_conf = gr.Image(label="Where the embedded face has evidence (bright)", height=200)
                         e_md = gr.Markdown()
                     with gr.Column(scale=2):
