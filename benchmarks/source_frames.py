@@ -29,13 +29,9 @@ from _results import finish  # noqa: E402
 
 from x2face.evaluate import real_face_crops, real_val_clips  # noqa: E402
 from x2face.hub import load_model  # noqa: E402
+from x2face.pipeline import spread  # noqa: E402
 
 REAL_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "real"
-
-
-def pick(candidates: int, k: int) -> list[int]:
-    """``k`` indices spread evenly over ``candidates`` (first and last included), as ``set_source`` picks frames."""
-    return sorted({round(i * (candidates - 1) / max(k - 1, 1)) for i in range(k)})
 
 
 @torch.inference_mode()
@@ -69,7 +65,7 @@ def main(argv: list[str] | None = None) -> dict:
         cand, drv = x[:8], x[8:]
         v = model.driving_vector(drv)  # [8, D]
         for k in args.ks:
-            emb = model.embed(cand[pick(8, k)][None])  # [k, 3, S, S] -> [1, k, 3, S, S] -> [1, 3, S, S]
+            emb = model.embed(cand[spread(8, k)][None])  # [k, 3, S, S] -> [1, k, 3, S, S] -> [1, 3, S, S]
             errs[k].append((model.render(emb, v) - drv).abs().mean(dim=(1, 2, 3)))  # [8]
         single = [(model.render(model.embed(cand[i:i + 1][None]), v) - drv).abs().mean(dim=(1, 2, 3))
                   for i in range(8)]  # each candidate alone: 8 x [8]

@@ -107,7 +107,8 @@ def test_animate_animated_gif_driving_gives_video(real_dir, weights, tmp_path, c
     assert ok, errors
     assert len(list(VideoReader(out))) == 10 and probe_video(out).fps == 10
     assert gif.read_bytes() == before
-    assert run("--source", real_dir / ANNE, "--driving", gif, "--out", tmp_path / "still.png", "--weights", weights) == 2
+    still = tmp_path / "still.png"
+    assert run("--source", real_dir / ANNE, "--driving", gif, "--out", still, "--weights", weights) == 2
     assert "must end in .mp4" in capsys.readouterr().err
 
 

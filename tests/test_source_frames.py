@@ -13,9 +13,12 @@ bench = importlib.util.module_from_spec(SPEC)
 SPEC.loader.exec_module(bench)
 
 
-def test_pick_spreads_like_set_source():
-    assert bench.pick(8, 1) == [0] and bench.pick(8, 2) == [0, 7] and bench.pick(8, 4) == [0, 2, 5, 7]
-    assert bench.pick(8, 8) == list(range(8))
+def test_spread_takes_first_last_and_between():
+    from x2face.pipeline import spread
+
+    assert spread(8, 1) == [0] and spread(8, 2) == [0, 7] and spread(8, 4) == [0, 2, 5, 7]
+    assert spread(8, 8) == list(range(8))
+    assert spread(3, 4) == [0, 1, 2] and spread(1, 4) == [0]
 
 
 def test_source_frames_runs_on_a_real_clip(real_dir, tmp_path):

@@ -95,7 +95,8 @@ class VideoDriver(Driver):
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--driving", metavar="FILE",
-                            help="driving video (mp4, mov, webm, mpg, avi, animated GIF/WebP/PNG, ...) or photo whose face moves the source")
+                            help="driving video (mp4, mov, webm, mpg, avi, animated GIF/WebP/PNG, ...) or photo whose "
+                                 "face moves the source")
 
     def selected(self, args: argparse.Namespace) -> bool:
         return args.driving is not None

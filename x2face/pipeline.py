@@ -54,6 +54,12 @@ ON_MISSING = ("hold", "source", "skip")
 SOURCE_VIDEO_SECONDS = 60.0
 
 
+def spread(n: int, k: int) -> list[int]:
+    """At most ``k`` indices into ``n`` items, spread evenly with the first and the last included (fewer when
+    ``n < k``): the frames ``set_source`` takes from a clip."""
+    return sorted({round(i * (n - 1) / max(k - 1, 1)) for i in range(k)})
+
+
 @dataclass
 class SourceInfo:
     """The cached source of an ``X2FacePipeline``.
@@ -521,8 +527,7 @@ class X2FacePipeline:
         if not found:
             raise NoFaceError(f"no human face found in {Path(path).name} ({reader.frames_read} frames checked; use a "
                               f"clip where one face is clearly visible)")
-        picks = sorted({round(k * (len(found) - 1) / max(count - 1, 1)) for k in range(count)})
-        return [found[k] for k in picks]
+        return [found[k] for k in spread(len(found), count)]
 
     def embedded_face(self) -> np.ndarray:
         """The cached embedded face as uint8 [S, S, 3] RGB (edit it and hand it to ``set_embedded_face``)."""
