@@ -426,7 +426,7 @@ def test_mfcc_baseline_is_fitted_once_and_kept_out_of_the_weights(tiny_model):
 
 # ------------------------------------------------------------------------------------------------ commands
 @pytest.mark.slow
-def test_train_audio_then_fit_audio_then_animate(tmp_path, tiny_model, real_dir):
+def test_train_audio_then_fit_audio_then_animate(tmp_path, tiny_model, real_dir, capsys):
     from x2face.cli import main
     from x2face.hub import read_provenance
     from x2face.media import probe_video
@@ -457,6 +457,8 @@ def test_train_audio_then_fit_audio_then_animate(tmp_path, tiny_model, real_dir)
                  "--seconds", "1.2", "--quiet", "--device", "cpu"]) == 0
     info = probe_video(video)
     assert info.has_audio and abs(float(info.fps) - 25.0) < 0.01
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "; driven by ggerganov_whisper.cpp__samples_jfk.wav (" in summary and ";  of" not in summary, summary
     # the same weights have no pose head: --pose-sweep says how to get one (exit 2, one line, no file)
     assert main(["animate", "--source", str(photo), "--pose-sweep", "yaw", "--weights", str(out),
                  "--out", str(tmp_path / "sweep.mp4"), "--quiet", "--device", "cpu"]) == 2

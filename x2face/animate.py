@@ -264,7 +264,9 @@ def main(argv: list[str]) -> int:
     seconds = time.perf_counter() - t0
     k = len(pipe.source.names)
     embedded = f"; {k} source frames embedded together" if k > 1 else ""
-    print(f"x2face animate: wrote {what}; {drive.report()} of {drive.label} ({pipe.cropper.backend}){embedded}; "
+    tracked = drive.report()
+    driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
+    print(f"x2face animate: wrote {what}; {driven} ({pipe.cropper.backend}){embedded}; "
           f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
     return 0
 
