@@ -290,7 +290,8 @@ def is_animated_image(path: PathLike) -> bool:
 
 
 def is_still_image(path: PathLike) -> bool:
-    """Whether a driving file is one photo (``is_image_file`` and not ``is_animated_image``) rather than a clip."""
+    """Whether a driving or source file is one photo (``is_image_file`` and not ``is_animated_image``) rather than
+    a clip."""
     return is_image_file(path) and not is_animated_image(path)
 
 

@@ -485,10 +485,11 @@ class X2FacePipeline:
             raise InputError(f"video_frames must be a whole number >= 1, got {video_frames!r}")
         crops, boxes, names, first, pose = [], [], [], None, None
         for i, item in enumerate(images):
-            if isinstance(item, (str, os.PathLike)) and not is_still_image(item):
+            is_path = isinstance(item, (str, os.PathLike))
+            if is_path and not is_still_image(item):
                 faces = self._video_faces(item, video_frames, limits)
             else:
-                if isinstance(item, (str, os.PathLike)):
+                if is_path:
                     name = Path(item).name
                 else:
                     name = f"source photo {i + 1}" if len(images) > 1 else "the source photo"
