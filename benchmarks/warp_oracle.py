@@ -6,8 +6,8 @@ same seeds and batches) and renders each driving frame from its source frame in 
 
 * the geometric oracle (``oracle_l1``): the warp the world's geometry says is right. Every head pixel of the
   driving frame samples (bilinearly) the source pixel that shows the same point of the head (head-local 3-D
-  coordinates from the world's ray caster, matched to the nearest visible source point and refined to
-  sub-pixel by the local Jacobian); every background pixel samples the same image position when the source
+  coordinates from the world's ray caster, matched to the nearest visible source point of the same part and
+  refined to sub-pixel by the local Jacobian where that stays on the part); every background pixel samples the same image position when the source
   shows background there, else the nearest source background pixel. What the source does not show (the other
   side of the head, an opened mouth, closed eyelids, different light on a turned head) stays wrong.
 * fitted warps (``fitted_warp``, ``--fit-pairs``): smooth flows (control grids of ``FIT_LEVELS``) fitted to
@@ -52,10 +52,11 @@ from x2face.warp import identity_grid  # noqa: E402
 
 
 def head_points(world: SyntheticWorld, seeds: list[int], params: FrameParams) -> tuple[np.ndarray, np.ndarray]:
-    """-> (on-head bool [B, S, S], head-local xyz float [B, S, S, 3]) from the world's ray caster."""
+    """-> (part int [B, S, S]: -1 background, 0 skull, 1 nose, 2/3 ears; head-local xyz float [B, S, S, 3])
+    from the world's ray caster."""
     _, _, geo, params, size = world._prepare(seeds, params, None, None)
     part, p, _ = world._cast(geo, params, size)
-    return (part >= 0).cpu().numpy(), torch.stack(p, -1).cpu().numpy()
+    return part.cpu().numpy(), torch.stack(p, -1).cpu().numpy()
 
 
 def hold(src: FrameParams, drv: FrameParams, what: str) -> FrameParams:
@@ -78,32 +79,44 @@ def hold(src: FrameParams, drv: FrameParams, what: str) -> FrameParams:
 HOLDS = ("none", "shading", "shading+expression")
 
 
-def oracle_positions(on_s: np.ndarray, p_s: np.ndarray, on_d: np.ndarray, p_d: np.ndarray) -> np.ndarray:
+def oracle_positions(part_s: np.ndarray, p_s: np.ndarray, part_d: np.ndarray, p_d: np.ndarray) -> np.ndarray:
     """Where each driving pixel should sample the source: float [S, S, 2] (x, y) in pixels.
 
-    Head pixels: the visible source point nearest in head-local 3-D, refined by solving
-    J [dx, dy] = q - p (J: the source's 3x2 Jacobian of xyz per pixel there, least squares).
+    ``part_*``: int [S, S] part labels (-1 background, ``head_points``); ``p_*``: head-local xyz [S, S, 3].
+    Head pixels: the visible source point of the same part (skull, nose, an ear) nearest in head-local 3-D,
+    refined by solving J [dx, dy] = q - p (J: the source's 3x2 Jacobian of xyz per pixel there, least
+    squares). Matching within the part matters where the point is hidden in the source: a cheek behind the
+    nose would otherwise take the nose's pixels, the side of a turned head the ear's. A part the source does
+    not show at all takes the nearest visible point of any part.
     Background: the same position if the source shows background there, else the nearest background pixel.
     """
+    on_s, on_d = part_s >= 0, part_d >= 0
     s = on_s.shape[0]
     ys, xs = np.mgrid[0:s, 0:s].astype(np.float64)
     pos = np.stack([xs, ys], -1)  # [S, S, 2]
     out = pos.copy()
-    src_idx = np.argwhere(on_s)  # [N, 2] (y, x)
-    drv_idx = np.argwhere(on_d)
-    if len(src_idx) and len(drv_idx):
-        tree = cKDTree(p_s[on_s])
-        _, nn = tree.query(p_d[on_d])
+    gx = np.gradient(p_s, axis=1)  # central differences of xyz along x and y, one-sided at edges: [S, S, 3] each
+    gy = np.gradient(p_s, axis=0)
+    for k in np.unique(part_d[on_d]):
+        want = part_d == k
+        have = part_s == k if (part_s == k).any() else on_s
+        if not have.any():
+            continue
+        src_idx = np.argwhere(have)  # [N, 2] (y, x)
+        _, nn = cKDTree(p_s[have]).query(p_d[want])
         y0, x0 = src_idx[nn, 0], src_idx[nn, 1]
-        # central differences of xyz along x and y, one-sided at edges: [S, S, 3] each
-        gx = np.gradient(p_s, axis=1)
-        gy = np.gradient(p_s, axis=0)
         J = np.stack([gx[y0, x0], gy[y0, x0]], -1)  # [M, 3, 2]
-        r = p_d[on_d] - p_s[y0, x0]  # [M, 3]
+        r = p_d[want] - p_s[y0, x0]  # [M, 3]
         JtJ = J.transpose(0, 2, 1) @ J + 1e-9 * np.eye(2)  # [M, 2, 2]
         delta = np.linalg.solve(JtJ, (J.transpose(0, 2, 1) @ r[..., None]))[..., 0]  # [M, 2]
         delta = np.clip(delta, -1.0, 1.0)  # stay within the matched pixel's neighbourhood
-        out[on_d] = np.stack([x0 + delta[:, 0], y0 + delta[:, 1]], -1)
+        x, y = x0 + delta[:, 0], y0 + delta[:, 1]
+        # a hidden point's refinement runs off the part (past the silhouette, onto the background); sample the
+        # matched pixel itself unless all four pixels bilinear sampling would blend show the same part
+        xa, xb = np.clip(np.floor(x), 0, s - 1).astype(int), np.clip(np.ceil(x), 0, s - 1).astype(int)
+        ya, yb = np.clip(np.floor(y), 0, s - 1).astype(int), np.clip(np.ceil(y), 0, s - 1).astype(int)
+        inside = have[ya, xa] & have[ya, xb] & have[yb, xa] & have[yb, xb]
+        out[want] = np.stack([np.where(inside, x, x0), np.where(inside, y, y0)], -1)
     bg_d = ~on_d & on_s  # background in the driving frame hidden by the head in the source
     bg_s = np.argwhere(~on_s)
     if bg_d.any() and len(bg_s):
@@ -119,10 +132,30 @@ def sample(frame: torch.Tensor, pos: np.ndarray, mode: str) -> torch.Tensor:
     return F.grid_sample(frame[None], grid[None], mode=mode, padding_mode="border", align_corners=True)[0]
 
 
+def render_supersampled(world: SyntheticWorld, seeds: list[int], params: FrameParams, n: int) -> torch.Tensor:
+    """Render at ``n`` times the resolution and box-filter down: float [B, 3, S, S], every pixel the average of
+    an n x n pixel area centred on the pixel centre the 1x frame (and the oracle's geometry) samples.
+
+    The world renders pixel centres at ``linspace(-1, 1, size)``: at size ``n (S - 1) + 1`` every n-th
+    fine pixel is a coarse pixel centre (a plain n x n average of an ``n S`` render is up to 0.4 px off).
+    """
+    size = world.image_size
+    fine = world.render(seeds, params, size=n * (size - 1) + 1)  # [B, 3, n(S-1)+1, n(S-1)+1]
+    half = n // 2
+    taps = torch.ones(2 * half + 1, dtype=fine.dtype)
+    if n % 2 == 0:
+        taps[0] = taps[-1] = 0.5  # an even-width box centred on a fine pixel: half weights at its two ends
+    k1 = taps / taps.sum()
+    kernel = (k1[:, None] * k1[None, :]).expand(3, 1, -1, -1).contiguous()  # [2h+1] -> [3, 1, 2h+1, 2h+1]
+    padded = F.pad(fine, (half, half, half, half), mode="replicate")
+    return F.conv2d(padded, kernel, stride=n, groups=3)  # [B, 3, S, S]
+
+
 def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supersample: int = 1,
             fit_pairs: int = 0) -> dict:
     """The oracle (and ``model``, if given) on the evaluation's self pairs with ``hold(.., what)`` driving frames;
-    ``supersample`` > 1 renders both frames at that many times the size and averages them down (no aliasing);
+    ``supersample`` > 1 renders both frames at that many times the size and averages them down
+    (``render_supersampled``: no aliasing);
     the first ``fit_pairs`` pairs are also rendered by ``fitted_warps`` (and, with ``model``, from its embedded
     face by ``fitted_warps`` and ``fitted_vectors``)."""
     size = world.image_size
@@ -138,17 +171,17 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
         src, drv = item["sources"][:, 0], item["driving"]  # [B, 3, S, S] each
         seeds = [int(i) for i in item["identity"]]
         p_src = params["sources"].index(slice(0, None, k))  # the first source of each item
-        on_s, xyz_s = head_points(world, seeds, p_src)
+        part_s, xyz_s = head_points(world, seeds, p_src)
         p_drv = hold(p_src, params["driving"], what)
-        if supersample > 1:  # [B, 3, S*n, S*n] -> [B, 3, S, S]
-            src = F.avg_pool2d(world.render(seeds, p_src, size=size * supersample), supersample)
-            drv = F.avg_pool2d(world.render(seeds, params["driving"], size=size * supersample), supersample)
+        if supersample > 1:
+            src = render_supersampled(world, seeds, p_src, supersample)
+            drv = render_supersampled(world, seeds, params["driving"], supersample)
         if what != "none":
-            held = world.render(seeds, p_drv) if supersample == 1 else F.avg_pool2d(
-                world.render(seeds, p_drv, size=size * supersample), supersample)
+            held = world.render(seeds, p_drv) if supersample == 1 else render_supersampled(world, seeds, p_drv,
+                                                                                           supersample)
             sums["held_change"] += float((held - drv).abs().mean((1, 2, 3)).sum())  # what the hold removed
             drv = held
-        on_d, xyz_d = head_points(world, seeds, p_drv)
+        part_d, xyz_d = head_points(world, seeds, p_drv)
         if model is not None:
             gen = model.render(model.embed(src[:, None]), model.driving_vector(drv)).float()  # [B, 3, S, S]
             sums["model"] += float((gen - drv).abs().mean((1, 2, 3)).sum())
@@ -163,9 +196,9 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
                     fitted_embedded[side].append(l1)
                 fitted_vector.append(fitted_vectors(model, embedded, drv[:todo]))
         for j in range(len(seeds)):
-            pos = oracle_positions(on_s[j], xyz_s[j], on_d[j], xyz_d[j])
+            pos = oracle_positions(part_s[j], xyz_s[j], part_d[j], xyz_d[j])
             bil, near = sample(src[j], pos, "bilinear"), sample(src[j], pos, "nearest")
-            head = torch.from_numpy(on_d[j]).float()  # [S, S]
+            head = torch.from_numpy(part_d[j] >= 0).float()  # [S, S]
             err = {"base": (src[j] - drv[j]).abs().mean(0), "bilinear": (bil - drv[j]).abs().mean(0),
                    "nearest": (near - drv[j]).abs().mean(0)}  # [S, S] each
             for name in ("base", "bilinear", "nearest"):
