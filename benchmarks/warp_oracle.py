@@ -7,8 +7,8 @@ same seeds and batches) and renders each driving frame from its source frame in 
 * the geometric oracle (``oracle_l1``): the warp the world's geometry says is right. Every head pixel of the
   driving frame samples (bilinearly) the source pixel that shows the same point of the head (head-local 3-D
   coordinates from the world's ray caster, matched to the nearest visible source point of the same part and
-  refined to sub-pixel by the local Jacobian where that stays on the part); every background pixel samples the same image position when the source
-  shows background there, else the nearest source background pixel. What the source does not show (the other
+  refined to sub-pixel by the local Jacobian where that stays on the part); every background pixel samples the
+  same image position when the source shows background there, else the nearest source background pixel. What the source does not show (the other
   side of the head, an opened mouth, closed eyelids, different light on a turned head) stays wrong.
 * fitted warps (``fitted_warp``, ``--fit-pairs``): smooth flows (control grids of ``FIT_LEVELS``) fitted to
   each driving frame on L1. They may sample anything that lowers L1 (skin lit like the driving frame), so

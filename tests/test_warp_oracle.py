@@ -144,7 +144,8 @@ def test_supersampled_frames_keep_the_pixel_centres_of_the_plain_render():
     # n (S - 1) + 1 every n-th ray is a ray of the plain render, so the box filter is centred where the oracle's
     # geometry is (a plain average of an n S render is up to 0.4 px off)
     world = SyntheticWorld(SIZE)
-    params = FrameParams.neutral(2).replace(zoom=torch.tensor([1.2, 1.4]), pose=torch.tensor([[20.0, 5, 0], [-30, 0, 4]]))
+    params = FrameParams.neutral(2).replace(zoom=torch.tensor([1.2, 1.4]),
+                                            pose=torch.tensor([[20.0, 5, 0], [-30, 0, 4]]))
     n = 4
     fine = world.surface([3, 5], params, size=n * (SIZE - 1) + 1).mask[:, :, ::n, ::n]  # [2, 1, S, S]
     assert torch.equal(fine, world.surface([3, 5], params).mask)
