@@ -8,8 +8,9 @@ same seeds and batches) and renders each driving frame from its source frame in 
   driving frame samples (bilinearly) the source pixel that shows the same point of the head (head-local 3-D
   coordinates from the world's ray caster, matched to the nearest visible source point of the same part and
   refined to sub-pixel by the local Jacobian where that stays on the part); every background pixel samples the
-  same image position when the source shows background there, else the nearest source background pixel. What the source does not show (the other
-  side of the head, an opened mouth, closed eyelids, different light on a turned head) stays wrong.
+  same image position when the source shows background there, else the nearest source background pixel. What
+  the source does not show (the other side of the head, an opened mouth, closed eyelids, different light on a
+  turned head) stays wrong.
 * fitted warps (``fitted_warp``, ``--fit-pairs``): smooth flows (control grids of ``FIT_LEVELS``) fitted to
   each driving frame on L1. They may sample anything that lowers L1 (skin lit like the driving frame), so
   they, not the geometric oracle, show what the rendering allows whatever network predicts the flow. With
@@ -99,7 +100,9 @@ def oracle_positions(part_s: np.ndarray, p_s: np.ndarray, part_d: np.ndarray, p_
     gy = np.gradient(p_s, axis=0)
     for k in np.unique(part_d[on_d]):
         want = part_d == k
-        have = part_s == k if (part_s == k).any() else on_s
+        have = part_s == k
+        if not have.any():
+            have = on_s  # the source shows none of this part: the nearest visible point of any part
         if not have.any():
             continue
         src_idx = np.argwhere(have)  # [N, 2] (y, x)
@@ -177,8 +180,7 @@ def measure(world: SyntheticWorld, ctx: EvalContext, what: str, model=None, supe
             src = render_supersampled(world, seeds, p_src, supersample)
             drv = render_supersampled(world, seeds, params["driving"], supersample)
         if what != "none":
-            held = world.render(seeds, p_drv) if supersample == 1 else render_supersampled(world, seeds, p_drv,
-                                                                                           supersample)
+            held = render_supersampled(world, seeds, p_drv, supersample)  # n = 1: the plain render
             sums["held_change"] += float((held - drv).abs().mean((1, 2, 3)).sum())  # what the hold removed
             drv = held
         part_d, xyz_d = head_points(world, seeds, p_drv)

@@ -49,7 +49,7 @@ def test_hidden_points_sample_their_own_part_and_never_the_background():
     # A head turned 50 deg further than the source: the side it reveals is hidden in the source. Its pixels
     # must take the nearest pixels of the same part the source shows, not blend in the background past the
     # silhouette (the sub-pixel refinement used to run off the head there: 0.70 of the baseline on the
-    # evaluation's pairs instead of 0.46), and a cheek hidden behind the nose must not take the nose.
+    # evaluation's pairs instead of 0.49), and a cheek hidden behind the nose must not take the nose.
     world = SyntheticWorld(SIZE)
     src_p = FrameParams.neutral(1).replace(zoom=torch.tensor([1.2]), pose=torch.tensor([[-25.0, 5.0, 0.0]]))
     drv_p = src_p.replace(pose=torch.tensor([[25.0, -5.0, 3.0]]))
