@@ -55,9 +55,8 @@ from x2face.warp import identity_grid  # noqa: E402
 def head_points(world: SyntheticWorld, seeds: list[int], params: FrameParams) -> tuple[np.ndarray, np.ndarray]:
     """-> (part int [B, S, S]: -1 background, 0 skull, 1 nose, 2/3 ears; head-local xyz float [B, S, S, 3])
     from the world's ray caster."""
-    _, _, geo, params, size = world._prepare(seeds, params, None, None)
-    part, p, _ = world._cast(geo, params, size)
-    return part.cpu().numpy(), torch.stack(p, -1).cpu().numpy()
+    part, xyz = world.head_points(seeds, params)
+    return part.cpu().numpy(), xyz.cpu().numpy()
 
 
 def hold(src: FrameParams, drv: FrameParams, what: str) -> FrameParams:

@@ -135,6 +135,31 @@ def test_mouth_and_blink_change_only_the_face(world):
         assert not (changed & ~face).any(), field
 
 
+def test_head_points_are_where_the_render_draws_the_head_and_turn_with_it(world):
+    seed = SPLITS["val"][1]
+    params = FrameParams.neutral(2, pose=torch.tensor([[0.0, 0.0, 0.0], [35.0, 10.0, 0.0]]))
+    part, xyz = world.head_points([seed, seed], params)
+    assert part.shape == (2, 128, 128) and part.dtype == torch.int8 and xyz.shape == (2, 128, 128, 3)
+    assert torch.equal(part >= 0, world.surface([seed, seed], params).mask[:, 0])
+    a, h, c = identity(seed).shape
+    skull = xyz[part == 0]  # [N, 3] points on the head's ellipsoid, in its own frame
+    on = (skull[:, 0] / a) ** 2 + (skull[:, 1] / h) ** 2 + (skull[:, 2] / c) ** 2
+    torch.testing.assert_close(on, torch.ones_like(on), atol=1e-3, rtol=0)
+    assert bool((part[0] == 1).any()) and bool((part[1] == 1).any())  # the nose, seen in both poses
+    # the same point of the head keeps its coordinates: the frontal frame's most forward nose point is
+    # still on the nose when turned (its nearest turned point is close), and it moved in the image
+    nose0 = xyz[0][part[0] == 1]
+    tip = nose0[nose0[:, 2].argmax()]
+    nose1 = xyz[1][part[1] == 1]
+    assert float((nose1 - tip).norm(dim=1).min()) < 0.02
+    pix0 = torch.nonzero((xyz[0] - tip).norm(dim=-1) < 1e-6)[0]
+    pix1 = torch.nonzero(part[1] == 1)[(nose1 - tip).norm(dim=1).argmin()]
+    assert int(pix1[1]) != int(pix0[1])
+    chunked = SyntheticWorld(128, cache_size=4, chunk_pixels=128 * 128)  # one frame per chunk
+    p2, x2 = chunked.head_points([seed, seed], params)
+    assert torch.equal(p2, part) and torch.allclose(x2, xyz)
+
+
 def test_render_sizes_devices_and_ranges():
     params = FrameParams.neutral(3, pose=torch.tensor([10.0, 5.0, -5.0]))
     for size in (64, 256):

@@ -834,6 +834,24 @@ class SyntheticWorld:
             shading[sl, 0] = shade * on
         return Surface(mask=mask, uv=uv, face=face, shading=shading)
 
+    def head_points(self, identity_seeds: Sequence[int], params: FrameParams, shape_from: Sequence[int] | None = None,
+                    size: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Which part of the head each pixel shows and where on it, from the ray caster (what ``render`` draws).
+
+        Returns:
+            (part int8 [B, S, S]: -1 background, 0 skull, 1 nose, 2 and 3 the ears; head-local 3-D points
+            float [B, S, S, 3] (x, y, z in the head's own frame, so one point of the head has the same
+            coordinates in every pose; background pixels hold the ray's point at depth 0)).
+        """
+        seeds, _, geo, params, size = self._prepare(identity_seeds, params, shape_from, size)
+        b = len(seeds)
+        part = torch.empty(b, size, size, dtype=torch.int8, device=self.device)
+        xyz = torch.empty(b, size, size, 3, device=self.device)
+        for sl in self._chunks(b, size):
+            part[sl], p, _ = self._cast(geo.index(sl), params.index(sl), size)
+            xyz[sl] = torch.stack(p, -1)  # 3 x [b, S, S] -> [b, S, S, 3]
+        return part, xyz
+
     def face_mask(self, identity_seeds: Sequence[int], params: FrameParams, shape_from: Sequence[int] | None = None,
                   region: str = "head", size: int | None = None) -> torch.Tensor:
         """Pixels on the head (``region="head"``) or on the face region (``"face"``): float [B, 1, S, S] in {0, 1}."""
