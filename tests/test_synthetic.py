@@ -330,3 +330,27 @@ def test_texture_caches_evict_without_losing_seeds_in_use():
         out = small.render(seeds, FrameParams.neutral(6))
     assert len(small._textures) <= 8
     torch.testing.assert_close(out, SyntheticWorld(64).render(seeds, FrameParams.neutral(6)), rtol=0, atol=0)
+
+
+def test_grouped_batches_share_sources_and_render_each_driving_frame():
+    """``drivers`` = 3: groups of three consecutive items of one video with the same source frames, each
+    driving frame the rendered truth at its own time, and a driving_other of another identity per item."""
+    data = SyntheticPairs("val", 64, num_sources=2, seed=1)
+    item, params = data.draw(6, torch.Generator().manual_seed(2), drivers=3)
+    assert item["sources"].shape == (6, 2, 3, 64, 64) and item["driving"].shape == (6, 3, 64, 64)
+    for group in (slice(0, 3), slice(3, 6)):
+        src, ids = item["sources"][group], item["identity"][group]
+        assert all(torch.equal(src[0], s) for s in src[1:]) and len(set(ids.tolist())) == 1
+    assert not torch.equal(item["sources"][0], item["sources"][3])
+    assert all(not torch.equal(item["driving"][i], item["driving"][i + 1]) for i in (0, 1, 3, 4))
+    assert (item["identity"] != item["identity_other"]).all()
+    ids = item["identity"].tolist()
+    assert torch.equal(data.world.render(ids, params["driving"]), item["driving"])
+    assert torch.equal(params["driving"].pose, item["pose"])
+    sources = data.world.render([i for i in ids for _ in range(2)], params["sources"])  # [B*K, 3, S, S]
+    assert torch.equal(sources.view(6, 2, 3, 64, 64), item["sources"])  # [B*K, ...] -> [B, K, ...]
+    plain = data.batch(6, torch.Generator().manual_seed(2), drivers=1)
+    assert not torch.equal(plain["sources"][0], plain["sources"][1])
+    for bad in (4, 0, True):
+        with pytest.raises(InputError, match="drivers"):
+            data.batch(6, torch.Generator(), drivers=bad)

@@ -624,3 +624,41 @@ def test_synthetic_identity_pool(tmp_path):
     assert json.loads((out / "weights" / "provenance.json").read_text())["steps"] == 2
     with pytest.raises(ConfigError, match="synthetic_identities"):
         _run(tmp_path, "bad", "--set", "data.synthetic_identities=1")
+
+
+def test_grouped_items_embed_each_source_once_with_the_same_loss_and_gradients():
+    """data.drivers_per_source: embedding each group's sources once gives the loss and gradients of embedding
+    every item's copy, in train mode too (BatchNorm's batch statistics ignore duplicates); eval mode (validation)
+    embeds every item."""
+    from x2face.train import GeneratorStep
+
+    torch.manual_seed(0)
+    model = X2Face(X2FaceConfig(image_size=64, base_channels=8)).train()
+    src = torch.rand(3, 2, 3, 64, 64).repeat_interleave(2, 0)  # [6, K, 3, S, S]: 3 groups of 2
+    drv, other = torch.rand(6, 3, 64, 64), torch.rand(6, 3, 64, 64)
+    results = []
+    for d in (1, 2):
+        model.zero_grad()
+        g, g_other, _ = GeneratorStep(model, drivers=d)(src, drv, other)
+        ((g - drv).abs().mean() + (g_other - other).abs().mean()).backward()
+        results.append((g.detach(), g_other.detach(), [p.grad.clone() for p in model.parameters()]))
+    (a, a_other, grads_a), (b, b_other, grads_b) = results
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=0)
+    torch.testing.assert_close(a_other, b_other, atol=1e-5, rtol=0)
+    for ga, gb in zip(grads_a, grads_b):
+        torch.testing.assert_close(ga, gb, atol=1e-5, rtol=1e-3)
+    model.eval()
+    with torch.no_grad():
+        odd = torch.rand(6, 2, 3, 64, 64)  # not grouped: eval mode must embed every item
+        torch.testing.assert_close(GeneratorStep(model, drivers=2).eval()(odd, drv)[0], model(drv, odd))
+
+
+def test_drivers_per_source_must_divide_each_share_of_the_batch(tmp_path):
+    with pytest.raises(ConfigError, match="drivers_per_source"):
+        PairStream(_Fake(0), _Fake(1), 8, 0.25, 1, 0, drivers=4)  # 6 synthetic + 2 real pairs
+    with pytest.raises(ConfigError, match="drivers_per_source"):
+        load_config(TEST_CONFIG, ["data.drivers_per_source=0"])
+    code, out = _run(tmp_path, "grouped", "--set", "run.steps=2", "--set", "data.drivers_per_source=2",
+                     "--set", "run.val_every=2")
+    assert code == 0 and len(_rows(out / "train.csv")) >= 1
+    assert json.loads((out / "weights" / "provenance.json").read_text())["config"]["data"]["drivers_per_source"] == 2

@@ -189,3 +189,25 @@ def test_prepare_cache_shards_clips_over_processes(vox_tree, tmp_path):
     for rank in range(2):
         assert vd.prepare_cache(clips, 32, 1.0, "none", tmp_path / "c", rank=rank, world=2, verbose=False) == []
         assert len(list((tmp_path / "c").glob("*.npy"))) == 3 * (rank + 1)
+
+
+def test_grouped_real_batches_share_one_clip_and_its_sources(vox_tree, tmp_path):
+    """``drivers`` = 3: three consecutive items of one clip with the same source frame and their own driving frames
+    (distinct where the clip has enough), each with a driving_other of another identity; 1 draws as before."""
+    clips = clips_from_voxceleb(vox_tree, (1, 0, 0))
+    data = RealVideoPairs(clips, "train", 32, num_sources=1, seed=5, cache_dir=tmp_path / "c", verbose=False)
+    batch = data.batch(6, torch.Generator().manual_seed(0), drivers=3)
+    assert batch["sources"].shape == (6, 1, 3, 32, 32) and batch["driving"].shape == (6, 3, 32, 32)
+    px = (batch["sources"][:, 0, :, 0, 0] * 255).round()  # [B, 3] colours: (identity, clip, frame)
+    drv = (batch["driving"][:, :, 0, 0] * 255).round()
+    for g in (slice(0, 3), slice(3, 6)):
+        assert torch.equal(batch["sources"][g], batch["sources"][g][:1].expand(3, -1, -1, -1, -1))
+        assert len(set(batch["identity"][g].tolist())) == 1
+        assert torch.equal(drv[g, :2], px[g, :2])  # the group's clip
+        frames = drv[g, 2].tolist() + px[g.start:g.start + 1, 2].tolist()
+        assert len(set(frames)) == 4  # the clips' 4 frames: all distinct
+    assert (batch["identity"] != batch["identity_other"]).all()
+    one = data.batch(8, torch.Generator().manual_seed(0))
+    torch.testing.assert_close(one, data.batch(8, torch.Generator().manual_seed(0), drivers=1), equal_nan=True)
+    with pytest.raises(ConfigError, match="drivers"):
+        data.batch(8, torch.Generator(), drivers=3)

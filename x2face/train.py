@@ -95,6 +95,12 @@ class DataConfig:
             the driving frame shows (eyes, mouth) instead of averaging it away. 0 (the paper) by default;
             validation pairs are never replaced. Measured on the demo model it did not lower the synthetic
             reenactment errors (docs/training.md, "What did not help").
+        drivers_per_source: training items come in groups of this many that share one video and its source
+            frames, each with its own driving frame; the step embeds each group's sources once (the
+            embedding network's share of the compute) and drives the embedded face with all of them. With
+            BatchNorm the loss and its gradients are those of the same batch embedding every item's copy
+            (duplicates leave batch statistics as they are). Must divide each batch's synthetic and real
+            share. 1 (the paper: one driving frame per source) by default; validation pairs are never grouped.
     """
 
     sources: list[str] = field(default_factory=lambda: ["synthetic"])
@@ -115,8 +121,11 @@ class DataConfig:
     synthetic_device: str = "cpu"
     synthetic_identities: int = 0
     same_frame_fraction: float = 0.0
+    drivers_per_source: int = 1
 
     def __post_init__(self) -> None:
+        if isinstance(self.drivers_per_source, bool) or self.drivers_per_source < 1:
+            raise ConfigError(f"[data] drivers_per_source must be an int >= 1, got {self.drivers_per_source!r}")
         if isinstance(self.same_frame_fraction, bool) or not 0 <= self.same_frame_fraction <= 1:
             raise ConfigError(f"[data] same_frame_fraction must be in [0, 1], got {self.same_frame_fraction!r}")
         bad = [s for s in self.sources if s not in DATA_SOURCES]
@@ -741,9 +750,9 @@ class PairStream:
     """
 
     def __init__(self, synthetic, real, batch_size: int, real_fraction: float, seed: int, rank: int,
-                 same_frame_fraction: float = 0.0) -> None:
+                 same_frame_fraction: float = 0.0, drivers: int = 1) -> None:
         self.synthetic, self.real = synthetic, real
-        self.batch_size, self.seed, self.rank = batch_size, seed, rank
+        self.batch_size, self.seed, self.rank, self.drivers = batch_size, seed, rank, drivers
         # items i where floor((i + 1) f) steps up: spread over the batch, so synthetic and real pairs both get some
         f = same_frame_fraction
         self.same_frame = [i for i in range(batch_size) if math.floor((i + 1) * f + 1e-9) > math.floor(i * f + 1e-9)]
@@ -751,17 +760,21 @@ class PairStream:
             self.num_real = int(round(batch_size * real_fraction))
         else:
             self.num_real = batch_size if real is not None else 0
+        if batch_size % drivers or self.num_real % drivers:
+            raise ConfigError(f"[data] drivers_per_source = {drivers} must divide the per-process batch ({batch_size}) "
+                              f"and its real share ({self.num_real} pairs)")
 
     def batch(self, index: int) -> dict[str, torch.Tensor]:
         """Batch ``index``: ``sources`` [B, K, 3, S, S], ``driving``/``driving_other`` [B, 3, S, S] float in [0, 1],
-        ``identity``/``identity_other`` [B] long, ``is_real`` [B] bool."""
+        ``identity``/``identity_other`` [B] long, ``is_real`` [B] bool; groups of ``drivers`` consecutive items
+        share their sources."""
         g = torch.Generator().manual_seed(mix_seed(self.seed, index, self.rank))
         parts = []
         if self.batch_size - self.num_real > 0:
-            b = self.synthetic.batch(self.batch_size - self.num_real, g)
+            b = self.synthetic.batch(self.batch_size - self.num_real, g, **self._grouped())
             parts.append({**{k: b[k] for k in BATCH_KEYS}, "is_real": torch.zeros(len(b["driving"]), dtype=torch.bool)})
         if self.num_real > 0:
-            b = self.real.batch(self.num_real, g)
+            b = self.real.batch(self.num_real, g, **self._grouped())
             parts.append({**{k: b[k] for k in BATCH_KEYS}, "is_real": torch.ones(len(b["driving"]), dtype=torch.bool)})
         device = parts[0]["driving"].device  # synthetic frames may be rendered on the GPU (data.synthetic_device)
         batch = {k: torch.cat([p[k].to(device) for p in parts]) for k in parts[0]}
@@ -769,6 +782,9 @@ class PairStream:
             idx = torch.tensor(self.same_frame, device=device)
             batch["driving"][idx] = batch["sources"][idx, 0]  # [n, 3, S, S]: drive each with its own source frame
         return batch
+
+    def _grouped(self) -> dict[str, int]:
+        return {"drivers": self.drivers} if self.drivers > 1 else {}  # datasets without groups take no argument
 
 
 class StepBatches(torch.utils.data.IterableDataset):
@@ -811,17 +827,22 @@ class GeneratorStep(nn.Module):
     DistributedDataParallel wraps this module, so all generated frames come from one forward.
     """
 
-    def __init__(self, model: nn.Module, blur_sigmas: typing.Sequence[float] = ()) -> None:
+    def __init__(self, model: nn.Module, blur_sigmas: typing.Sequence[float] = (), drivers: int = 1) -> None:
         super().__init__()
         self.model = model
         self.blur_sigmas = tuple(float(x) for x in blur_sigmas)
+        self.drivers = drivers  # items come in groups of this many sharing their sources: embed each group once
 
     def forward(self, sources: torch.Tensor, driving: torch.Tensor, driving_other: torch.Tensor | None = None,
                 ) -> tuple[torch.Tensor, torch.Tensor | None, list[torch.Tensor]]:
         """sources [B, K, 3, S, S], driving [B, 3, S, S], driving_other [B, 3, S, S] or None (float, [0, 1])
         -> (g_dA [B, 3, S, S], g_dR [B, 3, S, S] or None, [g_dA rendered from the sources blurred by each of
-        ``blur_sigmas``, [B, 3, S, S] each])."""
+        ``blur_sigmas``, [B, 3, S, S] each]). With ``drivers`` = d > 1, items i*d .. i*d+d-1 must share their
+        sources (``data.drivers_per_source``): only each group's first item is embedded."""
         m = self.model
+        d = self.drivers if self.training else 1  # validation batches are not grouped
+        if d > 1:
+            sources = sources[::d]  # [B, K, 3, S, S] -> [B/d, K, 3, S, S]
         carry = None
         if self.blur_sigmas:
             b, k, c, h, w = sources.shape
@@ -829,14 +850,16 @@ class GeneratorStep(nn.Module):
             carry = torch.cat([gaussian_blur(frames, s) for s in self.blur_sigmas], 1)  # [B*K, 3n, S, S]
             carry = carry.reshape(b, k, -1, h, w)  # [B*K, 3n, S, S] -> [B, K, 3n, S, S]
         emb = m.embed_with_confidence(sources, carry)
+        face = emb.face.repeat_interleave(d, 0) if d > 1 else emb.face  # [B/d, 3, S, S] -> [B, 3, S, S]
         b = driving.shape[0]
         drivers = driving if driving_other is None else torch.cat([driving, driving_other])  # [B or 2B, 3, S, S]
         grid = m.driving_grid(m.driving_vector(drivers))  # [B or 2B, S, S, 2]
-        face = emb.face if driving_other is None else torch.cat([emb.face, emb.face])  # [B or 2B, 3, S, S]
+        face = face if driving_other is None else torch.cat([face, face])  # [B or 2B, 3, S, S]
         generated = warp(face, grid)  # [B or 2B, 3, S, S]
         blurred = []
         if emb.carried is not None:
-            carried = warp(emb.carried, grid[:b])  # [B, 3n, S, S]
+            carried = emb.carried.repeat_interleave(d, 0) if d > 1 else emb.carried  # [B, 3n, S, S]
+            carried = warp(carried, grid[:b])  # [B, 3n, S, S]
             blurred = list(carried.split(3, dim=1))  # n x [B, 3, S, S]
         if driving_other is None:
             return generated, None, blurred
@@ -870,7 +893,7 @@ class X2FaceTask:
             if head is not None:
                 head.requires_grad_(False)
         self.model = model.to(device).train()
-        self.module = GeneratorStep(self.model, cfg.stage.blur_sigmas)
+        self.module = GeneratorStep(self.model, cfg.stage.blur_sigmas, cfg.data.drivers_per_source)
         self.loss_fn = None
         if cfg.stage.stage == "II":
             from .identity import load_identity_network
@@ -1590,7 +1613,7 @@ def main(argv: list[str]) -> int:
                               "set run.num_workers = 0")
         batch = _per_rank_batch(cfg.optim, d)
         train_stream = PairStream(syn, real, batch, cfg.data.real_fraction, cfg.run.seed, d.rank,
-                                  cfg.data.same_frame_fraction)
+                                  cfg.data.same_frame_fraction, cfg.data.drivers_per_source)
         val_stream = PairStream(syn_val, real_val, batch, cfg.data.real_fraction, mix_seed(cfg.run.seed, 7), 0)
         provenance = {"stage": cfg.stage.stage, "init_from": cfg.stage.init_from or None,
                       "identity_network": cfg.stage.identity_network or None,

@@ -1196,51 +1196,65 @@ class SyntheticPairs(Dataset):
         item = self._draw(1, _generator(self.seed, i, _SALT_ITEM), self._cpu_world)
         return {k: v[0] for k, v in item.items()}
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """``batch_size`` fresh items drawn from ``generator``, batched, on ``device`` (see the class docstring)."""
+    def batch(self, batch_size: int, generator: torch.Generator, drivers: int = 1) -> dict[str, torch.Tensor]:
+        """``batch_size`` fresh items drawn from ``generator``, batched, on ``device`` (see the class docstring).
+
+        ``drivers`` > 1 draws ``batch_size / drivers`` groups of ``drivers`` consecutive items that share one
+        video and its source frames (the same ``sources`` values), each with its own driving frame and its own
+        ``driving_other``: a training step can then embed each group's sources once. 1 draws exactly as before.
+        """
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InputError(f"batch_size must be an int >= 1, got {batch_size!r}")
-        return self._draw(batch_size, generator, self.world)
+        _check_drivers(batch_size, drivers)
+        return self._draw(batch_size, generator, self.world, drivers=drivers)
 
     def draw(self, batch_size: int, generator: torch.Generator, world: SyntheticWorld | None = None,
-             ) -> tuple[dict[str, torch.Tensor], dict[str, FrameParams]]:
+             drivers: int = 1) -> tuple[dict[str, torch.Tensor], dict[str, FrameParams]]:
         """Like ``batch`` but also returns the frame parameters: ``{"sources": [B*K], "driving": [B],
         "driving_other": [B]}`` (sources ordered item-major)."""
-        return self._draw(batch_size, generator, world or self.world, with_params=True)
+        _check_drivers(batch_size, drivers)
+        return self._draw(batch_size, generator, world or self.world, with_params=True, drivers=drivers)
 
-    def _draw(self, b: int, g: torch.Generator, world: SyntheticWorld, with_params: bool = False):
-        k, n_ids = self.num_sources, len(self.seeds)
-        first = torch.randint(0, n_ids, (b,), generator=g)
-        other = (first + torch.randint(1, n_ids, (b,), generator=g)) % n_ids  # never the same identity
+    def _draw(self, b: int, g: torch.Generator, world: SyntheticWorld, with_params: bool = False, drivers: int = 1):
+        k, n_ids, d = self.num_sources, len(self.seeds), drivers
+        m = b // d  # groups: one video, K source frames and d driving frames each (d = 1: one pair per video)
+        first = torch.randint(0, n_ids, (m,), generator=g)
+        other = (first.repeat_interleave(d) + torch.randint(1, n_ids, (b,), generator=g)) % n_ids  # never the same
         ids = [self.seeds[int(x)] for x in first]
         others = [self.seeds[int(x)] for x in other]
-        motion, motion_other = Motion.draw(b, g), Motion.draw(b, g)
-        times = torch.rand(b, k + 1, generator=g) * self.video_seconds  # [B, K+1]: sources, then driving
+        motion, motion_other = Motion.draw(m, g), Motion.draw(b, g)
+        times = torch.rand(m, k + d, generator=g) * self.video_seconds  # [M, K+d]: sources, then driving
         t_other = torch.rand(b, 1, generator=g) * self.video_seconds
-        params = motion.at(times)  # B*(K+1) frames, item-major
+        params = motion.at(times)  # M*(K+d) frames, group-major
         params_other = motion_other.at(t_other)
         all_params = FrameParams.cat([params, params_other])
-        seeds = [s for s in ids for _ in range(k + 1)] + others
-        frames = world.render(seeds, all_params)  # [B*(K+1) + B, 3, S, S]
+        seeds = [s for s in ids for _ in range(k + d)] + others
+        frames = world.render(seeds, all_params)  # [M*(K+d) + B, 3, S, S]
         s = self.image_size
-        own = frames[: b * (k + 1)].view(b, k + 1, 3, s, s)  # [B*(K+1), 3, S, S] -> [B, K+1, 3, S, S]
-        pose = params.pose.view(b, k + 1, 3)  # [B*(K+1), 3] -> [B, K+1, 3]
+        own = frames[: m * (k + d)].view(m, k + d, 3, s, s)  # [M*(K+d), 3, S, S] -> [M, K+d, 3, S, S]
+        pose = params.pose.view(m, k + d, 3)  # [M*(K+d), 3] -> [M, K+d, 3]
         dev = world.device
         item = {
-            "sources": own[:, :k],
-            "driving": own[:, k],
-            "driving_other": frames[b * (k + 1):],
-            "identity": torch.tensor(ids, dtype=torch.long, device=dev),
+            "sources": own[:, :k].repeat_interleave(d, 0),  # [M, K, 3, S, S] -> [B, K, 3, S, S]
+            "driving": own[:, k:].reshape(b, 3, s, s),  # [M, d, 3, S, S] -> [B, 3, S, S]
+            "driving_other": frames[m * (k + d):],
+            "identity": torch.tensor(ids, dtype=torch.long, device=dev).repeat_interleave(d),
             "identity_other": torch.tensor(others, dtype=torch.long, device=dev),
-            "pose": pose[:, k].to(dev),
+            "pose": pose[:, k:].reshape(b, 3).to(dev),  # [M, d, 3] -> [B, 3]
             "pose_other": params_other.pose.to(dev),
         }
         if not with_params:
             return item
-        src_idx = torch.tensor([i * (k + 1) + j for i in range(b) for j in range(k)])
-        drv_idx = torch.arange(b) * (k + 1) + k
+        group = torch.arange(b) // d  # item i's group
+        src_idx = (group[:, None] * (k + d) + torch.arange(k)).flatten()  # [B*K], item-major
+        drv_idx = group * (k + d) + k + torch.arange(b) % d
         return item, {"sources": params.index(src_idx), "driving": params.index(drv_idx), "driving_other": params_other}
 
+
+def _check_drivers(batch_size: int, drivers: int) -> None:
+    """``drivers`` must be an int >= 1 that divides ``batch_size``."""
+    if isinstance(drivers, bool) or not isinstance(drivers, int) or drivers < 1 or batch_size % drivers:
+        raise InputError(f"drivers must be an int >= 1 that divides the batch size {batch_size}, got {drivers!r}")
 
 __all__ = ["AMBIENT", "FPS", "FrameParams", "Identity", "Motion", "POSE_LIMITS", "SAMPLE_RATE", "SPLITS", "Surface",
            "SyntheticPairs", "SyntheticVideo", "SyntheticWorld", "TEXTURE_SIZE", "identity", "mix_seeds",

@@ -443,32 +443,45 @@ class RealVideoPairs(Dataset):
             sizes = np.where(self.clip_identity == exclude_identity, 0.0, sizes)
         return int(rng.choice(len(self.clips), p=sizes / sizes.sum()))
 
-    def _sample(self, rng: np.random.Generator) -> dict[str, np.ndarray | int]:
+    def _sample(self, rng: np.random.Generator, drivers: int = 1) -> list[dict[str, np.ndarray | int]]:
+        """``drivers`` items of one clip sharing their K source frames, each with its own driving frame and
+        ``driving_other`` (one item: the paper's pair)."""
         c = self._pick_clip(rng)
         n = self.clip_sizes[c]
-        # K sources and a driving frame of one clip; distinct frames when the clip has enough
-        picks = rng.choice(n, size=self.num_sources + 1, replace=n < self.num_sources + 1)
-        o = self._pick_clip(rng, exclude_identity=int(self.clip_identity[c]))
-        other = int(rng.integers(self.clip_sizes[o]))
+        k = self.num_sources
+        # K sources and the driving frames of one clip; distinct frames when the clip has enough
+        picks = rng.choice(n, size=k + drivers, replace=n < k + drivers)
         frames = self.frames[c]
-        return {
-            "sources": np.stack([frames[i] for i in picks[:-1]]),  # [K, S, S, 3] uint8
-            "driving": np.asarray(frames[picks[-1]]),  # [S, S, 3] uint8
-            "driving_other": np.asarray(self.frames[o][other]),  # [S, S, 3] uint8
-            "identity": int(self.clip_identity[c]),
-            "identity_other": int(self.clip_identity[o]),
-        }
+        sources = np.stack([frames[i] for i in picks[:k]])  # [K, S, S, 3] uint8
+        items = []
+        for j in range(drivers):
+            o = self._pick_clip(rng, exclude_identity=int(self.clip_identity[c]))
+            other = int(rng.integers(self.clip_sizes[o]))
+            items.append({
+                "sources": sources,
+                "driving": np.asarray(frames[picks[k + j]]),  # [S, S, 3] uint8
+                "driving_other": np.asarray(self.frames[o][other]),  # [S, S, 3] uint8
+                "identity": int(self.clip_identity[c]),
+                "identity_other": int(self.clip_identity[o]),
+            })
+        return items
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         """Item ``index`` (any int): float RGB [0, 1] ``sources`` [K, 3, S, S], ``driving`` and
         ``driving_other`` [3, S, S]; long ``identity``/``identity_other``; float ``pose``/``pose_other`` [3] = NaN."""
-        item = self._sample(np.random.default_rng([self.seed, int(index) % 2**63]))
-        return _to_tensors([item], batched=False)
+        items = self._sample(np.random.default_rng([self.seed, int(index) % 2**63]))
+        return _to_tensors(items, batched=False)
 
-    def batch(self, batch_size: int, generator: torch.Generator) -> dict[str, torch.Tensor]:
-        """``batch_size`` items drawn with ``generator`` -> the item keys with a leading batch dim [B, ...]."""
-        seeds = torch.randint(0, 2**62, (batch_size,), generator=generator).tolist()
-        items = [self._sample(np.random.default_rng([self.seed, s])) for s in seeds]
+    def batch(self, batch_size: int, generator: torch.Generator, drivers: int = 1) -> dict[str, torch.Tensor]:
+        """``batch_size`` items drawn with ``generator`` -> the item keys with a leading batch dim [B, ...].
+
+        ``drivers`` > 1: ``batch_size / drivers`` groups of ``drivers`` consecutive items from one clip that
+        share their source frames, as ``SyntheticPairs.batch``; 1 draws exactly as before.
+        """
+        if isinstance(drivers, bool) or not isinstance(drivers, int) or drivers < 1 or batch_size % drivers:
+            raise ConfigError(f"drivers must be an int >= 1 that divides the batch size {batch_size}, got {drivers!r}")
+        seeds = torch.randint(0, 2**62, (batch_size // drivers,), generator=generator).tolist()
+        items = [it for s in seeds for it in self._sample(np.random.default_rng([self.seed, s]), drivers)]
         return _to_tensors(items, batched=True)
 
 
