@@ -140,13 +140,12 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
 
 # ------------------------------------------------------------------------------------------------ batches
 class _Fake:
-    """A dataset with ``batch(n, generator, drivers)`` whose frames are the generator's draws (for the stream's maths;
-    ungrouped whatever ``drivers`` says)."""
+    """A dataset with ``batch(n, generator)`` whose frames are the generator's draws (for the stream's maths)."""
 
     def __init__(self, label: int) -> None:
         self.label = label
 
-    def batch(self, n, g, drivers=1):
+    def batch(self, n, g):
         x = torch.rand(n, 3, 8, 8, generator=g)
         return {"sources": x[:, None], "driving": x, "driving_other": x, "identity": torch.full((n,), self.label),
                 "identity_other": torch.full((n,), self.label)}
@@ -168,7 +167,7 @@ def test_pair_streams_are_functions_of_seed_step_and_rank():
 class _Video(_Fake):
     """Like ``_Fake`` but the driving frame differs from the source frame."""
 
-    def batch(self, n, g, drivers=1):
+    def batch(self, n, g):
         b = super().batch(n, g)
         return {**b, "driving": 1.0 - b["driving"]}
 

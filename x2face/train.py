@@ -771,10 +771,10 @@ class PairStream:
         g = torch.Generator().manual_seed(mix_seed(self.seed, index, self.rank))
         parts = []
         if self.batch_size - self.num_real > 0:
-            b = self.synthetic.batch(self.batch_size - self.num_real, g, drivers=self.drivers)
+            b = self.synthetic.batch(self.batch_size - self.num_real, g, **self._grouped())
             parts.append({**{k: b[k] for k in BATCH_KEYS}, "is_real": torch.zeros(len(b["driving"]), dtype=torch.bool)})
         if self.num_real > 0:
-            b = self.real.batch(self.num_real, g, drivers=self.drivers)
+            b = self.real.batch(self.num_real, g, **self._grouped())
             parts.append({**{k: b[k] for k in BATCH_KEYS}, "is_real": torch.ones(len(b["driving"]), dtype=torch.bool)})
         device = parts[0]["driving"].device  # synthetic frames may be rendered on the GPU (data.synthetic_device)
         batch = {k: torch.cat([p[k].to(device) for p in parts]) for k in parts[0]}
@@ -782,6 +782,9 @@ class PairStream:
             idx = torch.tensor(self.same_frame, device=device)
             batch["driving"][idx] = batch["sources"][idx, 0]  # [n, 3, S, S]: drive each with its own source frame
         return batch
+
+    def _grouped(self) -> dict[str, int]:
+        return {"drivers": self.drivers} if self.drivers > 1 else {}  # datasets without groups take no argument
 
 
 class StepBatches(torch.utils.data.IterableDataset):
