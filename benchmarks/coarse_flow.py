@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import runpy
 import sys
 from pathlib import Path
 from typing import Iterator
@@ -33,6 +32,9 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _patched import run_command  # noqa: E402
 
 from x2face import nets  # noqa: E402
 
@@ -72,18 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("command", nargs=argparse.REMAINDER,
                         help="x2face CLI arguments (train ..., evaluate ...), or: run SCRIPT.py ARGS")
     args = parser.parse_args(argv)
-    if not args.command:
-        parser.error("give an x2face command, or run SCRIPT.py ARGS")
     with coarse_flow(args.grid):
-        if args.command[0] == "run":
-            if len(args.command) < 2:
-                parser.error("run needs a script")
-            sys.argv = args.command[1:]
-            runpy.run_path(args.command[1], run_name="__main__")
-            return 0
-        from x2face.cli import main as x2face_main
-
-        return x2face_main(args.command)
+        return run_command(args.command, parser)
 
 
 if __name__ == "__main__":

@@ -5,6 +5,8 @@ vectors of train identities to (yaw, pitch, roll) and scores it on test identiti
 vectors (same seeds: its ridge numbers are the report's) and adds the same map's error on its own training
 vectors (does it overfit?) and a non-linear probe, a two-layer MLP (scikit-learn, 256-256, early stopping):
 if the MLP does much better, the pose is in the vector but not linearly; if not, the vector holds it coarsely.
+It also says how much of the vector is used on the test frames: the units that are never (or under 5 % of the
+time) above zero after the vector's ReLU, and the share of the vectors' variance in their top principal components.
 
     python benchmarks/pose_probe.py --weights demo --json benchmarks/results/cpu-pose-probe.json
 """
@@ -27,6 +29,21 @@ from x2face.data.synthetic import SyntheticWorld  # noqa: E402
 from x2face.evaluate import (POSE_KEYS, EvalContext, EvalSettings, _driving_vectors,  # noqa: E402
                              _train_vectors, fit_linear)
 from x2face.hub import load_model  # noqa: E402
+
+
+def vector_usage(vectors: torch.Tensor) -> dict:
+    """How much of the driving vector a set of vectors float [N, D] (post-ReLU, >= 0) uses: units never above
+    zero, units above zero in under 5 % of them, and the variance share of the top 1 / 5 / 10 / 20 principal
+    components."""
+    active = (vectors > 0).double().mean(0)  # [D]: each unit's share of vectors where it is above zero
+    s = torch.linalg.svdvals(vectors.double() - vectors.double().mean(0))  # [min(N, D)]
+    share = (s**2).cumsum(0) / (s**2).sum().clamp(min=1e-30)  # [min(N, D)]
+    return {
+        "vector_dim": vectors.shape[1],
+        "vector_units_never_active": int((active == 0).sum()),
+        "vector_units_active_under_5pct": int((active < 0.05).sum()),
+        "vector_pca_variance_share": {str(k): float(share[min(k, len(share)) - 1]) for k in (1, 5, 10, 20)},
+    }
 
 
 @torch.no_grad()
@@ -58,6 +75,7 @@ def main(argv: list[str] | None = None) -> dict:
         "ridge_train_mae_deg": mae(ridge(v_train), p_train),
         "mlp_test_mae_deg": mae(mlp.predict(scale.transform(v_test.numpy())), p_test),
         "mean_abs_pose_deg": dict(zip(POSE_KEYS, p_test.abs().mean(0).tolist())),
+        **vector_usage(v_test),
         "seconds": round(time.time() - t0, 1),
     }
     return finish(result, "pose_probe.py", argv, args.json)

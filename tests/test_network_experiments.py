@@ -1,0 +1,75 @@
+"""benchmarks/coarse_flow.py and vector_norm.py: each experiment's patch changes the model it says, trains, loads
+its own weights, and undoes itself; both run x2face commands or scripts under the patch."""
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import pytest
+import torch
+
+from x2face import X2Face, nets
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+coarse = _load("coarse_flow")
+vnorm = _load("vector_norm")
+
+
+def test_the_coarse_path_starts_at_zero_learns_and_is_removed_afterwards(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    plain = X2Face(tiny_config).eval()
+    v = torch.rand(2, tiny_config.vector_dim)
+    before = plain.driving.decode(v)
+    with coarse.coarse_flow(8):
+        patched = X2Face(tiny_config).eval()
+        missing, unexpected = patched.load_state_dict(plain.state_dict(), strict=False)
+        assert sorted(missing) == ["driving.coarse.bias", "driving.coarse.weight"] and not unexpected
+        torch.testing.assert_close(patched.driving.decode(v), before)  # zero-initialised: no change
+        patched.driving.decode(v).square().sum().backward()
+        assert patched.driving.coarse.weight.grad.abs().sum() > 0  # and it gets gradients
+        patched.save_pretrained(tmp_path)
+        again = X2Face.from_pretrained(tmp_path)
+        assert hasattr(again.driving, "coarse")
+    assert not hasattr(X2Face(tiny_config).driving, "coarse")  # the class is itself again
+    assert nets.DrivingNetwork.decode.__qualname__ == "DrivingNetwork.decode"
+
+
+def test_the_vector_norm_keeps_every_unit_alive_learns_and_is_removed_afterwards(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    plain = X2Face(tiny_config)
+    with vnorm.vector_norm():
+        patched = X2Face(tiny_config).train()
+        missing, unexpected = patched.load_state_dict(plain.state_dict(), strict=False)
+        assert sorted(missing) == [f"driving.down.{len(patched.driving.down) - 1}.norm.{k}" for k in
+                                   ("bias", "running_mean", "running_var", "weight")]
+        assert not unexpected
+        size = tiny_config.image_size
+        v = patched.driving_vector(torch.rand(8, 3, size, size))
+        assert (v > 0).any(0).all()  # normalised over the batch: no unit is zero for all 8 frames
+        v.sum().backward()
+        assert patched.driving.down[-1].norm.weight.grad.abs().sum() > 0
+        patched.save_pretrained(tmp_path)
+        again = X2Face.from_pretrained(tmp_path)
+        assert isinstance(again.driving.down[-1].norm, torch.nn.BatchNorm2d)
+    assert isinstance(X2Face(tiny_config).driving.down[-1].norm, torch.nn.Identity)  # the class is itself again
+
+
+def test_the_experiments_run_a_script_under_their_patch(tmp_path):
+    out = tmp_path / "seen.txt"
+    script = tmp_path / "probe.py"
+    script.write_text("import sys\nfrom x2face import nets\nfrom x2face.config import get_config\n"
+                      "d = nets.DrivingNetwork(get_config('tiny'))\n"
+                      "open(sys.argv[1], 'w').write(type(d.down[-1].norm).__name__)\n")
+    assert vnorm.main(["run", str(script), str(out)]) == 0
+    assert out.read_text() == "BatchNorm2d"
+    with pytest.raises(SystemExit):  # no command: a usage error, not a traceback
+        vnorm.main([])
