@@ -2,8 +2,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import runpy
 import sys
+from typing import Any, Callable, ContextManager, Iterator
+
+COMMAND_HELP = "x2face CLI arguments (train ..., evaluate ...), or: run SCRIPT.py ARGS"
 
 
 def run_command(command: list[str], parser: argparse.ArgumentParser) -> int:
@@ -20,3 +24,31 @@ def run_command(command: list[str], parser: argparse.ArgumentParser) -> int:
     from x2face.cli import main as x2face_main
 
     return x2face_main(command)
+
+
+@contextlib.contextmanager
+def extend_driving_network(extend: Callable[[Any, Any], None]) -> Iterator[None]:
+    """Within the block, every new ``x2face.nets.DrivingNetwork`` is built as usual and then passed, with its
+    config, to ``extend`` (which changes its layers); the class is restored afterwards."""
+    from x2face import nets
+
+    init = nets.DrivingNetwork.__init__
+
+    def patched_init(self, config) -> None:
+        init(self, config)
+        extend(self, config)
+
+    nets.DrivingNetwork.__init__ = patched_init  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        nets.DrivingNetwork.__init__ = init  # type: ignore[method-assign]
+
+
+def main_under(patch: Callable[[], ContextManager[None]], doc: str, argv: list[str] | None = None) -> int:
+    """An experiment script's ``main``: parse ``[run SCRIPT.py] ARGS`` and run it inside ``patch()``."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("command", nargs=argparse.REMAINDER, help=COMMAND_HELP)
+    args = parser.parse_args(argv)
+    with patch():
+        return run_command(args.command, parser)

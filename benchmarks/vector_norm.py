@@ -22,45 +22,31 @@ to x2face).
 """
 from __future__ import annotations
 
-import argparse
-import contextlib
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import ContextManager
 
 import torch.nn as nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _patched import run_command  # noqa: E402
+from _patched import extend_driving_network, main_under  # noqa: E402
 
 from x2face import nets  # noqa: E402
 
 
-@contextlib.contextmanager
-def vector_norm() -> Iterator[None]:
+def vector_norm() -> ContextManager[None]:
     """Within the block, every new ``DrivingNetwork`` normalises its innermost level (``vector_dim`` channels)."""
-    init = nets.DrivingNetwork.__init__
 
-    def patched_init(self: nets.DrivingNetwork, config) -> None:
-        init(self, config)
-        self.down[-1].norm = nn.BatchNorm2d(config.vector_dim)
+    def extend(net: nets.DrivingNetwork, config) -> None:
+        net.down[-1].norm = nn.BatchNorm2d(config.vector_dim)
 
-    nets.DrivingNetwork.__init__ = patched_init  # type: ignore[method-assign]
-    try:
-        yield
-    finally:
-        nets.DrivingNetwork.__init__ = init  # type: ignore[method-assign]
+    return extend_driving_network(extend)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="x2face CLI arguments (train ..., evaluate ...), or: run SCRIPT.py ARGS")
-    args = parser.parse_args(argv)
-    with vector_norm():
-        return run_command(args.command, parser)
+    return main_under(vector_norm, __doc__, argv)
 
 
 if __name__ == "__main__":

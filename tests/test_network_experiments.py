@@ -1,5 +1,5 @@
-"""benchmarks/coarse_flow.py and vector_norm.py: each experiment's patch changes the model it says, trains, loads
-its own weights, and undoes itself; both run x2face commands or scripts under the patch."""
+"""benchmarks/coarse_flow.py, vector_norm.py and coord_decoder.py: each experiment's patch changes the model it says,
+trains, loads its own weights, and undoes itself; they run x2face commands or scripts under the patch."""
 from __future__ import annotations
 
 import importlib.util
@@ -22,6 +22,7 @@ def _load(name: str):
 
 coarse = _load("coarse_flow")
 vnorm = _load("vector_norm")
+coords = _load("coord_decoder")
 
 
 def test_the_coarse_path_starts_at_zero_learns_and_is_removed_afterwards(tiny_config, tmp_path):
@@ -61,6 +62,27 @@ def test_the_vector_norm_keeps_every_unit_alive_learns_and_is_removed_afterwards
         again = X2Face.from_pretrained(tmp_path)
         assert isinstance(again.driving.down[-1].norm, torch.nn.BatchNorm2d)
     assert isinstance(X2Face(tiny_config).driving.down[-1].norm, torch.nn.Identity)  # the class is itself again
+
+
+def test_the_coord_decoder_reads_positions_learns_and_is_removed_afterwards(tiny_config, tmp_path):
+    torch.manual_seed(0)
+    plain = X2Face(tiny_config)
+    with coords.coord_decoder():
+        patched = X2Face(tiny_config).train()
+        for new, old in zip(patched.driving.up, plain.driving.up):
+            assert new.conv.weight.shape == old.conv.weight.shape and type(new.norm) is type(old.norm)
+            assert new.coord.weight.shape == (old.conv.out_channels, 2, 3, 3)  # x and y in, the level's channels out
+        patched.load_state_dict(plain.state_dict(), strict=False)
+        v = torch.rand(2, tiny_config.vector_dim)
+        offset = patched.driving.decode(v)
+        torch.testing.assert_close(offset, plain.train().driving.decode(v))  # zero-initialised: no change
+        assert offset.shape == (2, 2, tiny_config.image_size, tiny_config.image_size)
+        offset.square().sum().backward()
+        assert patched.driving.up[0].coord.weight.grad.abs().sum() > 0  # the coordinate path learns
+        patched.save_pretrained(tmp_path)
+        again = X2Face.from_pretrained(tmp_path)
+        assert isinstance(again.driving.up[0], coords.CoordUpLevel)
+    assert type(X2Face(tiny_config).driving.up[0]) is nets.UpLevel  # the class is itself again
 
 
 def test_the_experiments_run_a_script_under_their_patch(tmp_path):
