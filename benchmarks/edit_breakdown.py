@@ -32,40 +32,21 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _results import finish  # noqa: E402
 
-from x2face.control.edit import composite  # noqa: E402
 from x2face.data.synthetic import SPLITS, SyntheticWorld, paint_overlay, video_motion  # noqa: E402
 from x2face.data.synthetic import identity as get_identity  # noqa: E402
-from x2face.evaluate import (EDIT_CENTER, EDIT_RADIUS, EvalSettings, driving_grid, embedding_grid,  # noqa: E402
-                             l1, make_overlay)
+from x2face.evaluate import (EDIT_CENTER, EDIT_RADIUS, EvalSettings, driving_grid, edit_embedded_face,  # noqa: E402
+                             edit_layer, embedding_grid, l1, make_overlay)
 from x2face.hub import load_model  # noqa: E402
 from x2face.warp import warp  # noqa: E402
 
 
-def _up(x: torch.Tensor, f: int) -> torch.Tensor:
-    """float [B, C, H, W] -> [B, C, f H, f W], bilinear."""
-    return x if f == 1 else F.interpolate(x, scale_factor=f, mode="bilinear", align_corners=False)
-
-
-def edit_layer(world: SyntheticWorld, seed: int, params, grid: torch.Tensor, overlay: torch.Tensor,
-               half: tuple[float, float], factor: int) -> torch.Tensor:
-    """The metric's edit as a premultiplied RGBA layer over the embedded face, float [1, 4, f S, f S]: the source
-    frame's texture coordinates, mask and shading carried by the embedding ``grid`` [1, S, S, 2], upsampled by
-    ``factor``, and the overlay drawn where they fall inside its disc (as ``edit_embedded_face``)."""
-    surf = world.surface([seed], params)
-    carried = _up(warp(torch.cat([surf.uv, surf.mask.float(), surf.shading], 1), grid), factor)  # [1, 4, fS, fS]
-    uv, on, shade = carried[:, :2], carried[:, 2:3], carried[:, 3:4]
-    inside = torch.stack([(uv[:, 0] - EDIT_CENTER[0]) / half[0], (uv[:, 1] - EDIT_CENTER[1]) / half[1]], -1)
-    rgba = F.grid_sample(overlay[None], inside, mode="bilinear", padding_mode="zeros", align_corners=True)
-    alpha = rgba[:, 3:] * (on > 0.5)
-    return torch.cat([(rgba[:, :3] * shade).clamp(0, 1) * alpha, alpha], 1)
-
-
-def render_layer(layer: torch.Tensor, base: torch.Tensor, grid: torch.Tensor, factor: int) -> torch.Tensor:
-    """Drive a premultiplied layer [1, 4, f S, f S] with the driving ``grid`` [T, S, S, 2] (upsampled by
-    ``factor``), box-filter it down and put it over ``base`` frames [T, 3, S, S]."""
-    g = _up(grid.permute(0, 3, 1, 2), factor).permute(0, 2, 3, 1)  # [T, S, S, 2] -> [T, fS, fS, 2]
-    out = warp(layer.expand(len(g), -1, -1, -1), g)  # [T, 4, fS, fS]
-    out = F.avg_pool2d(out, factor) if factor > 1 else out  # [T, 4, S, S]
+def render_supersampled(layer: torch.Tensor, base: torch.Tensor, grid: torch.Tensor, factor: int) -> torch.Tensor:
+    """Drive a straight-alpha layer [1, 4, f S, f S] with the driving ``grid`` [T, S, S, 2] upsampled by ``factor``,
+    box-filter it down (premultiplied) and put it over ``base`` frames [T, 3, S, S]."""
+    g = F.interpolate(grid.permute(0, 3, 1, 2), scale_factor=factor, mode="bilinear",
+                      align_corners=False).permute(0, 2, 3, 1)  # [T, S, S, 2] -> [T, 2, fS, fS] -> [T, fS, fS, 2]
+    premultiplied = torch.cat([layer[:, :3] * layer[:, 3:], layer[:, 3:]], 1)  # [1, 4, fS, fS]
+    out = F.avg_pool2d(warp(premultiplied.expand(len(g), -1, -1, -1), g), factor)  # [T, 4, S, S]
     return base * (1 - out[:, 3:]) + out[:, :3]
 
 
@@ -107,11 +88,9 @@ def main(argv: list[str] | None = None) -> dict:
         src, src_edit, drv, truth = plain[:1], edited[:1], plain[1:], edited[1:]
         first = params.index(slice(0, 1))
         eg = embedding_grid(model, src)
-        face = warp(src, eg)
-        dg = driving_grid(model, model.driving_vector(drv))
-        gen = warp(face.expand(len(dg), -1, -1, -1), dg)
-        layer = edit_layer(world, seed, first, eg, overlay, half, 1)
-        gen_edit = render_layer(layer, gen, dg, 1)
+        face, face_edit = edit_embedded_face(model, world, seed, first, src, overlay, EDIT_CENTER, half)
+        v = model.driving_vector(drv)
+        gen, gen_edit = model.render(face, v), model.render(face_edit, v)  # as metric_edit
         sticker = (src_edit - src).abs().amax(1, keepdim=True) > 1e-3
         pasted = torch.where(sticker, src_edit, gen)
         region = world.face_mask(seeds[1:], params.index(slice(1, None)), region="face")
@@ -121,14 +100,14 @@ def main(argv: list[str] | None = None) -> dict:
         acc["edit_fixed_overlay_l1"].append(l1(pasted, truth, region))
         acc["on_edit_l1"].append(l1(gen_edit, truth, shows.float() * region))
         acc["on_edit_fixed_l1"].append(l1(pasted, truth, shows.float() * region))
+        dg = driving_grid(model, v)
         for f in (2, 4):
-            acc[str(f)].append(l1(render_layer(edit_layer(world, seed, first, eg, overlay, half, f), gen, dg, f),
-                                  truth, region))
-        painted = (composite(face, torch.cat([layer[:, :3] / layer[:, 3:].clamp(min=1e-6), layer[:, 3:]], 1))
-                   - face).abs().amax(1)[0] > 1e-3  # [S, S]
+            layer = edit_layer(world, seed, first, eg, overlay, EDIT_CENTER, half, factor=f)
+            acc[str(f)].append(l1(render_supersampled(layer, gen, dg, f), truth, region))
+        painted = (face_edit - face).abs().amax(1)[0] > 1e-3  # [S, S]
         keep = torch.from_numpy(largest_region(painted.numpy()))
         acc["extra_copy_pixels"].append(torch.tensor(float(painted.sum() - keep.sum())))
-        acc["edit_l1_one_copy"].append(l1(render_layer(layer * keep, gen, dg, 1), truth, region))
+        acc["edit_l1_one_copy"].append(l1(model.render(torch.where(keep, face_edit, face), v), truth, region))
 
     def mean(k: str) -> float:
         return float(torch.stack([x.float().mean() for x in acc[k]]).mean())

@@ -651,16 +651,43 @@ def make_overlay(size: int = 64) -> torch.Tensor:
     return torch.cat([rgb * torch.ones(3, size, size), alpha])
 
 
+def edit_layer(world: SyntheticWorld, seed: int, params: FrameParams, grid: torch.Tensor, overlay: torch.Tensor,
+               center: tuple[float, float], half_size: tuple[float, float], factor: int = 1) -> torch.Tensor:
+    """The overlay as an RGBA layer over the embedded face of one synthetic source frame, painted where the texture
+    region ``center`` +- ``half_size`` (UV units) lands in the model's embedding.
+
+    The world gives the texture coordinate (u, v), mask and shading of every pixel of the source frame; warping
+    them with the embedding ``grid`` (as the model warps the frame itself) gives what each embedded-face pixel
+    shows, and the overlay is drawn there, lit like the source.
+
+    Args:
+        world, seed, params: the source frame's identity and ``FrameParams`` (one frame).
+        grid: float [1, S, S, 2], the embedding network's grid of that frame (``embedding_grid``).
+        overlay: float [4, h, w] RGBA in [0, 1].
+        center, half_size: where the overlay sits in UV coordinates (as for ``paint_overlay``).
+        factor: draw the layer at ``factor`` times the embedded face's resolution (the carried coordinates
+            upsampled bilinearly); 1 is what the editing metric uses.
+
+    Returns:
+        float [1, 4, factor * S, factor * S]: RGB and straight alpha in [0, 1].
+    """
+    surf = world.surface([seed], params)
+    carried = warp(torch.cat([surf.uv, surf.mask.float(), surf.shading], 1), grid)  # [1, 4, S, S]
+    if factor > 1:
+        carried = F.interpolate(carried, scale_factor=factor, mode="bilinear", align_corners=False)  # [1, 4, fS, fS]
+    uv, on, shade = carried[:, :2], carried[:, 2:3], carried[:, 3:4]
+    inside = torch.stack([(uv[:, 0] - center[0]) / half_size[0], (uv[:, 1] - center[1]) / half_size[1]], -1)
+    rgba = F.grid_sample(overlay[None].to(grid), inside, mode="bilinear", padding_mode="zeros",
+                         align_corners=True)  # [1, 4, fS, fS]
+    alpha = rgba[:, 3:] * (on > 0.5)
+    return torch.cat([(rgba[:, :3] * shade).clamp(0, 1), alpha], 1)
+
+
 def edit_embedded_face(model: X2Face, world: SyntheticWorld, seed: int, params: FrameParams, source: torch.Tensor,
                        overlay: torch.Tensor, center: tuple[float, float], half_size: tuple[float, float],
                        ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Embed one synthetic source frame and paint an overlay on the embedded face where the texture region
-    ``center`` +- ``half_size`` (UV units) lands in the model's own embedding.
-
-    The world gives the texture coordinate (u, v) and shading of every pixel of the source frame;
-    warping them with the embedding network's grid (as the model warps the frame itself) gives the
-    texture coordinate each embedded-face pixel shows. The overlay is drawn there, lit like the source,
-    and composited with ``x2face.control.edit.composite`` (what the editing feature does).
+    """Embed one synthetic source frame and paint an overlay on the embedded face (``edit_layer``), composited with
+    ``x2face.control.edit.composite`` (what the editing feature does).
 
     Args:
         model: the X2Face model.
@@ -674,16 +701,9 @@ def edit_embedded_face(model: X2Face, world: SyntheticWorld, seed: int, params: 
     """
     from .control.edit import composite
 
-    surf = world.surface([seed], params)
     grid = embedding_grid(model, source)
     face = warp(source, grid)  # the embedded face of one source frame
-    carried = warp(torch.cat([surf.uv, surf.mask.float(), surf.shading], 1), grid)  # [1, 4, S, S]
-    uv, on, shade = carried[:, :2], carried[:, 2:3], carried[:, 3:4]
-    inside = torch.stack([(uv[:, 0] - center[0]) / half_size[0], (uv[:, 1] - center[1]) / half_size[1]], -1)
-    rgba = F.grid_sample(overlay[None].to(source), inside, mode="bilinear", padding_mode="zeros",
-                         align_corners=True)  # [1, 4, S, S]
-    alpha = rgba[:, 3:] * (on > 0.5)
-    return face, composite(face, torch.cat([(rgba[:, :3] * shade).clamp(0, 1), alpha], 1))
+    return face, composite(face, edit_layer(world, seed, params, grid, overlay, center, half_size))
 
 
 #: where the test edit goes on every face: a disc on the right cheek (image right when frontal), UV units
@@ -1068,5 +1088,6 @@ def main(argv: list[str]) -> int:
 
 
 __all__ = ["EDIT_CENTER", "EDIT_RADIUS", "METRICS", "METRIC_KEYS", "REPORT_KEYS", "EvalContext", "EvalSettings",
-           "PoseCNN", "driving_grid", "edit_embedded_face", "embedding_grid", "estimate_mouth_opening", "evaluate",
+           "PoseCNN", "driving_grid", "edit_embedded_face", "edit_layer", "embedding_grid", "estimate_mouth_opening",
+           "evaluate",
            "fit_linear", "l1", "main", "make_overlay", "mouth_brightness", "mouth_region", "real_face_crops", "real_val_clips", "report_markdown", "transfer_slope", "write_report"]
