@@ -1,11 +1,22 @@
-"""What the standalone analysis scripts of ``benchmarks/`` (warp_oracle, pose_probe, track_stride) do with a result."""
+"""What the standalone analysis scripts of ``benchmarks/`` (warp_oracle, pose_probe, track_stride, ...) share: their
+command line's weights and output options, and what they do with a result."""
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
+
+
+def weights_parser(doc: str) -> argparse.ArgumentParser:
+    """The command line of an analysis script that measures one model: ``--weights`` (default the bundled
+    ``demo``) and ``--json`` (where ``finish`` writes the result); the description is ``doc``'s first line."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--weights", default="demo", help="weights spec ('demo': the bundled model)")
+    ap.add_argument("--json", type=Path, help="write the result here")
+    return ap
 
 
 def finish(result: dict, script: str, argv: list[str] | None, out: Path | None) -> dict:

@@ -17,7 +17,6 @@ videos (same seeds: its ``edit_l1`` and ``edit_fixed_overlay_l1`` are the report
 """
 from __future__ import annotations
 
-import argparse
 import math
 import sys
 import time
@@ -30,7 +29,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _results import finish  # noqa: E402
+from _results import finish, weights_parser  # noqa: E402
 
 from x2face.data.synthetic import SPLITS, SyntheticWorld, paint_overlay, video_motion  # noqa: E402
 from x2face.data.synthetic import identity as get_identity  # noqa: E402
@@ -63,9 +62,7 @@ def largest_region(mask: np.ndarray) -> np.ndarray:
 
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", default="demo", help="weights spec ('demo': the bundled model)")
-    ap.add_argument("--json", type=Path, help="write the result here")
+    ap = weights_parser(__doc__)
     args = ap.parse_args(argv)
     t0 = time.time()
     model = load_model(args.weights, device="cpu").eval()

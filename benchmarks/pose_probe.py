@@ -12,7 +12,6 @@ time) above zero after the vector's ReLU, and the share of the vectors' variance
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _results import finish  # noqa: E402
+from _results import finish, weights_parser  # noqa: E402
 
 from x2face.data.synthetic import SyntheticWorld  # noqa: E402
 from x2face.evaluate import (POSE_KEYS, EvalContext, EvalSettings, _driving_vectors,  # noqa: E402
@@ -48,9 +47,7 @@ def vector_usage(vectors: torch.Tensor) -> dict:
 
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", default="demo", help="weights spec ('demo': the bundled model)")
-    ap.add_argument("--json", type=Path, help="write the result here")
+    ap = weights_parser(__doc__)
     args = ap.parse_args(argv)
     from sklearn.neural_network import MLPRegressor
     from sklearn.preprocessing import StandardScaler

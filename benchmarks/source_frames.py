@@ -14,7 +14,6 @@ K = 8 gains over one of its frames.
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -25,7 +24,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _results import finish  # noqa: E402
+from _results import finish, weights_parser  # noqa: E402
 
 from x2face.evaluate import real_face_crops, real_val_clips  # noqa: E402
 from x2face.hub import load_model  # noqa: E402
@@ -36,12 +35,10 @@ REAL_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "
 
 @torch.inference_mode()
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", default="demo", help="weights spec ('demo': the bundled model)")
+    ap = weights_parser(__doc__)
     ap.add_argument("--real-dir", type=Path, default=REAL_DIR, help="folder with MANIFEST.tsv (val clips are used)")
     ap.add_argument("--ks", type=int, nargs="+", default=[1, 2, 4, 8], help="source frame counts (<= 8)")
     ap.add_argument("--clips", type=int, default=0, help="use only the first N val clips (0: all)")
-    ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)
     if not all(1 <= k <= 8 for k in args.ks):
         ap.error("--ks must lie in 1..8")

@@ -9,7 +9,6 @@ pairs from three pools: the first ``--pool`` identities of the synthetic train s
 """
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from pathlib import Path
@@ -19,7 +18,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _results import finish  # noqa: E402
+from _results import finish, weights_parser  # noqa: E402
 
 from x2face.data.synthetic import SyntheticPairs  # noqa: E402
 from x2face.hub import load_model  # noqa: E402
@@ -27,13 +26,11 @@ from x2face.hub import load_model  # noqa: E402
 
 @torch.no_grad()
 def main(argv: list[str] | None = None) -> dict:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--weights", default="demo", help="weights spec ('demo': the bundled model)")
+    ap = weights_parser(__doc__)
     ap.add_argument("--pool", type=int, default=4096, help="train identities the weights were trained on")
     ap.add_argument("--pairs", type=int, default=1008, help="pairs per pool (a multiple of --batch)")
     ap.add_argument("--batch", type=int, default=16)
     ap.add_argument("--seed", type=int, default=11)
-    ap.add_argument("--json", type=Path, help="write the result here")
     args = ap.parse_args(argv)
     t0 = time.time()
     model = load_model(args.weights, device="cpu").eval()
