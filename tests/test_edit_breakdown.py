@@ -1,19 +1,15 @@
 """benchmarks/edit_breakdown.py reruns the evaluation's edit metric: its two headline numbers are the metric's."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from x2face import X2Face
 from x2face.evaluate import EvalSettings, evaluate
 
-SPEC = importlib.util.spec_from_file_location(
-    "edit_breakdown", Path(__file__).resolve().parent.parent / "benchmarks" / "edit_breakdown.py")
-breakdown = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(breakdown)
+from helpers import load_benchmark
+
+breakdown = load_benchmark("edit_breakdown")
 
 
 def test_the_breakdown_reproduces_the_metric_and_splits_it(tiny_config, tmp_path, monkeypatch):

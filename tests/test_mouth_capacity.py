@@ -2,19 +2,16 @@
 the mouth where a warp can render it, and a run with every loss option must train and write its curve."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
 from x2face.data.synthetic import SyntheticWorld
 from x2face.train import _identity_flow_init
 
-SPEC = importlib.util.spec_from_file_location(
-    "mouth_capacity", Path(__file__).resolve().parent.parent / "benchmarks" / "mouth_capacity.py")
-mc = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(mc)
+from helpers import load_benchmark
+
+mc = load_benchmark("mouth_capacity")
 
 
 def test_pairs_differ_only_in_the_mouth():

@@ -2,27 +2,16 @@
 trains, loads its own weights, and undoes itself; they run x2face commands or scripts under the patch."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from x2face import X2Face, nets
 
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+from helpers import load_benchmark
 
-
-def _load(name: str):
-    spec = importlib.util.spec_from_file_location(name, BENCHMARKS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-coarse = _load("coarse_flow")
-vnorm = _load("vector_norm")
-coords = _load("coord_decoder")
+coarse = load_benchmark("coarse_flow")
+vnorm = load_benchmark("vector_norm")
+coords = load_benchmark("coord_decoder")
 
 
 def test_the_coarse_path_starts_at_zero_learns_and_is_removed_afterwards(tiny_config, tmp_path):

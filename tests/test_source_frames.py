@@ -1,16 +1,13 @@
 """benchmarks/source_frames.py: K source frames of a real clip against one, on a tiny model."""
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import torch
 
-SPEC = importlib.util.spec_from_file_location(
-    "source_frames", Path(__file__).resolve().parent.parent / "benchmarks" / "source_frames.py")
-bench = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(bench)
+from helpers import load_benchmark
+
+bench = load_benchmark("source_frames")
 
 
 def test_spread_takes_first_last_and_between():

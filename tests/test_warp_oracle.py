@@ -1,18 +1,14 @@
 """benchmarks/warp_oracle.py: its perfect-correspondence warp must actually be perfect where geometry allows."""
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pytest
 import torch
 
 from x2face.data.synthetic import FrameParams, SyntheticWorld
 
-SPEC = importlib.util.spec_from_file_location(
-    "warp_oracle", Path(__file__).resolve().parent.parent / "benchmarks" / "warp_oracle.py")
-oracle = importlib.util.module_from_spec(SPEC)
-SPEC.loader.exec_module(oracle)
+from helpers import load_benchmark
+
+oracle = load_benchmark("warp_oracle")
 
 SIZE = 64
 
