@@ -34,7 +34,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _patched import run_command  # noqa: E402
+from _patched import COMMAND_HELP, run_command  # noqa: E402
 
 from x2face import nets  # noqa: E402
 
@@ -71,8 +71,7 @@ def coarse_flow(grid: int) -> Iterator[None]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--grid", type=int, default=16, help="side of the coarse offset grid (default 16)")
-    parser.add_argument("command", nargs=argparse.REMAINDER,
-                        help="x2face CLI arguments (train ..., evaluate ...), or: run SCRIPT.py ARGS")
+    parser.add_argument("command", nargs=argparse.REMAINDER, help=COMMAND_HELP)
     args = parser.parse_args(argv)
     with coarse_flow(args.grid):
         return run_command(args.command, parser)
