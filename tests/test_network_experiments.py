@@ -1,6 +1,11 @@
 """benchmarks/coarse_flow.py, vector_norm.py and coord_decoder.py: each experiment's patch changes the model it says,
-trains, loads its own weights, and undoes itself; they run x2face commands or scripts under the patch."""
+trains, loads its own weights, and undoes itself; they run x2face commands or scripts under the patch.
+benchmarks/census_loss.py: its census distance ignores a brightness offset but not a shift, and its patch adds it
+to stage I's objective for one training run."""
 from __future__ import annotations
+
+import csv
+from pathlib import Path
 
 import pytest
 import torch
@@ -12,6 +17,7 @@ from helpers import load_benchmark
 coarse = load_benchmark("coarse_flow")
 vnorm = load_benchmark("vector_norm")
 coords = load_benchmark("coord_decoder")
+census = load_benchmark("census_loss")
 
 
 def test_the_coarse_path_starts_at_zero_learns_and_is_removed_afterwards(tiny_config, tmp_path):
@@ -84,3 +90,36 @@ def test_the_experiments_run_a_script_under_their_patch(tmp_path):
     assert out.read_text() == "BatchNorm2d"
     with pytest.raises(SystemExit):  # no command: a usage error, not a traceback
         vnorm.main([])
+
+
+def test_the_census_distance_ignores_a_brightness_offset_but_not_a_shift():
+    torch.manual_seed(0)
+    image = census.gaussian_blur(torch.rand(2, 3, 48, 48), 2.0)  # smooth, with structure at several scales
+    brighter = image + 0.15  # the same luma differences everywhere
+    shifted = torch.roll(image, 3, dims=-1)
+    assert census.census_distance(image, image) == 0
+    assert census.census_distance(image, brighter) < 1e-6
+    assert census.census_distance(image, shifted) > 0.05
+    assert census.census_distance(image, image * 0.8) < census.census_distance(image, shifted)  # a gain: small
+    assert torch.nn.functional.l1_loss(image, brighter) > torch.nn.functional.l1_loss(image, shifted)  # L1: the reverse
+
+
+def test_the_census_patch_adds_its_term_to_stage_one_and_is_removed_afterwards(tmp_path):
+    from x2face import train
+
+    config = Path(__file__).resolve().parent.parent / "configs" / "test-ddp.toml"
+    original = train.X2FaceTask.loss
+    args = ["train", str(config), "--set", f'run.out_dir="{tmp_path / "run"}"', "--set", "run.steps=2",
+            "--set", "run.val_every=2", "--set", "run.ckpt_every=2"]
+    assert census.main(["--weight", "0.5", *args]) == 0
+    assert train.X2FaceTask.loss is original  # the class is itself again
+    with (tmp_path / "run" / "train.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 2
+    for row in rows:  # the objective is L1 + 0.5 * census, and both parts are logged
+        assert float(row["census"]) > 0
+        assert float(row["loss"]) == pytest.approx(float(row["photometric"]) + 0.5 * float(row["census"]), rel=1e-5)
+    with pytest.raises(SystemExit):  # a negative weight: a usage error
+        census.main(["--weight", "-1", *args])
+    with pytest.raises(SystemExit):
+        census.main(["--weight", "0.5"])
