@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import subprocess
+import wave
 
 import numpy as np
 import pytest
@@ -359,6 +360,11 @@ def test_drive_audio_frames_follow_the_audio(audio_pipe):
                              settings=AudioDriveSettings(pose_correction="keep-source")).frames)
     own = next(audio_pipe.drive_vectors(audio_pipe.source_vector()))
     assert len(quiet) == 25 and max(np.abs(f.astype(int) - own.astype(int)).max() for f in quiet) <= 1
+    # and the user is told why nothing moves; a quiet tone (-40 dBFS) is not silence
+    assert drive_audio(audio_pipe, np.full(SR, 1e-4, np.float32), SR).silent
+    assert "silent" in drive_audio(audio_pipe, np.zeros(SR, np.float32), SR).note()
+    assert not drive.silent and drive.note() == ""
+    assert not drive_audio(audio_pipe, tone(1.0) * 0.01, SR).silent
     assert len(list(audio_pipe.drive_audio(tone(0.4), SR).frames)) == 10  # the pipeline's method delegates
 
 
@@ -459,6 +465,14 @@ def test_train_audio_then_fit_audio_then_animate(tmp_path, tiny_model, real_dir,
     assert info.has_audio and abs(float(info.fps) - 25.0) < 0.01
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert "; driven by ggerganov_whisper.cpp__samples_jfk.wav (" in summary and ";  of" not in summary, summary
+    assert "silent" not in summary
+    hush = tmp_path / "hush.wav"
+    with wave.open(str(hush), "wb") as w:  # half a second of 16-bit digital silence
+        w.setnchannels(1), w.setsampwidth(2), w.setframerate(SR), w.writeframes(bytes(SR))
+    assert main(["animate", "--source", str(photo), "--audio", str(hush), "--weights", str(out),
+                 "--out", str(tmp_path / "hush.mp4"), "--quiet", "--device", "cpu"]) == 0
+    summary = capsys.readouterr().out.strip().splitlines()[-1]
+    assert "driven by hush.wav (the recording is silent" in summary, summary
     # the same weights have no pose head: --pose-sweep says how to get one (exit 2, one line, no file)
     assert main(["animate", "--source", str(photo), "--pose-sweep", "yaw", "--weights", str(out),
                  "--out", str(tmp_path / "sweep.mp4"), "--quiet", "--device", "cpu"]) == 2

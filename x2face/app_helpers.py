@@ -749,8 +749,9 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
     video, count, length = write_frames(drive.frames, out_dir / "speech.mp4", drive.num_frames, "speaking",
                                         fps=drive.fps, audio=audio)
     elapsed = time.perf_counter() - t0
+    note = f"; {drive.note()}" if drive.silent else ""
     return JobResult(video, frames=count, seconds=length, elapsed=elapsed,
-                     summary=f"{Path(audio).name}: {length:.1f} s at {drive.fps:g} fps with its sound; "
+                     summary=f"{Path(audio).name}: {length:.1f} s at {drive.fps:g} fps with its sound{note}; "
                              f"{_rate(count, elapsed)}")
 
 

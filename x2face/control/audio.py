@@ -346,6 +346,7 @@ class AudioDrive:
         sample_rate: 16000.
         fps: frame rate.
         num_frames: how many frames ``frames`` yields (covers the audio).
+        settings: the ``AudioDriveSettings`` used.
     """
 
     frames: Iterator[np.ndarray]
@@ -354,6 +355,21 @@ class AudioDrive:
     fps: float
     num_frames: int
     settings: AudioDriveSettings = field(default_factory=AudioDriveSettings)
+
+    @property
+    def silent(self) -> bool:
+        """The audio never rises above ``SILENT_PEAK`` (-60 dBFS): the face keeps the photo's mouth throughout."""
+        return not float(np.abs(self.audio).max(initial=0.0)) >= SILENT_PEAK
+
+    def note(self) -> str:
+        """A line for the user when the result will not move (silent audio), else ""."""
+        if not self.silent:
+            return ""
+        return "the recording is silent (peak below -60 dBFS), so the face keeps the photo's mouth"
+
+
+#: peak amplitude (full scale 1) under which a recording counts as silent: -60 dBFS, below a quiet room's noise
+SILENT_PEAK = 10 ** (-60 / 20)
 
 
 def drive_audio(pipeline, audio, sample_rate: int | None = None, *, fps: float = 25.0,

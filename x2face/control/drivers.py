@@ -138,8 +138,9 @@ class AudioDriver:
         drive = drive_audio(pipe, args.audio, fps=FPS, settings=settings, paste_back=args.paste_back,
                             batch_size=args.batch_size, seconds=args.seconds)
         # the recording itself is muxed (full quality); the writer trims it to the frames' duration
+        note = drive.note()
         return Drive(_with_source(args, pipe, drive.frames), Fraction(FPS), total=drive.num_frames,
-                     audio=args.audio, label=Path(args.audio).name)
+                     audio=args.audio, label=Path(args.audio).name + (f" ({note})" if note else ""))
 
 
 #: what ``x2face.animate`` adds to its ``DRIVERS``
