@@ -27,6 +27,17 @@ def run_command(command: list[str], parser: argparse.ArgumentParser) -> int:
 
 
 @contextlib.contextmanager
+def replaced(owner: Any, name: str, value: Any) -> Iterator[None]:
+    """Within the block, ``owner.name`` is ``value`` (a class's method, say); the old one is back afterwards."""
+    old = getattr(owner, name)
+    setattr(owner, name, value)
+    try:
+        yield
+    finally:
+        setattr(owner, name, old)
+
+
+@contextlib.contextmanager
 def extend_driving_network(extend: Callable[[Any, Any], None]) -> Iterator[None]:
     """Within the block, every new ``x2face.nets.DrivingNetwork`` is built as usual and then passed, with its
     config, to ``extend`` (which changes its layers); the class is restored afterwards."""
@@ -38,11 +49,8 @@ def extend_driving_network(extend: Callable[[Any, Any], None]) -> Iterator[None]
         init(self, config)
         extend(self, config)
 
-    nets.DrivingNetwork.__init__ = patched_init  # type: ignore[method-assign]
-    try:
+    with replaced(nets.DrivingNetwork, "__init__", patched_init):
         yield
-    finally:
-        nets.DrivingNetwork.__init__ = init  # type: ignore[method-assign]
 
 
 def main_under(patch: Callable[[], ContextManager[None]], doc: str, argv: list[str] | None = None) -> int:

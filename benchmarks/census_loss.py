@@ -35,7 +35,7 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _patched import COMMAND_HELP, run_command  # noqa: E402
+from _patched import COMMAND_HELP, replaced, run_command  # noqa: E402
 
 from x2face.errors import ConfigError  # noqa: E402
 from x2face.losses import gaussian_blur  # noqa: E402
@@ -83,8 +83,6 @@ def census_loss(weight: float, scale: float = 0.03, blur: float = 1.0) -> Iterat
     from x2face import train
     from x2face.losses import photometric_l1
 
-    original = train.X2FaceTask.loss
-
     def loss(self, module, batch):
         if self.loss_fn is not None or self.cfg.stage.blur_sigmas:
             raise ConfigError("census_loss.py patches stage I without [stage] blur_sigmas only")
@@ -95,11 +93,8 @@ def census_loss(weight: float, scale: float = 0.03, blur: float = 1.0) -> Iterat
                  "source_baseline_l1": photometric_l1(batch["sources"][:, 0], batch["driving"]).detach()}
         return l1 + weight * term, parts
 
-    train.X2FaceTask.loss = loss  # type: ignore[method-assign]
-    try:
+    with replaced(train.X2FaceTask, "loss", loss):
         yield
-    finally:
-        train.X2FaceTask.loss = original  # type: ignore[method-assign]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,7 +1,8 @@
 """benchmarks/coarse_flow.py, vector_norm.py and coord_decoder.py: each experiment's patch changes the model it says,
 trains, loads its own weights, and undoes itself; they run x2face commands or scripts under the patch.
 benchmarks/census_loss.py: its census distance ignores a brightness offset but not a shift, and its patch adds it
-to stage I's objective for one training run."""
+to stage I's objective for one training run. benchmarks/held_light.py: under its patch a synthetic pair's driving
+frame is lit as its source in head coordinates, and nothing else about the pair changes."""
 from __future__ import annotations
 
 import csv
@@ -18,6 +19,7 @@ coarse = load_benchmark("coarse_flow")
 vnorm = load_benchmark("vector_norm")
 coords = load_benchmark("coord_decoder")
 census = load_benchmark("census_loss")
+held = load_benchmark("held_light")
 
 
 def test_the_coarse_path_starts_at_zero_learns_and_is_removed_afterwards(tiny_config, tmp_path):
@@ -123,3 +125,28 @@ def test_the_census_patch_adds_its_term_to_stage_one_and_is_removed_afterwards(t
         census.main(["--weight", "-1", *args])
     with pytest.raises(SystemExit):
         census.main(["--weight", "0.5"])
+
+
+def test_held_light_lights_the_driving_frame_as_its_source_and_changes_nothing_else():
+    from x2face.data.synthetic import Motion, SyntheticPairs, SyntheticWorld, rotation_matrices
+
+    world, pairs = SyntheticWorld(32), SyntheticPairs("train", 32, num_sources=2, seed=0)
+    plain, p = pairs.draw(3, torch.Generator().manual_seed(0), world)
+    at = Motion.at
+    with held.held_light():
+        item, q = pairs.draw(3, torch.Generator().manual_seed(0), world)
+    assert Motion.at is at  # the class is itself again
+
+    def local(params):  # [B, 3]: the light in head coordinates
+        return (rotation_matrices(params.pose).transpose(1, 2) @ params.light.unsqueeze(-1)).squeeze(-1)
+
+    first = q["sources"].index(torch.arange(0, 6, 2))  # each item's first source frame (sources are item-major)
+    torch.testing.assert_close(local(q["driving"]), local(first))
+    torch.testing.assert_close(local(q["sources"].index(torch.arange(1, 6, 2))), local(first))
+    assert (q["driving"].light - p["driving"].light).abs().max() > 0.01  # it did change the light
+    torch.testing.assert_close(first.light, p["sources"].index(torch.arange(0, 6, 2)).light)  # frame 0: as drawn
+    for name in ("sources", "driving", "driving_other"):  # pose, shift, zoom, mouth, eyelids: as drawn
+        for field in ("pose", "translation", "zoom", "mouth", "blink"):
+            torch.testing.assert_close(getattr(q[name], field), getattr(p[name], field))
+    torch.testing.assert_close(q["driving_other"].light, p["driving_other"].light)  # one frame per video: as is
+    torch.testing.assert_close(item["sources"][:, 0], plain["sources"][:, 0])  # the first source renders as before
