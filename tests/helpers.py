@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import wave
 from pathlib import Path
 from types import ModuleType
 
@@ -20,6 +21,16 @@ def load_benchmark(name: str) -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def write_silence(path: Path, seconds: float, rate: int = 16000) -> Path:
+    """A mono 16-bit WAV of digital silence (a muted microphone) at ``path``; returns ``path``."""
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(bytes(2 * round(seconds * rate)))
+    return path
 
 
 class WholeImage(FaceDetector):

@@ -19,6 +19,7 @@ from x2face.app_helpers import AppSettings, ModelCache, SourceCache, TempSpace, 
 from x2face.errors import InputError, MediaError, NoFaceError, WeightsError
 
 import app_server
+from helpers import write_silence  # tests/helpers.py (``helpers`` here is x2face.app_helpers)
 
 PHOTO = "photos/jixinya_EAMM__test_image_anne.png"
 PHOTO_PAIR = ["photos/ageitgey_face_recognition__examples_knn_examples_train_rose_leslie_img1.jpg",
@@ -360,8 +361,6 @@ def test_pose_tab_moves_the_preview(client, real_dir):
 
 @pytest.mark.slow
 def test_audio_tab_speaks_with_the_recording(client, real_dir, tmp_path):
-    import wave
-
     from gradio_client import handle_file
 
     video, summary = client.predict(real(real_dir, PHOTO), real(real_dir, SPEECH), 1.5, False,
@@ -369,9 +368,7 @@ def test_audio_tab_speaks_with_the_recording(client, real_dir, tmp_path):
     info = probe(video)
     assert info.has_audio and abs(info.duration - 1.5) < 0.1 and info.fps == 25
     assert "with its sound" in summary and "silent" not in summary
-    hush = tmp_path / "hush.wav"  # a muted microphone: a video all the same, and the user is told why nothing moves
-    with wave.open(str(hush), "wb") as w:
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(16000), w.writeframes(bytes(32000))
+    hush = write_silence(tmp_path / "hush.wav", 1.0)  # a muted microphone: a video all the same, and why nothing moves
     video, summary = client.predict(real(real_dir, PHOTO), handle_file(str(hush)), 1.5, False,
                                     api_name="/animate_audio")
     assert probe(video).fps == 25 and "the recording is silent" in summary, summary

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import itertools
 import subprocess
-import wave
 
 import numpy as np
 import pytest
@@ -39,7 +38,7 @@ from x2face.control.features import (
 from x2face.errors import ConfigError, InputError, MediaError, WeightsError
 from x2face.faces import FaceCropper
 
-from helpers import WholeImage
+from helpers import WholeImage, write_silence
 
 SR = 16000
 
@@ -466,9 +465,7 @@ def test_train_audio_then_fit_audio_then_animate(tmp_path, tiny_model, real_dir,
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert "; driven by ggerganov_whisper.cpp__samples_jfk.wav (" in summary and ";  of" not in summary, summary
     assert "silent" not in summary
-    hush = tmp_path / "hush.wav"
-    with wave.open(str(hush), "wb") as w:  # half a second of 16-bit digital silence
-        w.setnchannels(1), w.setsampwidth(2), w.setframerate(SR), w.writeframes(bytes(SR))
+    hush = write_silence(tmp_path / "hush.wav", 0.5, SR)
     assert main(["animate", "--source", str(photo), "--audio", str(hush), "--weights", str(out),
                  "--out", str(tmp_path / "hush.mp4"), "--quiet", "--device", "cpu"]) == 0
     summary = capsys.readouterr().out.strip().splitlines()[-1]

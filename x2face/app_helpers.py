@@ -749,9 +749,10 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
     video, count, length = write_frames(drive.frames, out_dir / "speech.mp4", drive.num_frames, "speaking",
                                         fps=drive.fps, audio=audio)
     elapsed = time.perf_counter() - t0
-    note = f"; {drive.note()}" if drive.silent else ""
+    note = drive.note()  # "" unless the recording is silent
+    sound = f"with its sound; {note}" if note else "with its sound"
     return JobResult(video, frames=count, seconds=length, elapsed=elapsed,
-                     summary=f"{Path(audio).name}: {length:.1f} s at {drive.fps:g} fps with its sound{note}; "
+                     summary=f"{Path(audio).name}: {length:.1f} s at {drive.fps:g} fps {sound}; "
                              f"{_rate(count, elapsed)}")
 
 

@@ -1089,5 +1089,5 @@ def main(argv: list[str]) -> int:
 
 __all__ = ["EDIT_CENTER", "EDIT_RADIUS", "METRICS", "METRIC_KEYS", "REPORT_KEYS", "EvalContext", "EvalSettings",
            "PoseCNN", "driving_grid", "edit_embedded_face", "edit_layer", "embedding_grid", "estimate_mouth_opening",
-           "evaluate",
-           "fit_linear", "l1", "main", "make_overlay", "mouth_brightness", "mouth_region", "real_face_crops", "real_val_clips", "report_markdown", "transfer_slope", "write_report"]
+           "evaluate", "fit_linear", "l1", "main", "make_overlay", "mouth_brightness", "mouth_region",
+           "real_face_crops", "real_val_clips", "report_markdown", "transfer_slope", "write_report"]
