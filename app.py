@@ -36,6 +36,7 @@ from x2face import __version__  # noqa: E402
 from x2face import app_helpers as helpers  # noqa: E402
 from x2face.app_helpers import POSE_MOTIONS, WEIGHTS_SOURCES, AppSettings, ModelCache, SourceCache  # noqa: E402
 from x2face.control.pose import POSE_RANGE, SWEEP_AMPLITUDE, source_pose  # noqa: E402
+from x2face import media  # noqa: E402
 from x2face.errors import X2FaceError  # noqa: E402
 
 TEMP = helpers.app_temp()  # before gradio is imported: its cache goes inside the app's own temp folder
@@ -46,6 +47,7 @@ import PIL.Image  # noqa: E402
 # Gradio opens uploaded photos lazily (header only); let it, so that x2face's own header check gives
 # the message for a huge photo (nothing is decoded before that check).
 PIL.Image.MAX_IMAGE_PIXELS = max(PIL.Image.MAX_IMAGE_PIXELS or 0, 2**32)
+media.register_image_formats()  # and HEIC photos (iPhones' default) open in Gradio's upload as in x2face
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES = ROOT / "assets" / "examples"

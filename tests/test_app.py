@@ -360,6 +360,22 @@ def test_pose_tab_moves_the_preview(client, real_dir):
 
 
 @pytest.mark.slow
+def test_an_iphone_heic_photo_is_a_source(client, real_dir, tmp_path):
+    """A HEIC photo (what iPhones save) stored on its side with HEIF's rotation: Gradio's upload opens it
+    (x2face registers pillow-heif for it) and the face is found upright, as in the same photo as PNG."""
+    from gradio_client import handle_file
+    from PIL import Image
+
+    im = Image.open(real_dir / PHOTO).convert("RGB").transpose(Image.Transpose.ROTATE_90)  # lying on its side
+    exif = Image.Exif()
+    exif[0x0112] = 6  # display rotated 90 degrees clockwise: upright again
+    im.save(tmp_path / "phone.heic", quality=90, exif=exif.tobytes())
+    preview, yaw, pitch, roll, note = client.predict(handle_file(str(tmp_path / "phone.heic")), api_name="/pose_source")
+    ref = client.predict(real(real_dir, PHOTO), api_name="/pose_source")
+    assert "yaw" in note and abs(yaw - ref[1]) < 5 and abs(roll - ref[3]) < 5
+
+
+@pytest.mark.slow
 def test_audio_tab_speaks_with_the_recording(client, real_dir, tmp_path):
     from gradio_client import handle_file
 

@@ -384,3 +384,38 @@ def test_output_path_never_an_input(real_dir, tmp_path):
 def test_read_image_from_file_object(real_dir):
     buf = io.BytesIO((real_dir / PHOTO).read_bytes())
     assert read_image(buf).shape == (256, 256, 3)
+
+
+@pytest.mark.parametrize("ext", [".heic", ".avif"])
+def test_read_image_heic_and_avif_rotated_like_jpeg(real_dir, tmp_path, ext):
+    """iPhone photos are HEIC with a rotation: read as photos (not as one-frame videos through ffmpeg, which
+    failed on them), turned upright as the JPEG with the same EXIF orientation is."""
+    from x2face.media import image_size, register_image_formats
+
+    assert register_image_formats()  # pillow-heif is a requirement
+    src = Image.open(real_dir / PHOTO_WIDE).convert("RGB")  # 720 wide, 1280 tall
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / f"phone{ext}"
+    src.save(path, quality=90, exif=exif.tobytes())  # pillow-heif turns these bytes into HEIF's own rotation
+    assert is_still_image(path) and not is_animated_image(path)
+    img = read_image(path)
+    assert img.shape == (720, 1280, 3)
+    expected = np.rot90(np.asarray(src), k=-1)  # clockwise
+    assert np.abs(img.astype(int) - expected.astype(int)).mean() < 4
+    assert sorted(image_size(path)) == [720, 1280]
+
+
+def test_heic_messages(tmp_path, monkeypatch):
+    from x2face import media
+
+    (tmp_path / "junk.heic").write_bytes(b"not a HEIF container" * 20)
+    with pytest.raises(MediaError, match="not an image x2face can read .*HEIC"):
+        read_image(tmp_path / "junk.heic")
+    monkeypatch.setattr(media, "_heif_registered", False)  # as if pillow-heif were not installed
+    monkeypatch.setattr(Image, "OPEN", {k: v for k, v in Image.OPEN.items() if "HEIF" not in k.upper()})
+    monkeypatch.setattr(Image, "ID", [k for k in Image.ID if "HEIF" not in k.upper()])
+    Image.new("RGB", (8, 8)).save(tmp_path / "x.png")
+    (tmp_path / "photo.heic").write_bytes((tmp_path / "x.png").read_bytes()[:8] + b"\x00" * 64)
+    with pytest.raises(MediaError, match=r"needs the pillow-heif package \(pip install pillow-heif\)"):
+        read_image(tmp_path / "photo.heic")

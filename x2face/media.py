@@ -38,8 +38,12 @@ from .errors import MediaError
 
 PathLike = str | os.PathLike
 
-#: File name endings read as photos (everything else is tried as a video).
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif", ".ppm", ".pgm")
+#: File name endings read as photos (everything else is tried as a video). HEIC/HEIF (iPhones' default) need
+#: pillow-heif (a requirement; ``register_image_formats``); AVIF is Pillow's own from 11.3.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", ".gif", ".jfif", ".ppm", ".pgm",
+                    ".heic", ".heif", ".avif")
+#: Endings of the photo formats that only the pillow-heif plugin opens.
+HEIF_EXTENSIONS = (".heic", ".heif")
 #: Longest side of a video x2face writes (H.264 level 6.2 allows 8192; browsers rarely play more).
 MAX_VIDEO_SIDE = 8192
 #: File name endings x2face writes videos to (H.264 in MP4, what every browser plays).
@@ -94,6 +98,41 @@ def _first_line(text: str) -> str:
 
 
 # ----------------------------------------------------------------------------------------- images
+_heif_lock = threading.Lock()
+_heif_registered: bool | None = None
+
+
+def register_image_formats() -> bool:
+    """Let PIL (and so Gradio's image upload) open HEIC/HEIF photos, once per process.
+
+    iPhones save photos as HEIC; ffmpeg decodes them only partly (tiles, rotation), so they are read as
+    photos through pillow-heif's PIL plugin, which applies the HEIF rotation and resets EXIF orientation.
+    Called by every image reader here and by ``app.py``; safe to call again.
+
+    Returns:
+        True when the plugin is registered, False when pillow-heif is not installed.
+    """
+    global _heif_registered
+    with _heif_lock:
+        if _heif_registered is None:
+            try:
+                from pillow_heif import register_heif_opener
+            except ImportError:
+                _heif_registered = False
+            else:
+                register_heif_opener()
+                _heif_registered = True
+        return _heif_registered
+
+
+def _unsupported(name: str) -> str:
+    """The message for a file PIL cannot identify."""
+    if name.lower().endswith(HEIF_EXTENSIONS) and not register_image_formats():
+        return f"{name} is a HEIC/HEIF photo, which needs the pillow-heif package (pip install pillow-heif); " \
+               f"or save it as JPEG"
+    return f"{name} is not an image x2face can read (JPEG, PNG, WebP, HEIC, AVIF, BMP, TIFF, GIF are supported)"
+
+
 def _image_from_pil(im, name: str) -> np.ndarray:
     """A loaded PIL image in any mode -> uint8 [H, W, 3] RGB (alpha composited on white)."""
     from PIL import Image
@@ -132,6 +171,7 @@ def image_size(source: PathLike | bytes) -> tuple[int, int]:
     """(width, height) of an image from its header only (nothing is decoded), EXIF rotation ignored."""
     from PIL import Image, UnidentifiedImageError
 
+    register_image_formats()
     name = "image" if isinstance(source, (bytes, bytearray)) else _name(source)
     fp = io.BytesIO(source) if isinstance(source, (bytes, bytearray)) else source
     try:
@@ -141,7 +181,9 @@ def image_size(source: PathLike | bytes) -> tuple[int, int]:
                 return im.size
     except Image.DecompressionBombError as exc:
         raise MediaError(f"{name} is too large to open safely") from exc
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except UnidentifiedImageError as exc:
+        raise MediaError(_unsupported(name)) from exc
+    except (OSError, ValueError) as exc:
         raise MediaError(f"cannot read {name} as an image: {exc}") from exc
 
 
@@ -165,6 +207,7 @@ def read_image(source, *, max_pixels: int | None = None, limits: Limits | None =
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
+    register_image_formats()
     limit = int(max_pixels or (limits or DEFAULT_LIMITS).max_image_pixels)
     if isinstance(source, np.ndarray):
         return to_rgb_array(source, max_pixels=limit)
@@ -206,9 +249,7 @@ def read_image(source, *, max_pixels: int | None = None, limits: Limits | None =
         size = f" ({int(m.group(1)) / 1e6:.0f} megapixels)" if m else ""
         raise MediaError(f"{name} is too large{size}; the limit is {limit / 1e6:.0f} megapixels: resize it first") from exc
     except UnidentifiedImageError as exc:
-        raise MediaError(
-            f"{name} is not an image x2face can read (JPEG, PNG, WebP, BMP, TIFF, GIF are supported)"
-        ) from exc
+        raise MediaError(_unsupported(str(name))) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt data
         raise MediaError(f"{name} is corrupt or truncated: {exc}") from exc
 
@@ -250,6 +291,7 @@ def write_image(path: PathLike, image: np.ndarray) -> Path:
     """Write uint8 [H, W, 3] RGB to ``path`` (format from the extension), atomically."""
     from PIL import Image
 
+    register_image_formats()
     path = Path(path)
     arr = to_rgb_array(image)
     tmp = path.with_name(f".{path.stem}.{uuid.uuid4().hex[:8]}.partial{path.suffix}")
@@ -282,6 +324,7 @@ def is_animated_image(path: PathLike) -> bool:
         return False
     from PIL import Image
 
+    register_image_formats()
     try:
         with Image.open(path) as im:
             return bool(getattr(im, "is_animated", False))
@@ -921,7 +964,8 @@ def decode_check(path: PathLike) -> tuple[bool, str]:
     return proc.returncode == 0 and not errors, errors
 
 
-__all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "IMAGE_EXTENSIONS", "Limits", "VideoInfo", "VideoReader",
-           "VideoWriter", "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "image_size",
-           "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "probe_video", "read_audio",
-           "read_image", "same_file", "to_rgb_array", "write_image", "write_video"]
+__all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "HEIF_EXTENSIONS", "IMAGE_EXTENSIONS", "Limits", "VideoInfo",
+           "VideoReader", "VideoWriter", "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe",
+           "image_size", "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "probe_video",
+           "read_audio", "read_image", "register_image_formats", "same_file", "to_rgb_array", "write_image",
+           "write_video"]
