@@ -79,6 +79,29 @@ def test_animate_paste_back_keeps_photo_resolution(real_dir, weights, tmp_path):
     assert np.abs(frames[0][:100].astype(int) - photo[:100].astype(int)).mean() < 4  # framing kept (H.264 aside)
 
 
+def test_animate_to_a_gif(real_dir, weights, tmp_path, capsys):
+    """A looping GIF to share: the MP4's frames scaled to at most MAX_GIF_SIDE, the clip's duration, no sound."""
+    from PIL import Image, ImageSequence
+
+    from x2face.media import MAX_GIF_SIDE
+
+    common = ["--source", real_dir / OBAMA, "--driving", real_dir / SADTALKER, "--weights", weights, "--paste-back",
+              "--seconds", "0.4"]
+    assert run(*common, "--out", tmp_path / "clip.mp4") == 0
+    capsys.readouterr()
+    assert run(*common, "--out", tmp_path / "clip.gif") == 0
+    summary = capsys.readouterr().out
+    with Image.open(tmp_path / "clip.gif") as gif:
+        frames = [np.asarray(f.convert("RGB")) for f in ImageSequence.Iterator(gif)]
+        durations = [f.info["duration"] for f in ImageSequence.Iterator(gif)]
+        assert gif.info["loop"] == 0  # loops forever
+    w, h = round(626 * MAX_GIF_SIDE / 1200), MAX_GIF_SIDE  # the 626x1200 photo, pasted back, scaled down
+    assert len(frames) == 10 and frames[0].shape == (h, w, 3) and sum(durations) == 400
+    assert f"{w}x{h}, a GIF: no sound" in summary  # the clip's AAC track cannot go into a GIF
+    mp4 = [np.asarray(Image.fromarray(f).resize((w, h), Image.LANCZOS)) for f in VideoReader(tmp_path / "clip.mp4")]
+    assert np.abs(np.stack(frames).astype(int) - np.stack(mp4).astype(int)).mean() < 6  # the same video
+
+
 def test_animate_several_sources_side_by_side_no_audio(real_dir, weights, tmp_path, capsys):
     out = tmp_path / "sbs.mp4"
     assert run("--source", real_dir / ANNE, "--source", real_dir / "photos/jixinya_EAMM__test_image_21.png",

@@ -419,3 +419,20 @@ def test_heic_messages(tmp_path, monkeypatch):
     (tmp_path / "photo.heic").write_bytes((tmp_path / "x.png").read_bytes()[:8] + b"\x00" * 64)
     with pytest.raises(MediaError, match=r"needs the pillow-heif package \(pip install pillow-heif\)"):
         read_image(tmp_path / "photo.heic")
+
+
+def test_writer_gif_ignores_sound_and_leaves_nothing_on_failure(tmp_path):
+    from PIL import Image
+
+    frames = [np.full((30, 41, 3), (i * 20, 255 - i * 20, 128), np.uint8) for i in range(12)]  # odd width
+    out = write_video(frames, tmp_path / "a.gif", 12, audio=np.zeros(16000, np.float32), audio_sr=16000)
+    with Image.open(out) as gif:
+        assert gif.n_frames == 12 and gif.size == (40, 30) and gif.info["loop"] == 0
+        gif.seek(5)
+        assert np.abs(np.asarray(gif.convert("RGB"))[10, 10].astype(int) - (100, 155, 128)).max() <= 8
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif"]  # no temporary files left
+    with pytest.raises(RuntimeError):
+        with VideoWriter(tmp_path / "b.gif", 12) as writer:
+            writer.write(frames[0])
+            raise RuntimeError("the run stopped")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif"]

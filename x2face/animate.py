@@ -28,8 +28,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import InputError, MediaError, NoFaceError
-from .media import (IMAGE_EXTENSIONS, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter, check_output_path,
-                    is_still_image, read_image, write_image)
+from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter,
+                    check_output_path, is_still_image, read_image, write_image)
 from .pipeline import X2FacePipeline, side_by_side
 
 
@@ -145,7 +145,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="frames taken from a source video, spread over its first minute (default 4)")
     for driver in DRIVERS.values():
         driver.add_arguments(p)
-    p.add_argument("--out", required=True, metavar="FILE", help="output .mp4 (or an image file for a driving photo)")
+    p.add_argument("--out", required=True, metavar="FILE",
+                   help=f"output .mp4, or .gif (a looping GIF, no sound, at most {MAX_GIF_SIDE} px a side); an image "
+                        f"file for a driving photo")
     p.add_argument("--weights", default=None, help="weights folder, Hub repo 'owner/name[@rev]' or 'demo' (default)")
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--paste-back", action="store_true",
@@ -256,11 +258,12 @@ def main(argv: list[str]) -> int:
             close = getattr(drive.frames, "close", None)
             if close is not None:  # on an error: stop the decoder and any overlap threads now
                 close()
-        frames, size = writer.frames, writer.size
-        sound = f", audio from {Path(os.fspath(audio)).name}" if isinstance(audio, (str, os.PathLike)) else \
+        frames, size = writer.frames, writer.output_size
+        sound = ", a GIF: no sound" if writer.gif else \
+            f", audio from {Path(os.fspath(audio)).name}" if isinstance(audio, (str, os.PathLike)) else \
             (", audio" if audio is not None else ", no audio")
         what = (f"{out} ({frames} frames, {writer.duration:.2f} s at {float(drive.fps):.3g} fps, "
-                f"{size[0] // 2 * 2}x{size[1] // 2 * 2}{sound})")
+                f"{size[0]}x{size[1]}{sound})")
     seconds = time.perf_counter() - t0
     k = len(pipe.source.names)
     embedded = f"; {k} source frames embedded together" if k > 1 else ""

@@ -46,8 +46,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "
 HEIF_EXTENSIONS = (".heic", ".heif")
 #: Longest side of a video x2face writes (H.264 level 6.2 allows 8192; browsers rarely play more).
 MAX_VIDEO_SIDE = 8192
-#: File name endings x2face writes videos to (H.264 in MP4, what every browser plays).
-VIDEO_OUT_EXTENSIONS = (".mp4", ".m4v", ".mov")
+#: File name endings x2face writes videos to (H.264 in MP4, what every browser plays; or an animated GIF,
+#: made from that MP4 with its own 256-colour palette, without sound).
+VIDEO_OUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".gif")
+#: Longest side of an animated GIF x2face writes (larger frames are scaled down: GIFs are for sharing).
+MAX_GIF_SIDE = 800
 
 
 @dataclass(frozen=True)
@@ -805,7 +808,7 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), *, overwri
 
 
 class VideoWriter:
-    """Write uint8 RGB frames to an H.264 MP4 that browsers play, with an audio track in sync.
+    """Write uint8 RGB frames to an H.264 MP4 that browsers play, with an audio track in sync (or to a GIF).
 
     Frames are piped to ffmpeg (libx264, yuv420p, BT.709, ``+faststart``) as they come; odd sizes
     lose their last row/column (yuv420p needs even sizes). With ``audio``, a second quick pass
@@ -814,8 +817,12 @@ class VideoWriter:
     ``i / fps`` of the same clock. Output goes to a temporary file beside ``path`` and is renamed
     on success, so a failed run never leaves a broken file or clobbers anything.
 
+    A ``.gif`` path gets an animated GIF that loops, made from the finished H.264 video in two more ffmpeg
+    passes (a palette of the whole clip, then the frames mapped to it with ordered dithering, so memory stays
+    constant), scaled down to ``MAX_GIF_SIDE`` pixels a side; GIFs hold no sound, so ``audio`` is ignored.
+
     Args:
-        path: output ``.mp4`` (``.m4v``/``.mov`` also work).
+        path: output ``.mp4`` (``.m4v``/``.mov`` also work) or ``.gif``.
         fps: frame rate (float or Fraction).
         audio: None, a media file with an audio track (e.g. the driving clip, a wav), or a float
             array [N] / [C, N] in [-1, 1] with ``audio_sr``.
@@ -834,7 +841,8 @@ class VideoWriter:
             raise MediaError(f"unsupported frame rate {float(self.fps):.3f} fps")
         if isinstance(audio, np.ndarray) and not audio_sr:
             raise MediaError("an audio array needs its sample rate (audio_sr)")
-        self.audio = audio
+        self.gif = self.path.suffix.lower() == ".gif"
+        self.audio = None if self.gif else audio
         self.audio_sr = audio_sr
         self.crf, self.preset = int(crf), preset
         self.frames = 0
@@ -906,6 +914,33 @@ class VideoWriter:
         if proc.returncode != 0:
             raise MediaError(f"cannot add the audio track: {_first_line(proc.stderr.decode('utf-8', 'replace'))}")
 
+    @property
+    def output_size(self) -> tuple[int, int] | None:
+        """(width, height) of the file's frames: the frames' size with even sides (H.264), or for a GIF
+        scaled to at most ``MAX_GIF_SIDE``; None before the first frame."""
+        if self.size is None:
+            return None
+        w, h = self.size[0] // 2 * 2, self.size[1] // 2 * 2
+        if not self.gif:
+            return w, h
+        scale = min(1.0, MAX_GIF_SIDE / max(w, h))
+        return max(2, round(w * scale)), max(2, round(h * scale))
+
+    def _to_gif(self) -> None:
+        w, h = self.output_size
+        size = f"scale={w}:{h}:flags=lanczos"
+        with tempfile.TemporaryDirectory(prefix="x2face-gif-") as tmp:
+            palette = str(Path(tmp) / "palette.png")
+            passes = [["-i", str(self._video_tmp), "-vf", f"{size},palettegen=stats_mode=full", palette],
+                      ["-i", str(self._video_tmp), "-i", palette, "-lavfi",
+                       f"{size}[v];[v][1:v]paletteuse=dither=bayer:bayer_scale=4", "-loop", "0",
+                       "-f", "gif", str(self._final_tmp)]]
+            for args in passes:
+                proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args],
+                                      stdin=subprocess.DEVNULL, capture_output=True)
+                if proc.returncode != 0:
+                    raise MediaError(f"cannot make the GIF: {_first_line(proc.stderr.decode('utf-8', 'replace'))}")
+
     def close(self) -> Path:
         """Finish the file (encode, mux audio, rename into place) and return its path."""
         if self._closed:
@@ -918,7 +953,10 @@ class VideoWriter:
             rc = self._proc.wait()
             if rc != 0:
                 raise MediaError(f"the video encoder failed: {_first_line(self._tail.text())}")
-            if self.audio is not None:
+            if self.gif:
+                self._to_gif()
+                self._video_tmp.unlink(missing_ok=True)
+            elif self.audio is not None:
                 self._mux()
                 self._video_tmp.unlink(missing_ok=True)
             else:
@@ -964,8 +1002,8 @@ def decode_check(path: PathLike) -> tuple[bool, str]:
     return proc.returncode == 0 and not errors, errors
 
 
-__all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "HEIF_EXTENSIONS", "IMAGE_EXTENSIONS", "Limits", "VideoInfo",
-           "VideoReader", "VideoWriter", "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe",
-           "image_size", "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "probe_video",
-           "read_audio", "read_image", "register_image_formats", "same_file", "to_rgb_array", "write_image",
-           "write_video"]
+__all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "HEIF_EXTENSIONS", "IMAGE_EXTENSIONS", "Limits",
+           "MAX_GIF_SIDE", "VideoInfo", "VideoReader", "VideoWriter", "check_output_path", "check_video_limits",
+           "decode_check", "ffmpeg_exe", "image_size", "is_animated_image", "is_image_file", "is_still_image",
+           "iter_video_frames", "probe_video", "read_audio", "read_image", "register_image_formats", "same_file",
+           "to_rgb_array", "write_image", "write_video"]
