@@ -35,6 +35,7 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from x2face import __version__  # noqa: E402
 from x2face import app_helpers as helpers  # noqa: E402
 from x2face.app_helpers import POSE_MOTIONS, WEIGHTS_SOURCES, AppSettings, ModelCache, SourceCache  # noqa: E402
+from x2face.control.edit import read_overlay  # noqa: E402
 from x2face.control.pose import POSE_RANGE, SWEEP_AMPLITUDE, source_pose  # noqa: E402
 from x2face import media  # noqa: E402
 from x2face.errors import X2FaceError  # noqa: E402
@@ -183,7 +184,7 @@ def embed_face(photos, spec):
 def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, spec, progress=gr.Progress(track_tqdm=True)):
     if not driving:
         raise gr.Error("add a driving video or webcam clip")
-    sticker = helpers.read_overlay(overlay, SETTINGS.max_image_pixels) if overlay else None
+    sticker = read_overlay(overlay, SETTINGS.max_image_pixels) if overlay else None
     with SOURCES.get(spec, photos) as pipe:
         r = helpers.edit_video(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                painting=painting, overlay=sticker, position=(float(x), float(y)), scale=float(scale),

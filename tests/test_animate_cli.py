@@ -148,6 +148,68 @@ def test_animate_source_video_gives_its_frames(real_dir, weights, tmp_path, caps
     assert "--source-frames must be >= 1" in capsys.readouterr().err and not (tmp_path / "bad.mp4").exists()
 
 
+def test_embed_then_animate_the_painted_face(real_dir, weights, tmp_path, capsys):
+    """The CLI's editing (section 6): ``embed`` writes the embedded face, a copy is painted, and ``animate
+    --edit-painted`` drives the painted face; ``--edit-overlay`` puts a picture on it."""
+    from PIL import Image
+
+    from x2face.pipeline import X2FacePipeline
+
+    face, conf = tmp_path / "face.png", tmp_path / "conf.png"
+    assert cli(["embed", "--source", str(real_dir / ANNE), "--out", str(face), "--confidence", str(conf),
+                "--weights", weights, "--backend", "opencv"]) == 0
+    assert "x2face embed: wrote" in capsys.readouterr().out
+    pipe = X2FacePipeline.from_pretrained(weights, backend="opencv")
+    pipe.set_source([real_dir / ANNE])
+    assert np.array_equal(read_image(face), pipe.embedded_face())  # what the pipeline embeds, 64 x 64
+    assert np.asarray(Image.open(conf)).shape[:2] == (64, 64)
+
+    painted = read_image(face)
+    painted[20:36, 20:36] = (0, 255, 0)  # a green square
+    Image.fromarray(painted).save(tmp_path / "painted.png")
+    common = ["--source", real_dir / ANNE, "--driving", real_dir / GRID, "--seconds", "0.4", "--no-keep-audio",
+              "--weights", weights]
+    assert run(*common, "--out", tmp_path / "plain.mp4") == 0
+    assert run(*common, "--edit-painted", tmp_path / "painted.png", "--out", tmp_path / "edited.mp4") == 0
+    out = capsys.readouterr().out
+    assert "painted 6.2% of the face (painted.png)" in out  # 256 of 4096 pixels
+    plain, edited = (np.stack(list(VideoReader(tmp_path / n))).astype(int) for n in ("plain.mp4", "edited.mp4"))
+    green = (edited[..., 1] - edited[..., [0, 2]].max(-1)) - (plain[..., 1] - plain[..., [0, 2]].max(-1))
+    assert (green > 100).mean(axis=(1, 2)).min() > 0.01  # the paint is in every frame
+
+    sticker = tmp_path / "sticker.png"
+    Image.new("RGBA", (20, 20), (255, 0, 0, 255)).save(sticker)
+    assert run("--source", real_dir / ANNE, "--driving", real_dir / OBAMA, "--edit-overlay", sticker,
+               "--edit-at", "0.3,0.4", "--weights", weights, "--out", tmp_path / "still.png") == 0
+    assert "sticker.png on the face at 0.3,0.4" in capsys.readouterr().out
+    assert run("--source", real_dir / ANNE, "--driving", real_dir / OBAMA, "--weights", weights,
+               "--out", tmp_path / "still0.png") == 0
+    assert np.abs(read_image(tmp_path / "still.png").astype(int) - read_image(tmp_path / "still0.png")).max() > 50
+
+    other = tmp_path / "other.png"  # painted on another person's embedded face: nearly everything differs
+    assert cli(["embed", "--source", str(real_dir / OBAMA), "--out", str(other), "--weights", weights,
+                "--backend", "opencv"]) == 0
+    capsys.readouterr()
+    assert run(*common, "--edit-painted", other, "--out", tmp_path / "o.mp4") == 0
+    assert "differs from other.png: was it painted on what `python -m x2face embed` wrote" in capsys.readouterr().err
+
+    Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
+    cases = [(["--edit-painted", tmp_path / "big.png"], "the painting is 100x100 but the embedded face 64x64; paint on"),
+             (["--edit-painted", tmp_path / "painted.png", "--edit-overlay", sticker], "not both"),
+             (["--edit-overlay", sticker, "--edit-at", "middle"], "--edit-at takes X,Y fractions"),
+             (["--edit-overlay", tmp_path / "nope.png"], "no such file"),
+             (["--edit-overlay", sticker, "--out", sticker, "--overwrite"], "one of the inputs")]
+    for extra, message in cases:
+        argv = [*common, *extra] + ([] if "--out" in extra else ["--out", tmp_path / "bad.mp4"])
+        assert run(*argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "bad.mp4").exists() and sticker.stat().st_size > 0
+    assert cli(["embed", "--source", str(real_dir / ANNE), "--out", str(real_dir / ANNE), "--overwrite"]) == 2
+    assert cli(["embed", "--source", str(real_dir / ANNE), "--out", str(face), "--weights", weights]) == 2  # exists
+    assert "exists" in capsys.readouterr().err
+
+
 def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):
     clip = tmp_path / "clip.mpg"
     clip.write_bytes((real_dir / GRID).read_bytes())

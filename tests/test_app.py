@@ -213,13 +213,15 @@ def test_output_frames_are_limited_in_size():
 
 
 def test_overlay_keeps_its_transparency(tmp_path):
-    ov = helpers.read_overlay(app_server.EXAMPLES / "sticker.png", 10**6)
+    from x2face.control.edit import read_overlay
+
+    ov = read_overlay(app_server.EXAMPLES / "sticker.png", 10**6)
     assert ov.shape[2] == 4 and ov[..., 3].min() == 0 and ov[..., 3].max() == 1
     with pytest.raises(MediaError, match="limit"):
-        helpers.read_overlay(app_server.EXAMPLES / "sticker.png", 100)
+        read_overlay(app_server.EXAMPLES / "sticker.png", 100)
     (tmp_path / "bad.png").write_bytes(b"not a picture")
     with pytest.raises(MediaError):
-        helpers.read_overlay(tmp_path / "bad.png", 10**6)
+        read_overlay(tmp_path / "bad.png", 10**6)
 
 
 def test_examples_are_small_and_attributed():

@@ -133,23 +133,93 @@ from .control.drivers import CONTROL_DRIVERS  # noqa: E402  (--pose, --pose-swee
 DRIVERS.update(CONTROL_DRIVERS)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m x2face animate",
-        description="Animate the face in a photo with a driving video (X2Face). The output shows the "
-                    "source person moving like the driving face.")
+def add_source_arguments(p: argparse.ArgumentParser) -> None:
+    """The options that pick the source face, the weights and the device (``animate`` and ``embed``)."""
     p.add_argument("--source", action="append", required=True, metavar="PHOTO",
                    help="photo of the face to animate; repeat for several photos of the same person; a video of "
                         "the person gives --source-frames of its frames")
     p.add_argument("--source-frames", type=int, default=4, metavar="N",
                    help="frames taken from a source video, spread over its first minute (default 4)")
+    p.add_argument("--weights", default=None, help="weights folder, Hub repo 'owner/name[@rev]' or 'demo' (default)")
+    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
+    p.add_argument("--backend", default="auto", help="face detector: auto (default), opencv, face-alignment")
+    p.add_argument("--face", default="largest",
+                   help="which face when there are several: largest (default) or an index from the left (0, 1, ...)")
+    p.add_argument("--scale", type=float, default=1.6, help="crop size / face box size (1.6 = VoxCeleb, default)")
+
+
+def add_edit_arguments(p: argparse.ArgumentParser) -> None:
+    """``--edit-overlay`` / ``--edit-painted``: draw on the embedded face before driving (section 6)."""
+    g = p.add_argument_group("editing the face (the edit follows the head; paper section 6)")
+    g.add_argument("--edit-overlay", metavar="PICTURE",
+                   help="put this picture (a PNG with transparency, or any photo) on the embedded face")
+    g.add_argument("--edit-at", default="0.5,0.5", metavar="X,Y",
+                   help="centre of the overlay as fractions of the embedded face's width and height (default 0.5,0.5)")
+    g.add_argument("--edit-scale", type=float, default=0.25, metavar="F",
+                   help="the overlay's width / the embedded face's width (default 0.25)")
+    g.add_argument("--edit-painted", metavar="PNG",
+                   help="a painted copy of the embedded face that `python -m x2face embed` wrote for the same "
+                        "--source and --weights: what was painted is the edit")
+
+
+def open_pipeline(args: argparse.Namespace, limits: Limits, **options) -> X2FacePipeline:
+    """The pipeline of ``add_source_arguments``' options with its source set (``options`` go to
+    ``X2FacePipeline.from_pretrained``)."""
+    if args.source_frames < 1:
+        raise InputError(f"--source-frames must be >= 1, got {args.source_frames}")
+    for src in args.source:
+        if not Path(src).is_file():
+            raise MediaError(f"no such photo: {src}")
+    pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
+                                          select=_select(args.face), scale=args.scale, **options)
+    pipe.set_source(args.source, video_frames=args.source_frames, limits=limits)
+    return pipe
+
+
+def edit_inputs(args: argparse.Namespace) -> list[str]:
+    """The edit's files (never overwritten by --out)."""
+    return [f for f in (args.edit_overlay, args.edit_painted) if f]
+
+
+def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits) -> str:
+    """Edit ``pipe``'s embedded face as the options say; returns what to add to the summary ("" for none)."""
+    from .control.edit import read_overlay
+
+    if args.edit_overlay and args.edit_painted:
+        raise InputError("give --edit-overlay or --edit-painted, not both")
+    path = args.edit_overlay or args.edit_painted
+    if not path:
+        return ""
+    if not Path(path).is_file():
+        raise MediaError(f"no such file: {path}")
+    picture = read_overlay(path, limits.max_image_pixels, "the edit")
+    if args.edit_overlay:
+        position = [p.strip() for p in args.edit_at.split(",")]
+        try:
+            x, y = map(float, position)
+        except ValueError:
+            raise InputError(f"--edit-at takes X,Y fractions (e.g. 0.6,0.4), got {args.edit_at!r}") from None
+        pipe.edit_embedded_face(overlay=picture, position=(x, y), scale=args.edit_scale)
+        return f"; {Path(path).name} on the face at {x:g},{y:g}"
+    layer = pipe.edit_embedded_face(painted=picture)
+    share = float((layer[:, :, 3] > 0.5).mean())
+    if share > 0.9:
+        print(f"note: {share:.0%} of the embedded face differs from {Path(path).name}: was it painted on what "
+              f"`python -m x2face embed` wrote for the same --source and --weights?", file=sys.stderr)
+    return f"; painted {share:.1%} of the face ({Path(path).name})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m x2face animate",
+        description="Animate the face in a photo with a driving video (X2Face). The output shows the "
+                    "source person moving like the driving face.")
+    add_source_arguments(p)
     for driver in DRIVERS.values():
         driver.add_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE",
                    help=f"output .mp4, or .gif (a looping GIF, no sound, at most {MAX_GIF_SIDE} px a side); an image "
                         f"file for a driving photo")
-    p.add_argument("--weights", default=None, help="weights folder, Hub repo 'owner/name[@rev]' or 'demo' (default)")
-    p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--paste-back", action="store_true",
                    help="put the animated face back into the full-resolution source photo")
     p.add_argument("--side-by-side", action="store_true", help="output source | driving | result crops side by side")
@@ -160,15 +230,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"refuse longer inputs (default {Limits.max_seconds:.0f})")
     p.add_argument("--max-pixels", type=int, default=Limits.max_pixels, metavar="N",
                    help=f"refuse video frames with more pixels (default {Limits.max_pixels})")
-    p.add_argument("--backend", default="auto", help="face detector: auto (default), opencv, face-alignment")
-    p.add_argument("--face", default="largest",
-                   help="which face when there are several: largest (default) or an index from the left (0, 1, ...)")
     p.add_argument("--detect-every", type=int, default=5, metavar="N",
                    help="run the face detector at least every N frames where the face moves (default 5)")
     p.add_argument("--max-gap", type=int, default=20, metavar="N",
                    help="frames between detections while the face holds still (default 20; N <= --detect-every: "
                         "a fixed stride)")
-    p.add_argument("--scale", type=float, default=1.6, help="crop size / face box size (1.6 = VoxCeleb, default)")
     p.add_argument("--on-missing", choices=("hold", "source"), default="hold",
                    help="frames without a driving face: hold the last frame (default) or show the source")
     p.add_argument("--batch-size", type=int, default=16, help="frames per model call")
@@ -185,6 +251,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="CPU threads for the model (default: X2FACE_THREADS, OMP_NUM_THREADS or one per physical core)")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_edit_arguments(p)
     return p
 
 
@@ -206,20 +273,15 @@ def main(argv: list[str]) -> int:
         names = ", ".join(f"--{n}" if n != "video" else "--driving" for n in DRIVERS)
         raise InputError(f"give exactly one of {names}" + (f" (got {len(chosen)})" if chosen else ""))
     driver = chosen[0]
-    if args.source_frames < 1:
-        raise InputError(f"--source-frames must be >= 1, got {args.source_frames}")
     if args.seconds is not None and not args.seconds > 0:
         raise InputError(f"--seconds must be positive, got {args.seconds}")
     limits = Limits(max_seconds=args.max_seconds, max_pixels=args.max_pixels)
-    for src in args.source:
-        if not Path(src).is_file():
-            raise MediaError(f"no such photo: {src}")
     for item in driver.inputs(args):
         if not Path(item).is_file():
             raise MediaError(f"no such file: {item}")
     still_in = driver.name == "video" and is_still_image(args.driving)
-    out = check_output_path(args.out, [*args.source, *driver.inputs(args)], overwrite=args.overwrite,
-                            extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
+    out = check_output_path(args.out, [*args.source, *driver.inputs(args), *edit_inputs(args)],
+                            overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
 
     if args.threads is not None:
         if args.threads < 1:
@@ -227,12 +289,9 @@ def main(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
-                                          select=_select(args.face), detect_every=args.detect_every,
-                                          max_gap=args.max_gap,
-                                          scale=args.scale, fast=False if args.eager else "auto",
-                                          precision=args.precision)
-    pipe.set_source(args.source, video_frames=args.source_frames, limits=limits)
+    pipe = open_pipeline(args, limits, detect_every=args.detect_every, max_gap=args.max_gap,
+                         fast=False if args.eager else "auto", precision=args.precision)
+    edited = apply_edit_arguments(args, pipe, limits)
     drive = driver.open(args, pipe, limits)
 
     if drive.still:
@@ -269,9 +328,10 @@ def main(argv: list[str]) -> int:
     embedded = f"; {k} source frames embedded together" if k > 1 else ""
     tracked = drive.report()
     driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
-    print(f"x2face animate: wrote {what}; {driven} ({pipe.cropper.backend}){embedded}; "
+    print(f"x2face animate: wrote {what}; {driven} ({pipe.cropper.backend}){embedded}{edited}; "
           f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
     return 0
 
 
-__all__ = ["DRIVERS", "Drive", "Driver", "VideoDriver", "build_parser", "main"]
+__all__ = ["DRIVERS", "Drive", "Driver", "VideoDriver", "add_edit_arguments", "add_source_arguments",
+           "apply_edit_arguments", "build_parser", "edit_inputs", "main", "open_pipeline"]

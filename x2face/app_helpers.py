@@ -756,32 +756,6 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
                              f"{_rate(count, elapsed)}")
 
 
-def read_overlay(path: str | os.PathLike, max_pixels: int) -> np.ndarray:
-    """An overlay picture (PNG with transparency, or any photo) -> float32 [h, w, 4] RGBA in [0, 1],
-    its size checked from the header first.
-
-    Raises:
-        MediaError: unreadable, corrupt or too large.
-    """
-    from PIL import Image, ImageOps, UnidentifiedImageError
-
-    from .control.edit import as_float_image
-    from .media import image_size
-
-    name = Path(path).name
-    w, h = image_size(path)
-    if w * h > max_pixels:
-        raise MediaError(f"the overlay {name} is {w}x{h}; the limit is {max_pixels / 1e6:.0f} megapixels")
-    try:
-        with Image.open(path) as im:
-            im.seek(0)
-            im = ImageOps.exif_transpose(im)
-            rgba = im.convert("RGBA")
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise MediaError(f"cannot read the overlay {name}: {exc}") from exc
-    return as_float_image(np.asarray(rgba), (4,), "overlay")
-
-
 def painted_layer(pipe, painting: Any) -> np.ndarray | None:
     """The edit painted on the displayed embedded face (``display_face``) as an RGBA layer, or None when
     nothing was painted.
@@ -884,4 +858,4 @@ __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FPS", "JobResult", 
            "POSE_MOTIONS", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames",
            "animate_pose", "app_temp", "as_paths", "check_duration", "chooser_default", "device_label",
            "display_face", "edit_video", "file_digest", "fit_frame", "job_dir", "missing_weights_markdown",
-           "painted_layer", "parse_file_size", "read_overlay", "training_summary", "weights_spec", "write_frames"]
+           "painted_layer", "parse_file_size", "training_summary", "weights_spec", "write_frames"]

@@ -17,6 +17,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "convert-original": ("x2face.convert:main", "convert the authors' release checkpoint (and pose files) to an x2face folder"),
     "info": ("x2face.hub:main", "describe a weights folder or Hub repo: config, parameters, provenance"),
     "animate": ("x2face.animate:main", "animate a face photo with a driving video: --source PHOTO --driving CLIP --out OUT.mp4"),
+    "embed": ("x2face.embed:main", "write a photo's embedded face to paint on (animate --edit-painted drives it)"),
     "evaluate": ("x2face.evaluate:main", "measure a model on the synthetic world and real clips (report.json, report.md)"),
     "bench": ("x2face.bench:main", "measure speed (drive, full forward, animate, training) against the fp32 baseline"),
     "train": ("x2face.train:main", "train X2Face from a config (stage I, stage II; torchrun for many GPUs)"),
@@ -29,7 +30,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 #: commands that run the networks for inference: ``main`` sets torch's CPU threads for them
 #: (``x2face.fast.configure_cpu_threads``: X2FACE_THREADS, OMP_NUM_THREADS or one per physical core)
 #: unless the command line gives ``--threads``. (bench sets its own; training takes its config's.)
-INFERENCE_COMMANDS = ("animate", "evaluate", "fit-pose", "fit-audio")
+INFERENCE_COMMANDS = ("animate", "embed", "evaluate", "fit-pose", "fit-audio")
 
 
 def _configure_threads(name: str, rest: list[str]) -> None:

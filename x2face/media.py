@@ -164,7 +164,7 @@ def _image_from_pil(im, name: str) -> np.ndarray:
         im = Image.alpha_composite(background, im)
     if im.mode != "RGB":
         im = im.convert("RGB")
-    arr = np.asarray(im)
+    arr = np.array(im)  # a writable copy (np.asarray of a PIL image is read-only)
     if arr.ndim != 3 or arr.shape[2] != 3 or arr.dtype != np.uint8:  # pragma: no cover - PIL guarantees RGB
         raise MediaError(f"{name}: unexpected decoded image {arr.shape} {arr.dtype}")
     return np.ascontiguousarray(arr)

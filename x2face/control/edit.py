@@ -160,7 +160,7 @@ def flatten_painting(painted: Any, base: Any | None = None) -> np.ndarray:
         under = as_float_image(base, (3,), "base") if base is not None else np.ones_like(img[:, :, :3])
         if under.shape[:2] != img.shape[:2]:
             raise InputError(f"the painting is {img.shape[1]}x{img.shape[0]} but the embedded face "
-                             f"{under.shape[1]}x{under.shape[0]}")
+                             f"{under.shape[1]}x{under.shape[0]}; paint on the embedded face itself")
         a = img[:, :, 3:]
         img = under * (1 - a) + img[:, :, :3] * a
     return img
@@ -236,6 +236,39 @@ def confidence_image(confidence: torch.Tensor | np.ndarray) -> np.ndarray:
     return (scaled * 255.0 + 0.5).clamp(0, 255).to(torch.uint8).numpy()
 
 
+def read_overlay(path: Any, max_pixels: int, what: str = "the overlay") -> np.ndarray:
+    """An overlay picture (PNG with transparency, or any photo) -> float32 [h, w, 4] RGBA in [0, 1],
+    EXIF-rotated, its size checked from the header before anything is decoded.
+
+    Args:
+        path: the picture's file.
+        max_pixels: refuse pictures with more pixels than this.
+        what: how the picture is called in messages.
+
+    Raises:
+        MediaError: unreadable, corrupt or too large.
+    """
+    from pathlib import Path
+
+    from PIL import Image, ImageOps, UnidentifiedImageError
+
+    from ..errors import MediaError
+    from ..media import image_size
+
+    name = Path(path).name
+    w, h = image_size(path)  # registers the HEIC plugin too
+    if w * h > max_pixels:
+        raise MediaError(f"{what} {name} is {w}x{h}; the limit is {max_pixels / 1e6:.0f} megapixels")
+    try:
+        with Image.open(path) as im:
+            im.seek(0)
+            im = ImageOps.exif_transpose(im)
+            rgba = im.convert("RGBA")
+    except (UnidentifiedImageError, OSError, ValueError) as exc:
+        raise MediaError(f"cannot read {what} {name}: {exc}") from exc
+    return as_float_image(np.asarray(rgba), (4,), "overlay")
+
+
 # ------------------------------------------------------------------------------------------------ pipeline
 def apply_edit(pipeline, *, overlay: Any = None, position: Sequence[float] = (0.5, 0.5), scale: float = 0.25,
                painted: Any = None, layer: np.ndarray | None = None) -> np.ndarray:
@@ -269,5 +302,5 @@ def transfer_edit(pipeline, layer: np.ndarray) -> np.ndarray:
     return edited
 
 
-__all__ = ["PAINT_THRESHOLD", "apply_edit", "apply_layer", "apply_overlay", "as_float_image", "composite", "confidence_image",
-           "edit_layer", "flatten_painting", "overlay_layer", "transfer_edit"]
+__all__ = ["PAINT_THRESHOLD", "apply_edit", "apply_layer", "apply_overlay", "as_float_image", "composite",
+           "confidence_image", "edit_layer", "flatten_painting", "overlay_layer", "read_overlay", "transfer_edit"]
