@@ -192,11 +192,20 @@ def test_embed_then_animate_the_painted_face(real_dir, weights, tmp_path, capsys
     capsys.readouterr()
     assert run(*common, "--edit-painted", other, "--out", tmp_path / "o.mp4") == 0
     assert "differs from other.png: was it painted on what `python -m x2face embed` wrote" in capsys.readouterr().err
+    other_painted = read_image(other)
+    other_painted[20:36, 20:36] = (0, 255, 0)  # the same square, painted on the other person's embedded face
+    Image.fromarray(other_painted).save(tmp_path / "other-painted.png")
+    assert run(*common, "--edit-painted", tmp_path / "other-painted.png", "--edit-painted-on", other,
+               "--out", tmp_path / "moved.mp4") == 0
+    assert "painted 6.2% of the face (other-painted.png, moved from other.png)" in capsys.readouterr().out
+    moved = np.stack(list(VideoReader(tmp_path / "moved.mp4"))).astype(int)
+    assert np.abs(moved - edited).mean() < 2  # the same edit as painting this person's face (H.264 aside)
 
     Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
     cases = [(["--edit-painted", tmp_path / "big.png"], "the painting is 100x100 but the embedded face 64x64; paint on"),
              (["--edit-painted", tmp_path / "painted.png", "--edit-overlay", sticker], "not both"),
              (["--edit-overlay", sticker, "--edit-at", "middle"], "--edit-at takes X,Y fractions"),
+             (["--edit-painted-on", other], "--edit-painted-on goes with --edit-painted"),
              (["--edit-overlay", tmp_path / "nope.png"], "no such file"),
              (["--edit-overlay", sticker, "--out", sticker, "--overwrite"], "one of the inputs")]
     for extra, message in cases:

@@ -160,6 +160,9 @@ def add_edit_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--edit-painted", metavar="PNG",
                    help="a painted copy of the embedded face that `python -m x2face embed` wrote for the same "
                         "--source and --weights: what was painted is the edit")
+    g.add_argument("--edit-painted-on", metavar="PNG",
+                   help="with --edit-painted: the embedded face it was painted on, when that is another person's "
+                        "(`embed` of another --source): the paint moves to this face")
 
 
 def open_pipeline(args: argparse.Namespace, limits: Limits, **options) -> X2FacePipeline:
@@ -178,20 +181,23 @@ def open_pipeline(args: argparse.Namespace, limits: Limits, **options) -> X2Face
 
 def edit_inputs(args: argparse.Namespace) -> list[str]:
     """The edit's files (never overwritten by --out)."""
-    return [f for f in (args.edit_overlay, args.edit_painted) if f]
+    return [f for f in (args.edit_overlay, args.edit_painted, args.edit_painted_on) if f]
 
 
 def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits) -> str:
     """Edit ``pipe``'s embedded face as the options say; returns what to add to the summary ("" for none)."""
-    from .control.edit import read_overlay
+    from .control.edit import edit_layer, read_overlay
 
     if args.edit_overlay and args.edit_painted:
         raise InputError("give --edit-overlay or --edit-painted, not both")
+    if args.edit_painted_on and not args.edit_painted:
+        raise InputError("--edit-painted-on goes with --edit-painted")
     path = args.edit_overlay or args.edit_painted
     if not path:
         return ""
-    if not Path(path).is_file():
-        raise MediaError(f"no such file: {path}")
+    for f in edit_inputs(args):
+        if not Path(f).is_file():
+            raise MediaError(f"no such file: {f}")
     picture = read_overlay(path, limits.max_image_pixels, "the edit")
     if args.edit_overlay:
         position = [p.strip() for p in args.edit_at.split(",")]
@@ -201,11 +207,17 @@ def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits:
             raise InputError(f"--edit-at takes X,Y fractions (e.g. 0.6,0.4), got {args.edit_at!r}") from None
         pipe.edit_embedded_face(overlay=picture, position=(x, y), scale=args.edit_scale)
         return f"; {Path(path).name} on the face at {x:g},{y:g}"
+    if args.edit_painted_on:
+        base = read_overlay(args.edit_painted_on, limits.max_image_pixels, "the embedded face")[:, :, :3]
+        layer = pipe.edit_embedded_face(layer=edit_layer(base, picture))
+        share = float((layer[:, :, 3] > 0.5).mean())
+        return f"; painted {share:.1%} of the face ({Path(path).name}, moved from {Path(args.edit_painted_on).name})"
     layer = pipe.edit_embedded_face(painted=picture)
     share = float((layer[:, :, 3] > 0.5).mean())
     if share > 0.9:
         print(f"note: {share:.0%} of the embedded face differs from {Path(path).name}: was it painted on what "
-              f"`python -m x2face embed` wrote for the same --source and --weights?", file=sys.stderr)
+              f"`python -m x2face embed` wrote for the same --source and --weights? (another person's: give that "
+              f"one with --edit-painted-on)", file=sys.stderr)
     return f"; painted {share:.1%} of the face ({Path(path).name})"
 
 
