@@ -184,27 +184,32 @@ def edit_inputs(args: argparse.Namespace) -> list[str]:
     return [f for f in (args.edit_overlay, args.edit_painted, args.edit_painted_on) if f]
 
 
-def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits) -> str:
-    """Edit ``pipe``'s embedded face as the options say; returns what to add to the summary ("" for none)."""
-    from .control.edit import edit_layer, read_overlay
-
+def check_edit_arguments(args: argparse.Namespace) -> tuple[float, float]:
+    """Refuse contradictory or missing edit options before anything loads; returns ``--edit-at`` as (x, y)."""
     if args.edit_overlay and args.edit_painted:
         raise InputError("give --edit-overlay or --edit-painted, not both")
     if args.edit_painted_on and not args.edit_painted:
         raise InputError("--edit-painted-on goes with --edit-painted")
-    path = args.edit_overlay or args.edit_painted
-    if not path:
-        return ""
     for f in edit_inputs(args):
         if not Path(f).is_file():
             raise MediaError(f"no such file: {f}")
+    try:
+        x, y = (float(v) for v in args.edit_at.split(","))
+    except ValueError:
+        raise InputError(f"--edit-at takes X,Y fractions (e.g. 0.6,0.4), got {args.edit_at!r}") from None
+    return x, y
+
+
+def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits) -> str:
+    """Edit ``pipe``'s embedded face as the options say; returns what to add to the summary ("" for none)."""
+    from .control.edit import edit_layer, read_overlay
+
+    x, y = check_edit_arguments(args)
+    path = args.edit_overlay or args.edit_painted
+    if not path:
+        return ""
     picture = read_overlay(path, limits.max_image_pixels, "the edit")
     if args.edit_overlay:
-        position = [p.strip() for p in args.edit_at.split(",")]
-        try:
-            x, y = map(float, position)
-        except ValueError:
-            raise InputError(f"--edit-at takes X,Y fractions (e.g. 0.6,0.4), got {args.edit_at!r}") from None
         pipe.edit_embedded_face(overlay=picture, position=(x, y), scale=args.edit_scale)
         return f"; {Path(path).name} on the face at {x:g},{y:g}"
     if args.edit_painted_on:
@@ -294,6 +299,7 @@ def main(argv: list[str]) -> int:
     still_in = driver.name == "video" and is_still_image(args.driving)
     out = check_output_path(args.out, [*args.source, *driver.inputs(args), *edit_inputs(args)],
                             overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
+    check_edit_arguments(args)
 
     if args.threads is not None:
         if args.threads < 1:
@@ -346,4 +352,4 @@ def main(argv: list[str]) -> int:
 
 
 __all__ = ["DRIVERS", "Drive", "Driver", "VideoDriver", "add_edit_arguments", "add_source_arguments",
-           "apply_edit_arguments", "build_parser", "edit_inputs", "main", "open_pipeline"]
+           "apply_edit_arguments", "build_parser", "check_edit_arguments", "edit_inputs", "main", "open_pipeline"]
