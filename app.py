@@ -193,6 +193,23 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, spec, p
 
 
 # ============================================================================================ layout
+@user_errors
+def to_gif(video):
+    if not video:
+        raise gr.Error("render a video first")
+    return helpers.video_gif(video, helpers.job_dir())
+
+
+def _gif_button(video: gr.Video, api_name: str | None = None) -> None:
+    """A button under a result video that makes a looping GIF of it to share (one API name: ``/to_gif``)."""
+    with gr.Row(elem_id=f"{video.elem_id}-gif"):
+        button = gr.Button("Make a GIF of it (no sound)", size="sm", scale=0, min_width=200)
+        gif = gr.File(label="GIF", interactive=False, visible=False, scale=1)  # shown once made
+    visibility = {"api_name": api_name} if api_name else {"api_visibility": "private"}
+    button.click(to_gif, video, gif, **visibility, **LIGHT).success(
+        lambda: gr.File(visible=True), None, gif, api_visibility="private", queue=False)
+
+
 def _seconds_slider(label="Seconds to animate", low=0.5, high=None, value=None):
     high = min(high or SETTINGS.max_seconds, SETTINGS.max_seconds)
     low = min(low, high / 2)
@@ -247,6 +264,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     f_out = gr.Video(label="Result", autoplay=True, loop=True, elem_id="frames-result")
                     f_cmp = gr.Video(label="Source | driving | result", loop=True, elem_id="frames-comparison")
+                _gif_button(f_out, "to_gif")
                 f_still = gr.Image(label="Source | driving photo | result", height=200)
                 f_md = gr.Markdown()
                 gr.Examples([[example("photo_a.jpg", "photo_b.jpg"), str(EXAMPLES / "driving.mp4")]],
@@ -272,6 +290,7 @@ def build_demo() -> gr.Blocks:
                     p_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                 p_run = gr.Button("Render head-motion video", variant="primary")
                 p_out = gr.Video(label="Head motion", autoplay=True, loop=True, elem_id="pose-result")
+                _gif_button(p_out)
                 p_run_md = gr.Markdown(f"Sweeps go to +-{SWEEP_AMPLITUDE['yaw']:g} degrees of yaw, "
                                        f"+-{SWEEP_AMPLITUDE['pitch']:g} of pitch or roll, from the photo's own pose.")
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg")]], inputs=[p_photo], cache_examples=False,
@@ -294,6 +313,7 @@ def build_demo() -> gr.Blocks:
                         a_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                 a_run = gr.Button("Speak", variant="primary")
                 a_out = gr.Video(label="Result (with the speech)", autoplay=True, elem_id="audio-result")
+                _gif_button(a_out)
                 a_md = gr.Markdown()
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg"), str(EXAMPLES / "speech.wav")]], inputs=[a_photo, a_audio],
                             cache_examples=False, elem_id="audio-examples")
@@ -327,6 +347,7 @@ def build_demo() -> gr.Blocks:
                     e_faces = gr.Image(label="Embedded face before | after", height=200)
                     e_out = gr.Video(label="Edited face, driven", autoplay=True, loop=True, elem_id="edit-result")
                     e_cmp = gr.Video(label="Driving | before | after", loop=True)
+                _gif_button(e_out)
                 e_run_md = gr.Markdown()
                 gr.Examples([[example("photo_a.jpg"), str(EXAMPLES / "sticker.png"), str(EXAMPLES / "driving.mp4")]],
                             inputs=[e_photos, e_overlay, e_video], cache_examples=False, elem_id="edit-examples")

@@ -265,7 +265,7 @@ def probe(path):
 def test_every_endpoint_is_named(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     for name in ("/animate_frames", "/animate_pose", "/animate_audio", "/edit_video", "/pose_preview",
-                 "/pose_source", "/crop_sources", "/embed_face", "/load_weights"):
+                 "/pose_source", "/crop_sources", "/embed_face", "/load_weights", "/to_gif"):
         assert name in api, sorted(api)
 
 
@@ -356,6 +356,14 @@ def test_pose_tab_moves_the_preview(client, real_dir):
     video, summary = client.predict(real(real_dir, PHOTO), POSE_SWEEP, 0, 0, 0, 1.0, False, api_name="/animate_pose")
     info = probe(video)
     assert info.num_frames_estimate == 25 and not info.has_audio and "yaw sweep" in summary
+    from gradio_client import handle_file
+
+    gif = client.predict(handle_file(video), api_name="/to_gif")  # the "Make a GIF" button
+    with Image.open(gif) as im:
+        assert im.format == "GIF" and im.n_frames == 25 and im.size == (info.width, info.height)
+        assert im.info["loop"] == 0
+    with pytest.raises(Exception, match="render a video first"):
+        client.predict(None, api_name="/to_gif")
     video, _ = client.predict(real(real_dir, PHOTO), "to the sliders' pose and back", 30, 10, 0, 1.0, True,
                               api_name="/animate_pose")
     assert probe(video).width == 256  # pasted back into the 256 px photo

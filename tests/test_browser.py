@@ -90,6 +90,10 @@ def test_frame_driven_tab_runs_and_the_video_plays(page, real_dir):
     assert abs(played["duration"] - app_server.MAX_SECONDS) < 0.2 and played["width"] == 64, played
     page.wait_for_selector("#frames-comparison video")
     page.wait_for_selector("text=face found in")
+    page.locator("#frames-result-gif button", has_text="Make a GIF").click()  # the GIF appears to download
+    link = page.locator("#frames-result-gif a[download$='.gif']")
+    link.wait_for()
+    assert link.get_attribute("href")
     shot(page, "1-frame-driven")
 
 

@@ -756,6 +756,17 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
                              f"{_rate(count, elapsed)}")
 
 
+def video_gif(video: str | os.PathLike, out_dir: Path) -> str:
+    """A looping GIF (no sound, at most ``media.MAX_GIF_SIDE`` a side) of a result video, in ``out_dir``.
+
+    Raises:
+        MediaError: the video cannot be read.
+    """
+    from .media import make_gif
+
+    return str(make_gif(video, Path(out_dir) / f"{Path(video).stem}.gif"))
+
+
 def painted_layer(pipe, painting: Any) -> np.ndarray | None:
     """The edit painted on the displayed embedded face (``display_face``) as an RGBA layer, or None when
     nothing was painted.
@@ -858,4 +869,4 @@ __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FPS", "JobResult", 
            "POSE_MOTIONS", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames",
            "animate_pose", "app_temp", "as_paths", "check_duration", "chooser_default", "device_label",
            "display_face", "edit_video", "file_digest", "fit_frame", "job_dir", "missing_weights_markdown",
-           "painted_layer", "parse_file_size", "training_summary", "weights_spec", "write_frames"]
+           "painted_layer", "parse_file_size", "training_summary", "video_gif", "weights_spec", "write_frames"]

@@ -921,25 +921,10 @@ class VideoWriter:
         if self.size is None:
             return None
         w, h = self.size[0] // 2 * 2, self.size[1] // 2 * 2
-        if not self.gif:
-            return w, h
-        scale = min(1.0, MAX_GIF_SIDE / max(w, h))
-        return max(2, round(w * scale)), max(2, round(h * scale))
+        return gif_size(w, h) if self.gif else (w, h)
 
     def _to_gif(self) -> None:
-        w, h = self.output_size
-        size = f"scale={w}:{h}:flags=lanczos"
-        with tempfile.TemporaryDirectory(prefix="x2face-gif-") as tmp:
-            palette = str(Path(tmp) / "palette.png")
-            passes = [["-i", str(self._video_tmp), "-vf", f"{size},palettegen=stats_mode=full", palette],
-                      ["-i", str(self._video_tmp), "-i", palette, "-lavfi",
-                       f"{size}[v];[v][1:v]paletteuse=dither=bayer:bayer_scale=4", "-loop", "0",
-                       "-f", "gif", str(self._final_tmp)]]
-            for args in passes:
-                proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args],
-                                      stdin=subprocess.DEVNULL, capture_output=True)
-                if proc.returncode != 0:
-                    raise MediaError(f"cannot make the GIF: {_first_line(proc.stderr.decode('utf-8', 'replace'))}")
+        make_gif(self._video_tmp, self._final_tmp, size=self.output_size)
 
     def close(self) -> Path:
         """Finish the file (encode, mux audio, rename into place) and return its path."""
@@ -985,6 +970,44 @@ class VideoWriter:
             self.abort()
 
 
+def gif_size(width: int, height: int, max_side: int = MAX_GIF_SIDE) -> tuple[int, int]:
+    """(width, height) of the GIF made from frames of ``width`` x ``height``: scaled to at most ``max_side``."""
+    scale = min(1.0, max_side / max(width, height))
+    return max(2, round(width * scale)), max(2, round(height * scale))
+
+
+def make_gif(video: PathLike, out: PathLike, *, size: tuple[int, int] | None = None) -> Path:
+    """An animated GIF that loops, from a video file: two ffmpeg passes (a 256-colour palette of the whole
+    clip, then the frames mapped to it with ordered dithering), so memory stays constant. No sound.
+
+    Args:
+        video: any video ffmpeg reads (x2face's MP4s).
+        out: the GIF to write (replaced; written in place: ``VideoWriter`` renames it afterwards).
+        size: (width, height) of the GIF; default the video's, scaled by ``gif_size``.
+
+    Raises:
+        MediaError: an unreadable video or a failed pass.
+    """
+    if size is None:
+        info = probe_video(video)
+        if not info.has_video:
+            raise MediaError(f"{_name(video)} has no video track")
+        size = gif_size(info.width, info.height)
+    scale = f"scale={size[0]}:{size[1]}:flags=lanczos"
+    with tempfile.TemporaryDirectory(prefix="x2face-gif-") as tmp:
+        palette = str(Path(tmp) / "palette.png")
+        passes = [["-i", os.fspath(video), "-vf", f"{scale},palettegen=stats_mode=full", palette],
+                  ["-i", os.fspath(video), "-i", palette, "-lavfi",
+                   f"{scale}[v];[v][1:v]paletteuse=dither=bayer:bayer_scale=4", "-loop", "0", "-f", "gif",
+                   os.fspath(out)]]
+        for args in passes:
+            proc = subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-y", *args],
+                                  stdin=subprocess.DEVNULL, capture_output=True)
+            if proc.returncode != 0:
+                raise MediaError(f"cannot make the GIF: {_first_line(proc.stderr.decode('utf-8', 'replace'))}")
+    return Path(out)
+
+
 def write_video(frames: Iterable[np.ndarray], path: PathLike, fps: float | Fraction, *,
                 audio: PathLike | np.ndarray | None = None, audio_sr: int | None = None, **kwargs) -> Path:
     """Write an iterable of uint8 [H, W, 3] RGB frames to an MP4 (see ``VideoWriter``); returns the path."""
@@ -1004,6 +1027,6 @@ def decode_check(path: PathLike) -> tuple[bool, str]:
 
 __all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "HEIF_EXTENSIONS", "IMAGE_EXTENSIONS", "Limits",
            "MAX_GIF_SIDE", "VideoInfo", "VideoReader", "VideoWriter", "check_output_path", "check_video_limits",
-           "decode_check", "ffmpeg_exe", "image_size", "is_animated_image", "is_image_file", "is_still_image",
-           "iter_video_frames", "probe_video", "read_audio", "read_image", "register_image_formats", "same_file",
-           "to_rgb_array", "write_image", "write_video"]
+           "decode_check", "ffmpeg_exe", "gif_size", "image_size", "is_animated_image", "is_image_file",
+           "is_still_image", "iter_video_frames", "make_gif", "probe_video", "read_audio", "read_image",
+           "register_image_formats", "same_file", "to_rgb_array", "write_image", "write_video"]
