@@ -58,6 +58,7 @@ SOURCES = SourceCache(MODELS)
 JOBS = dict(concurrency_id="x2face-jobs", concurrency_limit="default")  # render jobs: --concurrency at once
 LIGHT = dict(concurrency_id="x2face-preview", concurrency_limit=2)  # crops, previews, weights
 TITLE = "x2face: animate a face with a video, a head pose or a voice"
+LIVE_SECONDS = 300  # one live webcam stream runs at most this long (start it again for more)
 
 
 def user_errors(fn):
@@ -193,6 +194,18 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, spec, p
 
 
 # ============================================================================================ layout
+def live_frame(frame, photo, session, spec):
+    """A webcam frame (streamed) -> driving crop | result, the tracking session, a status line."""
+    if frame is None:
+        return gr.skip(), session, gr.skip()
+    if not photo:
+        return None, None, "Upload a photo of a face first, then start the webcam."
+    try:
+        return helpers.live_step(SOURCES, spec, photo, frame, session)
+    except X2FaceError as exc:  # e.g. no face in the photo: say it beside the picture, not once per frame
+        return None, None, str(exc)
+
+
 @user_errors
 def to_gif(video):
     if not video:
@@ -273,6 +286,24 @@ def build_demo() -> gr.Blocks:
                                 **LIGHT)
                 f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, weights],
                             [f_out, f_cmp, f_still, f_md], api_name="animate_frames", **JOBS)
+
+            # ---------------------------------------------------------------- live webcam
+            with gr.Tab("Live webcam", id="live"):
+                gr.Markdown("Your webcam drives the photo live: each frame's face is found and drives the photo's "
+                            "face, shown as your face | the result. Frames go to this server and are not kept.")
+                with gr.Row():
+                    l_photo = _photo(elem_id="live-photo")
+                    l_cam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy",
+                                     height=280, elem_id="live-webcam")
+                    l_out = gr.Image(label="Your face | the photo driven by it", height=280, format="jpeg",
+                                     elem_id="live-result")
+                l_md = gr.Markdown(elem_id="live-status")
+                l_session = gr.State(None)
+                l_cam.stream(live_frame, [l_cam, l_photo, l_session, weights], [l_out, l_session, l_md],
+                             api_name="live_frame", stream_every=0.1, time_limit=LIVE_SECONDS,
+                             concurrency_id="x2face-live", concurrency_limit=2, show_progress="hidden")
+                l_photo.change(lambda: (None, None, ""), None, [l_out, l_session, l_md], api_visibility="private",
+                               queue=False)
 
             # ---------------------------------------------------------------- 2. pose-driven
             with gr.Tab("Pose-driven", id="pose"):

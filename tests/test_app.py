@@ -174,6 +174,24 @@ def test_source_cache_embeds_each_photo_set_once(real_dir, tmp_path):
             pass
 
 
+def test_live_step_tracks_the_webcam_face_across_frames(real_dir, tmp_path):
+    from x2face.media import VideoReader
+
+    app_server.save_tiny_weights(tmp_path / "w")
+    sources = SourceCache(ModelCache(AppSettings(weights=str(tmp_path / "w"), device="cpu")))
+    session, sessions = None, []
+    for frame in VideoReader(real_dir / CLIP_WITH_SOUND, seconds=0.2):
+        shown, session, note = helpers.live_step(sources, None, str(real_dir / PHOTO), frame, session)
+        sessions.append(session)
+    assert shown.shape == (helpers.LIVE_HEIGHT, 2 * helpers.LIVE_HEIGHT + 4, 3)  # your face | the result
+    assert note == "face in 5 of 5 webcam frames" and all(x is session for x in sessions)  # one follows the stream
+    _, session, note = helpers.live_step(sources, None, str(real_dir / PHOTO), np.zeros((240, 320, 3), np.uint8),
+                                         session)
+    assert note == "face in 5 of 6 webcam frames; no face now"
+    _, other, _ = helpers.live_step(sources, None, str(real_dir / PHOTO_PAIR[0]), frame, session)
+    assert other is not session and other.frames == 1  # another photo: a new session
+
+
 def test_painted_layer_finds_the_paint(real_dir, tmp_path):
     app_server.save_tiny_weights(tmp_path / "w")
     sources = SourceCache(ModelCache(AppSettings(weights=str(tmp_path / "w"), device="cpu")))
@@ -265,7 +283,8 @@ def probe(path):
 def test_every_endpoint_is_named(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     for name in ("/animate_frames", "/animate_pose", "/animate_audio", "/edit_video", "/pose_preview",
-                 "/pose_source", "/crop_sources", "/embed_face", "/load_weights", "/to_gif"):
+                 "/pose_source", "/crop_sources", "/embed_face", "/load_weights", "/to_gif",
+                 "/live_frame"):
         assert name in api, sorted(api)
 
 

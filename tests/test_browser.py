@@ -1,13 +1,15 @@
 """The app in a real browser (Debian's chromium through Playwright, headless and offline).
 
 The frame-driven tab: upload a photo and a clip, run, wait for the result video and check that it
-plays; the pose tab: a slider move changes the preview; a screenshot of every tab goes to
+plays, make its GIF; the live tab: Chromium's fake webcam (a face clip) streams frames that drive the
+photo; the pose tab: a slider move changes the preview; a screenshot of every tab goes to
 ``test-artifacts/``. Skipped only where /usr/bin/chromium is absent (``scripts/test.sh`` installs it
 when it runs as root).
 """
 from __future__ import annotations
 
 import os
+import subprocess
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -32,14 +34,21 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def page(shared_dir):
+def page(shared_dir, tmp_path_factory):
     from playwright.sync_api import sync_playwright
+
+    from x2face.media import ffmpeg_exe
 
     server = app_server.serve()
     ARTIFACTS.mkdir(exist_ok=True)
     outside: list[str] = []
+    camera = tmp_path_factory.mktemp("camera") / "face.y4m"  # the fake webcam: a face clip, looped by chromium
+    subprocess.run([ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(shared_dir / "data/real" / CLIP), "-t", "2",
+                    "-pix_fmt", "yuv420p", str(camera)], check=True)
+    webcam = ["--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+              f"--use-file-for-fake-video-capture={camera}"]
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
+        browser = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS + webcam)
         context = browser.new_context(viewport={"width": 1280, "height": 1000})
         page = context.new_page()
         page.set_default_timeout(TIMEOUT_MS)
@@ -137,3 +146,22 @@ def test_edit_tab_runs_its_example(page):
     page.wait_for_selector("text=edit (an overlay) driven by driving.mp4")
     shot(page, "4-video-editing")
     assert not page.outside_requests, page.outside_requests  # the page works offline
+
+
+def test_live_webcam_tab_drives_the_photo(page, real_dir):
+    """Chromium's fake camera plays a face clip: streamed frame by frame, each one drives the photo."""
+    open_tab(page, "Live webcam")
+    page.locator("#live-photo input[type=file]").set_input_files(str(real_dir / PHOTO))
+    page.locator("#live-webcam").get_by_text("Click to Access Webcam").click()
+    page.locator("#live-webcam button[aria-label='capture photo']").click()  # "Record": start streaming
+    page.wait_for_selector("#live-status:has-text('webcam frames')")
+    result = page.locator("#live-result img")
+    first = result.get_attribute("src")
+    page.wait_for_function("""(first) => { const i = document.querySelector('#live-result img');
+                                           return i && i.src !== first; }""", arg=first)  # a new frame came
+    page.wait_for_function("""() => /face in ([3-9]|\\d\\d+) of/.test(
+                                  document.querySelector('#live-status').innerText)""")
+    status = page.locator("#live-status").inner_text()
+    assert "no face" not in status, status
+    shot(page, "1b-live-webcam")
+    page.locator("#live-webcam button[aria-label='capture photo']").click()  # stop

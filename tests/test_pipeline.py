@@ -412,3 +412,29 @@ def test_an_error_in_any_stage_stops_all_of_them(pipe, real_dir, monkeypatch):
     next(frames)
     frames.close()
     assert _stage_threads() == [] and ffmpeg_children() == []
+
+
+def test_live_session_answers_each_frame_as_a_video_tracked_every_frame(tiny_model, real_dir, grid_frames):
+    """``pipe.live().step(frame)`` (a webcam) gives each frame's result at once, the same frames as driving the
+    whole clip with a detection on every frame; a frame without a face repeats the last result."""
+    live_pipe = X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32")
+    live_pipe.set_source([real_dir / ANNE])
+    clip_pipe = X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv", detect_every=1, max_gap=1),
+                               precision="fp32")
+    clip_pipe.set_source([real_dir / ANNE])
+    frames = grid_frames[:12]
+    expected = [d.image for d in clip_pipe.drive_frames(frames)]
+    live = live_pipe.live()
+    got = []
+    for i, frame in enumerate(frames):
+        out = live.step(frame)
+        assert out.found and out.index == i and out.image.shape == (64, 64, 3)
+        got.append(out.image)
+    assert all(np.array_equal(a, b) for a, b in zip(got, expected))
+    blank = live.step(np.zeros_like(frames[0]))
+    assert not blank.found and np.array_equal(blank.image, got[-1])
+    assert live.frames == 13 and live.found == 12
+    back = live_pipe.live(paste_back=True).step(frames[0])
+    assert back.image.shape == read_image(real_dir / ANNE).shape  # pasted into the 256 px photo
+    with pytest.raises(InputError, match="no source face yet"):
+        X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv")).live()

@@ -577,6 +577,10 @@ def check_duration(path: str | os.PathLike, limit: float):
     return info
 
 
+#: height of the live tab's picture (driving crop | result), upscaled from the model's size
+LIVE_HEIGHT = 256
+
+
 def fit_frame(frame: np.ndarray, max_side: int = MAX_OUTPUT_SIDE) -> np.ndarray:
     """Downscale a uint8 [H, W, 3] RGB frame so its longest side is at most ``max_side`` (else as is)."""
     h, w = frame.shape[:2]
@@ -756,6 +760,31 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
                              f"{_rate(count, elapsed)}")
 
 
+def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.ndarray,
+              session: Any = None) -> tuple[np.ndarray, Any, str]:
+    """One webcam frame of the live tab: the photo's face driven by it.
+
+    Args:
+        sources: the app's source cache (the photo is embedded once, as in the other tabs).
+        spec: the session's weights spec; photo: the photo's path.
+        frame: uint8 [H, W, 3] RGB from the browser's webcam.
+        session: the ``pipeline.LiveSession`` of the previous frames (None at the start, or after the photo or
+            the weights changed: a new one is made).
+
+    Returns:
+        (driving crop | result side by side, uint8 RGB; the session; a one-line status).
+    """
+    from .pipeline import side_by_side
+
+    with sources.get(spec, photo) as pipe:
+        if session is None or session.pipe is not pipe:
+            session = pipe.live()
+        out = session.step(frame)
+    shown = side_by_side(out.driving_crop, out.image, height=max(out.image.shape[0], LIVE_HEIGHT))
+    note = f"face in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")
+    return shown, session, note
+
+
 def video_gif(video: str | os.PathLike, out_dir: Path) -> str:
     """A looping GIF (no sound, at most ``media.MAX_GIF_SIDE`` a side) of a result video, in ``out_dir``.
 
@@ -865,8 +894,9 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
                      f"{_rate(2 * out.frames, elapsed)}")
 
 
-__all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FPS", "JobResult", "LoadedWeights", "ModelCache",
-           "POSE_MOTIONS", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames",
-           "animate_pose", "app_temp", "as_paths", "check_duration", "chooser_default", "device_label",
-           "display_face", "edit_video", "file_digest", "fit_frame", "job_dir", "missing_weights_markdown",
-           "painted_layer", "parse_file_size", "training_summary", "video_gif", "weights_spec", "write_frames"]
+__all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FPS", "JobResult", "LIVE_HEIGHT", "LoadedWeights",
+           "ModelCache", "POSE_MOTIONS", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace", "WEIGHTS_SOURCES",
+           "animate_audio", "animate_frames", "animate_pose", "app_temp", "as_paths", "check_duration",
+           "chooser_default", "device_label", "display_face", "edit_video", "file_digest", "fit_frame", "job_dir",
+           "live_step", "missing_weights_markdown", "painted_layer", "parse_file_size", "training_summary",
+           "video_gif", "weights_spec", "write_frames"]

@@ -702,6 +702,11 @@ class X2FacePipeline:
         finally:
             close()
 
+    def live(self, *, paste_back: bool = False) -> "LiveSession":
+        """A session that drives the source with frames arriving one at a time (a webcam): ``step(frame)``
+        answers each frame at once. See ``LiveSession``."""
+        return LiveSession(self, paste_back=paste_back)
+
     def _drive_batch(self, batch: list[FaceCrop]) -> list[np.ndarray | None]:
         """Generated uint8 [S, S, 3] crops for a batch of tracked frames (None where no face was found)."""
         found = [fc.crop for fc in batch if fc.found]
@@ -720,5 +725,75 @@ class X2FacePipeline:
             yield batch, self._drive_batch(batch)
 
 
-__all__ = ["DrivenFrame", "ON_MISSING", "SourceInfo", "X2FacePipeline", "fast_unsupported", "resolve_precision",
-           "side_by_side"]
+class _Inbox:
+    """An endless frame iterator fed one frame at a time (``LiveSession``'s tracker reads from it)."""
+
+    def __init__(self) -> None:
+        self.frame: np.ndarray | None = None
+
+    def __iter__(self) -> "_Inbox":
+        return self
+
+    def __next__(self) -> np.ndarray:
+        if self.frame is None:  # the tracker asks for a frame only after step() gave one
+            raise StopIteration
+        frame, self.frame = self.frame, None
+        return frame
+
+
+class LiveSession:
+    """Drive a pipeline's source with frames that arrive one at a time, e.g. from a webcam.
+
+    Each ``step(frame)`` returns that frame's result before the next frame exists: the face is detected in
+    every frame (near the last box, so it is cheap) and the crop box smoothed as in a video
+    (``FaceCropper``'s deadbands), with no look-ahead. Frames without a face repeat the last result (the
+    unanimated source before the first face). One session per stream; ``step`` is serialised by a lock.
+
+        >>> live = pipe.live()
+        >>> out = live.step(webcam_frame)        # DrivenFrame: .image uint8 RGB, .found, .driving_crop
+    """
+
+    def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False) -> None:
+        pipe._require_source()
+        c = pipe.cropper
+        self.pipe = pipe
+        self.paste_back = paste_back
+        self.cropper = FaceCropper(c.image_size, c.scale, detect_every=1, max_gap=1, backend=c.detector,
+                                   select=c.select, pad=c.pad)
+        self._inbox = _Inbox()
+        self._track = self.cropper.track(self._inbox)
+        self._last: np.ndarray | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def frames(self) -> int:
+        """Frames stepped so far."""
+        return self._track.report.frames
+
+    @property
+    def found(self) -> int:
+        """Frames with a face so far."""
+        return self._track.report.found
+
+    def step(self, frame: np.ndarray) -> DrivenFrame:
+        """The source driven by one frame.
+
+        Args:
+            frame: uint8 [H, W, 3] RGB (other layouts converted by ``media.to_rgb_array``).
+
+        Returns:
+            ``DrivenFrame``: ``image`` uint8 [S, S, 3] (or [H, W, 3] pasted back into the source photo).
+        """
+        with self._lock:
+            self._inbox.frame = to_rgb_array(frame)
+            fc = next(self._track)
+            if fc.found:
+                generated = self.pipe._drive_crops([fc.crop])[0]
+                self._last = self.pipe._compose(generated, self.paste_back)
+                return DrivenFrame(self._last, fc.index, True, fc.crop, generated)
+            image = self._last if self._last is not None else self.pipe._source_frame(self.paste_back)
+            return DrivenFrame(image, fc.index, False, fc.crop, None)
+
+
+__all__ = ["DrivenFrame", "LiveSession", "ON_MISSING", "SourceInfo", "X2FacePipeline", "fast_unsupported",
+           "resolve_precision", "side_by_side"]
