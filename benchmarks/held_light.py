@@ -18,7 +18,9 @@ CLI under it. Stage I held, step 3 (the recipe's 500 steps at lr 1e-4) with the 
     python -m x2face evaluate --weights runs/exp-held-light-more/weights --out reports/cpu-held-light-recipe \\
         --metrics self,cross,real
 
-Its weights are plain x2face weights (the patch changes the data, not the networks).
+Its weights are plain x2face weights (the patch changes the data, not the networks). Held for part of stage I: end
+the patched run with ``--set run.stop_after=N`` and continue it with ``python -m x2face train configs/demo.toml
+--resume`` and the same ``run.out_dir`` (``reports/cpu-held-light-recipe/README.md``, the ``half/`` run).
 """
 from __future__ import annotations
 
