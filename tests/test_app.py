@@ -405,6 +405,23 @@ def test_an_iphone_heic_photo_is_a_source(client, real_dir, tmp_path):
 
 
 @pytest.mark.slow
+def test_live_tab_handler_answers_a_frame_and_says_what_is_missing(client, real_dir):
+    """``app.live_frame`` as the stream calls it (gradio_client cannot stream a webcam; the browser test does)."""
+    from x2face.media import VideoReader
+
+    app = app_server.serve()["app"]
+    frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
+    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), None, None)
+    assert shown.shape[0] == helpers.LIVE_HEIGHT and note == "face in 1 of 1 webcam frames"
+    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), session, None)
+    assert again is session and note == "face in 2 of 2 webcam frames"
+    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), session, None)
+    assert shown is None and session is None and "no human face found in" in note  # said beside, not raised
+    shown, session, note = app.live_frame(frame, None, None, None)
+    assert shown is None and note.startswith("Upload a photo of a face first")
+
+
+@pytest.mark.slow
 def test_audio_tab_speaks_with_the_recording(client, real_dir, tmp_path):
     from gradio_client import handle_file
 
