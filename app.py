@@ -34,10 +34,10 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 
 from x2face import __version__  # noqa: E402
 from x2face import app_helpers as helpers  # noqa: E402
+from x2face import media  # noqa: E402
 from x2face.app_helpers import POSE_MOTIONS, WEIGHTS_SOURCES, AppSettings, ModelCache, SourceCache  # noqa: E402
 from x2face.control.edit import read_overlay  # noqa: E402
 from x2face.control.pose import POSE_RANGE, SWEEP_AMPLITUDE, source_pose  # noqa: E402
-from x2face import media  # noqa: E402
 from x2face.errors import X2FaceError  # noqa: E402
 
 TEMP = helpers.app_temp()  # before gradio is imported: its cache goes inside the app's own temp folder
@@ -193,7 +193,6 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, spec, p
     return r.still, r.video, r.comparison, r.summary
 
 
-# ============================================================================================ layout
 def live_frame(frame, photo, session, spec):
     """A webcam frame (streamed) -> driving crop | result, the tracking session, a status line."""
     if frame is None:
@@ -213,6 +212,7 @@ def to_gif(video):
     return helpers.video_gif(video, helpers.job_dir())
 
 
+# ============================================================================================ layout
 def _gif_button(video: gr.Video, api_name: str | None = None) -> None:
     """A button under a result video that makes a looping GIF of it to share (one API name: ``/to_gif``)."""
     with gr.Row(elem_id=f"{video.elem_id}-gif"):

@@ -438,3 +438,16 @@ def test_live_session_answers_each_frame_as_a_video_tracked_every_frame(tiny_mod
     assert back.image.shape == read_image(real_dir / ANNE).shape  # pasted into the 256 px photo
     with pytest.raises(InputError, match="no source face yet"):
         X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv")).live()
+
+
+def test_live_session_carries_on_after_a_failed_step(tiny_model, real_dir, grid_frames, monkeypatch):
+    pipe = X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32")
+    pipe.set_source([real_dir / ANNE])
+    live = pipe.live()
+    assert live.step(grid_frames[0]).found
+    detect = live.cropper.detector.detect
+    monkeypatch.setattr(live.cropper.detector, "detect", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("x")))
+    with pytest.raises(RuntimeError):
+        live.step(grid_frames[1])
+    monkeypatch.setattr(live.cropper.detector, "detect", detect)
+    assert live.step(grid_frames[2]).found  # a fresh tracker, not a StopIteration

@@ -786,7 +786,11 @@ class LiveSession:
         """
         with self._lock:
             self._inbox.frame = to_rgb_array(frame)
-            fc = next(self._track)
+            try:
+                fc = next(self._track)
+            except StopIteration:  # an error in an earlier step ended the tracker: start a fresh one
+                self._track = self.cropper.track(self._inbox)
+                fc = next(self._track)
             if fc.found:
                 generated = self.pipe._drive_crops([fc.crop])[0]
                 self._last = self.pipe._compose(generated, self.paste_back)
