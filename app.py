@@ -193,14 +193,14 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, spec, p
     return r.still, r.video, r.comparison, r.summary
 
 
-def live_frame(frame, photo, session, spec):
+def live_frame(frame, photo, paste_back, session, spec):
     """A webcam frame (streamed) -> driving crop | result, the tracking session, a status line."""
     if frame is None:
         return gr.skip(), session, gr.skip()
     if not photo:
         return None, None, "Upload a photo of a face first, then start the webcam."
     try:
-        return helpers.live_step(SOURCES, spec, photo, frame, session)
+        return helpers.live_step(SOURCES, spec, photo, frame, session, paste_back=bool(paste_back))
     except X2FaceError as exc:  # e.g. no face in the photo: say it beside the picture, not once per frame
         return None, None, str(exc)
 
@@ -297,9 +297,12 @@ def build_demo() -> gr.Blocks:
                                      height=280, elem_id="live-webcam")
                     l_out = gr.Image(label="Your face | the photo driven by it", height=280, format="jpeg",
                                      elem_id="live-result")
-                l_md = gr.Markdown(elem_id="live-status")
+                with gr.Row():
+                    l_paste = gr.Checkbox(label="Paste back into the original photo", value=False, scale=0,
+                                          min_width=300)
+                    l_md = gr.Markdown(elem_id="live-status")
                 l_session = gr.State(None)
-                l_cam.stream(live_frame, [l_cam, l_photo, l_session, weights], [l_out, l_session, l_md],
+                l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, weights], [l_out, l_session, l_md],
                              api_name="live_frame", stream_every=0.1, time_limit=LIVE_SECONDS,
                              concurrency_id="x2face-live", concurrency_limit=2, show_progress="hidden")
                 l_photo.change(lambda: (None, None, ""), None, [l_out, l_session, l_md], api_visibility="private",

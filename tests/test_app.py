@@ -411,13 +411,16 @@ def test_live_tab_handler_answers_a_frame_and_says_what_is_missing(client, real_
 
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), None, None)
+    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), False, None, None)
     assert shown.shape[0] == helpers.LIVE_HEIGHT and note == "face in 1 of 1 webcam frames"
-    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), session, None)
+    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), False, session, None)
     assert again is session and note == "face in 2 of 2 webcam frames"
-    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), session, None)
+    pasted, other, note = app.live_frame(frame, str(real_dir / PHOTO_PAIR[0]), True, again, None)
+    assert other is not session and note == "face in 1 of 1 webcam frames"  # the photo pasted back: a new session
+    assert pasted.shape[1] > shown.shape[1]  # your face | the whole photo
+    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), False, session, None)
     assert shown is None and session is None and "no human face found in" in note  # said beside, not raised
-    shown, session, note = app.live_frame(frame, None, None, None)
+    shown, session, note = app.live_frame(frame, None, False, None, None)
     assert shown is None and note.startswith("Upload a photo of a face first")
 
 

@@ -761,15 +761,16 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
 
 
 def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.ndarray,
-              session: Any = None) -> tuple[np.ndarray, Any, str]:
+              session: Any = None, paste_back: bool = False) -> tuple[np.ndarray, Any, str]:
     """One webcam frame of the live tab: the photo's face driven by it.
 
     Args:
         sources: the app's source cache (the photo is embedded once, as in the other tabs).
         spec: the session's weights spec; photo: the photo's path.
         frame: uint8 [H, W, 3] RGB from the browser's webcam.
-        session: the ``pipeline.LiveSession`` of the previous frames (None at the start, or after the photo or
-            the weights changed: a new one is made).
+        session: the ``pipeline.LiveSession`` of the previous frames (None at the start, or after the photo,
+            the weights or ``paste_back`` changed: a new one is made).
+        paste_back: show the whole photo with the face pasted in (at most ``MAX_OUTPUT_SIDE`` a side).
 
     Returns:
         (driving crop | result side by side, uint8 RGB; the session; a one-line status).
@@ -777,10 +778,11 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
     from .pipeline import side_by_side
 
     with sources.get(spec, photo) as pipe:
-        if session is None or session.pipe is not pipe:
-            session = pipe.live()
+        if session is None or session.pipe is not pipe or session.paste_back != paste_back:
+            session = pipe.live(paste_back=paste_back)
         out = session.step(frame)
-    shown = side_by_side(out.driving_crop, out.image, height=max(out.image.shape[0], LIVE_HEIGHT))
+    result = fit_frame(out.image)
+    shown = side_by_side(out.driving_crop, result, height=max(result.shape[0], LIVE_HEIGHT))
     note = f"face in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")
     return shown, session, note
 
