@@ -202,7 +202,8 @@ def test_embed_then_animate_the_painted_face(real_dir, weights, tmp_path, capsys
     assert np.abs(moved - edited).mean() < 2  # the same edit as painting this person's face (H.264 aside)
 
     Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
-    cases = [(["--edit-painted", tmp_path / "big.png"], "the painting is 100x100 but the embedded face 64x64; paint on"),
+    cases = [(["--edit-painted", tmp_path / "big.png"],
+              "the painting is 100x100 but the embedded face 64x64; paint on"),
              (["--edit-painted", tmp_path / "painted.png", "--edit-overlay", sticker], "not both"),
              (["--edit-overlay", sticker, "--edit-at", "middle"], "--edit-at takes X,Y fractions"),
              (["--edit-painted-on", other], "--edit-painted-on goes with --edit-painted"),
