@@ -302,6 +302,8 @@ def build_demo() -> gr.Blocks:
                                           min_width=300)
                     l_md = gr.Markdown(elem_id="live-status")
                 l_session = gr.State(None)
+                gr.Examples([[str(EXAMPLES / "photo_a.jpg")]], inputs=[l_photo], cache_examples=False,
+                            elem_id="live-examples")
                 l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, weights], [l_out, l_session, l_md],
                              api_name="live_frame", stream_every=0.1, time_limit=LIVE_SECONDS,
                              concurrency_id="x2face-live", concurrency_limit=2, show_progress="hidden")

@@ -151,7 +151,8 @@ def test_edit_tab_runs_its_example(page):
 def test_live_webcam_tab_drives_the_photo(page, real_dir):
     """Chromium's fake camera plays a face clip: streamed frame by frame, each one drives the photo."""
     open_tab(page, "Live webcam")
-    page.locator("#live-photo input[type=file]").set_input_files(str(real_dir / PHOTO))
+    page.locator("#live-examples button").first.click()  # the tab's example photo (one input: a gallery)
+    page.wait_for_selector("#live-photo img")
     page.locator("#live-webcam").get_by_text("Click to Access Webcam").click()
     page.locator("#live-webcam button[aria-label='capture photo']").click()  # "Record": start streaming
     page.wait_for_selector("#live-status:has-text('webcam frames')")
