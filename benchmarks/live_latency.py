@@ -30,10 +30,10 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import torch
 
-    from x2face.app_helpers import LIVE_HEIGHT
+    from x2face.app_helpers import live_picture
     from x2face.fast import configure_cpu_threads
     from x2face.media import VideoReader
-    from x2face.pipeline import X2FacePipeline, side_by_side
+    from x2face.pipeline import X2FacePipeline
 
     ap = weights_parser(__doc__)
     ap.add_argument("--frames", type=int, default=100)
@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         t = time.perf_counter()
         out = live.step(frame)
         t1 = time.perf_counter()
-        side_by_side(out.driving_crop, out.image, height=max(out.image.shape[0], LIVE_HEIGHT))
+        live_picture(out)
         step_s.append(t1 - t)
         picture_s.append(time.perf_counter() - t1)
     found = live.found

@@ -200,30 +200,32 @@ def check_edit_arguments(args: argparse.Namespace) -> tuple[float, float]:
     return x, y
 
 
-def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits) -> str:
-    """Edit ``pipe``'s embedded face as the options say; returns what to add to the summary ("" for none)."""
+def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits,
+                         at: tuple[float, float]) -> str:
+    """Edit ``pipe``'s embedded face as the options say (``at``: ``check_edit_arguments``' position); returns what
+    to add to the summary ("" for none)."""
     from .control.edit import edit_layer, read_overlay
 
-    x, y = check_edit_arguments(args)
     path = args.edit_overlay or args.edit_painted
     if not path:
         return ""
     picture = read_overlay(path, limits.max_image_pixels, "the edit")
     if args.edit_overlay:
-        pipe.edit_embedded_face(overlay=picture, position=(x, y), scale=args.edit_scale)
-        return f"; {Path(path).name} on the face at {x:g},{y:g}"
+        pipe.edit_embedded_face(overlay=picture, position=at, scale=args.edit_scale)
+        return f"; {Path(path).name} on the face at {at[0]:g},{at[1]:g}"
     if args.edit_painted_on:
         base = read_overlay(args.edit_painted_on, limits.max_image_pixels, "the embedded face")[:, :, :3]
         layer = pipe.edit_embedded_face(layer=edit_layer(base, picture))
-        share = float((layer[:, :, 3] > 0.5).mean())
-        return f"; painted {share:.1%} of the face ({Path(path).name}, moved from {Path(args.edit_painted_on).name})"
-    layer = pipe.edit_embedded_face(painted=picture)
+        moved = f", moved from {Path(args.edit_painted_on).name}"
+    else:
+        layer = pipe.edit_embedded_face(painted=picture)
+        moved = ""
     share = float((layer[:, :, 3] > 0.5).mean())
-    if share > 0.9:
+    if share > 0.9 and not moved:
         print(f"note: {share:.0%} of the embedded face differs from {Path(path).name}: was it painted on what "
               f"`python -m x2face embed` wrote for the same --source and --weights? (another person's: give that "
               f"one with --edit-painted-on)", file=sys.stderr)
-    return f"; painted {share:.1%} of the face ({Path(path).name})"
+    return f"; painted {share:.1%} of the face ({Path(path).name}{moved})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -299,7 +301,7 @@ def main(argv: list[str]) -> int:
     still_in = driver.name == "video" and is_still_image(args.driving)
     out = check_output_path(args.out, [*args.source, *driver.inputs(args), *edit_inputs(args)],
                             overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
-    check_edit_arguments(args)
+    edit_at = check_edit_arguments(args)
 
     if args.threads is not None:
         if args.threads < 1:
@@ -309,7 +311,7 @@ def main(argv: list[str]) -> int:
         torch.set_num_threads(args.threads)
     pipe = open_pipeline(args, limits, detect_every=args.detect_every, max_gap=args.max_gap,
                          fast=False if args.eager else "auto", precision=args.precision)
-    edited = apply_edit_arguments(args, pipe, limits)
+    edited = apply_edit_arguments(args, pipe, limits, edit_at)
     drive = driver.open(args, pipe, limits)
 
     if drive.still:

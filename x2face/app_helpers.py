@@ -775,16 +775,21 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
     Returns:
         (driving crop | result side by side, uint8 RGB; the session; a one-line status).
     """
-    from .pipeline import side_by_side
-
     with sources.get(spec, photo) as pipe:
         if session is None or session.pipe is not pipe or session.paste_back != paste_back:
             session = pipe.live(paste_back=paste_back)
         out = session.step(frame)
-    result = fit_frame(out.image)
-    shown = side_by_side(out.driving_crop, result, height=max(result.shape[0], LIVE_HEIGHT))
     note = f"face in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")
-    return shown, session, note
+    return live_picture(out), session, note
+
+
+def live_picture(out: Any) -> np.ndarray:
+    """The live tab's picture of a ``pipeline.DrivenFrame``: driving crop | result (at most ``MAX_OUTPUT_SIDE``),
+    at least ``LIVE_HEIGHT`` high, uint8 RGB."""
+    from .pipeline import side_by_side
+
+    result = fit_frame(out.image)
+    return side_by_side(out.driving_crop, result, height=max(result.shape[0], LIVE_HEIGHT))
 
 
 def video_gif(video: str | os.PathLike, out_dir: Path) -> str:
@@ -900,5 +905,5 @@ __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FPS", "JobResult", 
            "ModelCache", "POSE_MOTIONS", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace", "WEIGHTS_SOURCES",
            "animate_audio", "animate_frames", "animate_pose", "app_temp", "as_paths", "check_duration",
            "chooser_default", "device_label", "display_face", "edit_video", "file_digest", "fit_frame", "job_dir",
-           "live_step", "missing_weights_markdown", "painted_layer", "parse_file_size", "training_summary",
-           "video_gif", "weights_spec", "write_frames"]
+           "live_picture", "live_step", "missing_weights_markdown", "painted_layer", "parse_file_size",
+           "training_summary", "video_gif", "weights_spec", "write_frames"]

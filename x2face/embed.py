@@ -15,6 +15,7 @@ import argparse
 import time
 
 from .animate import add_source_arguments, open_pipeline
+from .errors import InputError
 from .media import IMAGE_EXTENSIONS, Limits, check_output_path, write_image
 
 
@@ -38,8 +39,6 @@ def main(argv: list[str]) -> int:
     outs = [check_output_path(o, args.source, overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS)
             for o in (args.out, args.confidence) if o]
     if len(outs) == 2 and outs[0] == outs[1]:
-        from .errors import InputError
-
         raise InputError("--out and --confidence are the same file")
     pipe = open_pipeline(args, Limits())
     write_image(outs[0], pipe.embedded_face())

@@ -923,9 +923,6 @@ class VideoWriter:
         w, h = self.size[0] // 2 * 2, self.size[1] // 2 * 2
         return gif_size(w, h) if self.gif else (w, h)
 
-    def _to_gif(self) -> None:
-        make_gif(self._video_tmp, self._final_tmp, size=self.output_size)
-
     def close(self) -> Path:
         """Finish the file (encode, mux audio, rename into place) and return its path."""
         if self._closed:
@@ -939,7 +936,7 @@ class VideoWriter:
             if rc != 0:
                 raise MediaError(f"the video encoder failed: {_first_line(self._tail.text())}")
             if self.gif:
-                self._to_gif()
+                make_gif(self._video_tmp, self._final_tmp, size=self.output_size)
                 self._video_tmp.unlink(missing_ok=True)
             elif self.audio is not None:
                 self._mux()

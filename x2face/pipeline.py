@@ -23,6 +23,7 @@ vector).
 """
 from __future__ import annotations
 
+import copy
 import inspect
 import itertools
 import os
@@ -755,11 +756,10 @@ class LiveSession:
 
     def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False) -> None:
         pipe._require_source()
-        c = pipe.cropper
         self.pipe = pipe
         self.paste_back = paste_back
-        self.cropper = FaceCropper(c.image_size, c.scale, detect_every=1, max_gap=1, backend=c.detector,
-                                   select=c.select, pad=c.pad)
+        self.cropper = copy.copy(pipe.cropper)  # the pipeline's detector, crop and smoothing settings ...
+        self.cropper.detect_every = self.cropper.max_gap = 1  # ... with a detection in every frame
         self._inbox = _Inbox()
         self._track = self.cropper.track(self._inbox)
         self._last: np.ndarray | None = None
