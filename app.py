@@ -14,6 +14,9 @@ Tabs (each run is an API endpoint: ``gradio_client.Client(url).predict(..., api_
 4. Video editing ``/edit_video``: paint on the embedded face (``/embed_face``) or overlay a picture;
    a driving clip then renders the edited face, before and after.
 
+Every tab with a photo has a Face menu for a photo of several people (its endpoints' last parameter:
+"largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest).
+
 The handlers only read the widgets and call ``x2face.app_helpers`` (settings, weights and source
 caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is built at import;
 ``launch()`` runs only under ``__main__`` (``main``). Environment: ``X2FACE_WEIGHTS``,
@@ -35,7 +38,8 @@ os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
 from x2face import __version__  # noqa: E402
 from x2face import app_helpers as helpers  # noqa: E402
 from x2face import media  # noqa: E402
-from x2face.app_helpers import POSE_MOTIONS, WEIGHTS_SOURCES, AppSettings, ModelCache, SourceCache  # noqa: E402
+from x2face.app_helpers import (FACE_CHOICES, POSE_MOTIONS, WEIGHTS_SOURCES, AppSettings, ModelCache,  # noqa: E402
+                                 SourceCache)
 from x2face.control.edit import read_overlay  # noqa: E402
 from x2face.control.pose import POSE_RANGE, SWEEP_AMPLITUDE, source_pose  # noqa: E402
 from x2face.errors import X2FaceError  # noqa: E402
@@ -98,109 +102,115 @@ def load_weights(source, text):
 
 
 @user_errors
-def crop_sources(photos, spec):
+def crop_sources(photos, face, spec):
     if not photos:
         return [], ("Upload one or several photos (or a short clip) of the same person; their face crops appear "
                     "here.")
-    with SOURCES.get(spec, photos) as pipe:
+    with SOURCES.get(spec, photos, face) as pipe:
         src = pipe.source
         crops = [(c, n) for c, n in zip(src.crops, src.names)]
-        return crops, f"{len(crops)} face crop(s) found ({src.backend} detector), embedded together."
+        return crops, f"{len(crops)} face crop(s) found ({src.backend} detector), embedded together" + \
+            (helpers.group_note(pipe) or ".")
 
 
 @user_errors
-def animate_frames(photos, video, image, paste_back, keep_audio, seconds, spec,
+def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, spec,
                    progress=gr.Progress(track_tqdm=True)):
     driving = video or image
     if not driving:
         raise gr.Error("add a driving video, photo or webcam clip")
-    with SOURCES.get(spec, photos) as pipe:
+    with SOURCES.get(spec, photos, face) as pipe:
         r = helpers.animate_frames(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                    paste_back=bool(paste_back), keep_audio=bool(keep_audio),
                                    limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size)
-    return r.video, r.comparison, r.still, r.summary
+        return r.video, r.comparison, r.still, r.summary + helpers.group_note(pipe)
 
 
 def _pose_values(pose):
-    return [max(-lim, min(lim, round(float(a), 1))) for a, lim in zip(pose, POSE_RANGE)]
+    return [max(-lim, min(lim, round(float(a), 1))) + 0.0 for a, lim in zip(pose, POSE_RANGE)]  # + 0.0: no "-0"
 
 
 @user_errors
-def pose_source(photo, spec):
+def pose_source(photo, face, spec):
     if not photo:
         return None, 0, 0, 0, "Upload a photo; the sliders then start at the pose of its head."
-    with SOURCES.get(spec, [photo]) as pipe:
+    with SOURCES.get(spec, [photo], face) as pipe:
         if pipe.model.pose is None:
             return (pipe.source.crops[0], 0, 0, 0, "These weights have no pose head, so the sliders cannot move "
                     "the face: fit one with `python -m x2face fit-pose` or choose other weights.")
         yaw, pitch, roll = _pose_values(source_pose(pipe))
         return pipe.drive_pose(yaw, pitch, roll), yaw, pitch, roll, \
-            f"The head in the photo reads as yaw {yaw:g}, pitch {pitch:g}, roll {roll:g} degrees."
+            f"The head in the photo reads as yaw {yaw:g}, pitch {pitch:g}, roll {roll:g} degrees" + \
+            (helpers.group_note(pipe) or ".")
 
 
 @user_errors
-def pose_preview(photo, yaw, pitch, roll, spec):
+def pose_preview(photo, yaw, pitch, roll, face, spec):
     if not photo:
         raise gr.Error("upload a photo first")
-    with SOURCES.get(spec, [photo]) as pipe:
+    with SOURCES.get(spec, [photo], face) as pipe:
         return pipe.drive_pose(float(yaw), float(pitch), float(roll))
 
 
 @user_errors
-def animate_pose(photo, motion, yaw, pitch, roll, seconds, paste_back, spec, progress=gr.Progress(track_tqdm=True)):
+def animate_pose(photo, motion, yaw, pitch, roll, seconds, paste_back, face, spec,
+                 progress=gr.Progress(track_tqdm=True)):
     if not photo:
         raise gr.Error("upload a photo first")
-    with SOURCES.get(spec, [photo]) as pipe:
+    with SOURCES.get(spec, [photo], face) as pipe:
         r = helpers.animate_pose(pipe, motion, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                  target=(float(yaw), float(pitch), float(roll)), paste_back=bool(paste_back),
                                  batch_size=SETTINGS.batch_size)
-    return r.video, r.summary
+        return r.video, r.summary + helpers.group_note(pipe)
 
 
 @user_errors
-def animate_audio(photo, audio, seconds, paste_back, spec, progress=gr.Progress(track_tqdm=True)):
+def animate_audio(photo, audio, seconds, paste_back, face, spec, progress=gr.Progress(track_tqdm=True)):
     if not photo:
         raise gr.Error("upload a photo first")
     if not audio:
         raise gr.Error("record or upload some speech first")
-    with SOURCES.get(spec, [photo]) as pipe:
+    with SOURCES.get(spec, [photo], face) as pipe:
         r = helpers.animate_audio(pipe, audio, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                   limits=SETTINGS.limits(), paste_back=bool(paste_back), batch_size=SETTINGS.batch_size)
-    return r.video, r.summary
+        return r.video, r.summary + helpers.group_note(pipe)
 
 
 @user_errors
-def embed_face(photos, spec):
+def embed_face(photos, face, spec):
     if not photos:
         return None, None, "Upload one or several photos of a person: their embedded face appears to paint on."
-    with SOURCES.get(spec, photos) as pipe:
-        face = helpers.display_face(pipe.embedded_face())
+    with SOURCES.get(spec, photos, face) as pipe:
+        embedded = helpers.display_face(pipe.embedded_face())
         confidence = helpers.display_face(pipe.confidence_map()[:, :, None].repeat(3, axis=2))
-    editor = {"background": face, "layers": [], "composite": face}
+        group = helpers.group_note(pipe)
+    editor = {"background": embedded, "layers": [], "composite": embedded}
     return editor, confidence, ("Paint on the embedded face (it is the face's texture: the paint will follow the "
-                                "head), or choose an overlay picture, then add a driving clip and render.")
+                                "head), or choose an overlay picture, then add a driving clip and render"
+                                + (group or "."))
 
 
 @user_errors
-def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, spec, progress=gr.Progress(track_tqdm=True)):
+def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, spec,
+               progress=gr.Progress(track_tqdm=True)):
     if not driving:
         raise gr.Error("add a driving video or webcam clip")
     sticker = read_overlay(overlay, SETTINGS.max_image_pixels) if overlay else None
-    with SOURCES.get(spec, photos) as pipe:
+    with SOURCES.get(spec, photos, face) as pipe:
         r = helpers.edit_video(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                painting=painting, overlay=sticker, position=(float(x), float(y)), scale=float(scale),
                                limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size)
-    return r.still, r.video, r.comparison, r.summary
+        return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
-def live_frame(frame, photo, paste_back, session, spec):
+def live_frame(frame, photo, paste_back, session, face, spec):
     """A webcam frame (streamed) -> driving crop | result, the tracking session, a status line."""
     if frame is None:
         return gr.skip(), session, gr.skip()
     if not photo:
         return None, None, "Upload a photo of a face first, then start the webcam."
     try:
-        return helpers.live_step(SOURCES, spec, photo, frame, session, paste_back=bool(paste_back))
+        return helpers.live_step(SOURCES, spec, photo, frame, session, paste_back=bool(paste_back), face=face)
     except X2FaceError as exc:  # e.g. no face in the photo: say it beside the picture, not once per frame
         return None, None, str(exc)
 
@@ -236,6 +246,11 @@ def _photo(label="Photo of a face", elem_id=None):
                     height=280, elem_id=elem_id)
 
 
+def _face_choice(elem_id=None):
+    return gr.Dropdown(FACE_CHOICES, value="largest", label="Face (in a photo of several people)", min_width=160,
+                       elem_id=elem_id)
+
+
 def _video(label, elem_id=None):
     return gr.Video(label=label, sources=["upload", "webcam"], format=None, height=280, elem_id=elem_id)
 
@@ -262,6 +277,7 @@ def build_demo() -> gr.Blocks:
                                                  "embedded together", file_count="multiple",
                                            file_types=["image", "video"], height=140,
                                            elem_id="frames-photos")
+                        f_face = _face_choice("frames-face")
                         f_crops = gr.Gallery(label="Face crops the model sees", columns=4, height=180,
                                              object_fit="contain", interactive=False, elem_id="frames-crops")
                         f_crop_md = gr.Markdown()
@@ -282,9 +298,9 @@ def build_demo() -> gr.Blocks:
                 f_md = gr.Markdown()
                 gr.Examples([[example("photo_a.jpg", "photo_b.jpg"), str(EXAMPLES / "driving.mp4")]],
                             inputs=[f_photos, f_video], cache_examples=False, elem_id="frames-examples")
-                f_photos.change(crop_sources, [f_photos, weights], [f_crops, f_crop_md], api_name="crop_sources",
-                                **LIGHT)
-                f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, weights],
+                gr.on([f_photos.change, f_face.input], crop_sources, [f_photos, f_face, weights], [f_crops, f_crop_md],
+                      api_name="crop_sources", **LIGHT)
+                f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, f_face, weights],
                             [f_out, f_cmp, f_still, f_md], api_name="animate_frames", **JOBS)
 
             # ---------------------------------------------------------------- live webcam
@@ -300,11 +316,13 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     l_paste = gr.Checkbox(label="Paste back into the original photo", value=False, scale=0,
                                           min_width=300)
+                    l_face = _face_choice("live-face")
                     l_md = gr.Markdown(elem_id="live-status")
                 l_session = gr.State(None)
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg")]], inputs=[l_photo], cache_examples=False,
                             elem_id="live-examples")
-                l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, weights], [l_out, l_session, l_md],
+                l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, l_face, weights],
+                             [l_out, l_session, l_md],
                              api_name="live_frame", stream_every=0.1, time_limit=LIVE_SECONDS,
                              concurrency_id="x2face-live", concurrency_limit=2, show_progress="hidden")
                 l_photo.change(lambda: (None, None, ""), None, [l_out, l_session, l_md], api_visibility="private",
@@ -315,6 +333,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column():
                         p_photo = _photo(elem_id="pose-photo")
+                        p_face = _face_choice("pose-face")
                         p_md = gr.Markdown()
                     with gr.Column():
                         p_preview = gr.Image(label="Preview", height=280, elem_id="pose-preview", format="png")
@@ -331,17 +350,19 @@ def build_demo() -> gr.Blocks:
                                        f"+-{SWEEP_AMPLITUDE['pitch']:g} of pitch or roll, from the photo's own pose.")
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg")]], inputs=[p_photo], cache_examples=False,
                             elem_id="pose-examples")
-                p_photo.change(pose_source, [p_photo, weights], [p_preview, *sliders, p_md], api_name="pose_source",
-                               **LIGHT)
-                gr.on([s.input for s in sliders], pose_preview, [p_photo, *sliders, weights], p_preview,
+                gr.on([p_photo.change, p_face.input], pose_source, [p_photo, p_face, weights],
+                      [p_preview, *sliders, p_md], api_name="pose_source", **LIGHT)
+                gr.on([s.input for s in sliders], pose_preview, [p_photo, *sliders, p_face, weights], p_preview,
                       api_name="pose_preview", trigger_mode="always_last", show_progress="minimal", **LIGHT)
-                p_run.click(animate_pose, [p_photo, p_motion, *sliders, p_seconds, p_paste, weights],
+                p_run.click(animate_pose, [p_photo, p_motion, *sliders, p_seconds, p_paste, p_face, weights],
                             [p_out, p_run_md], api_name="animate_pose", **JOBS)
 
             # ---------------------------------------------------------------- 3. audio-driven
             with gr.Tab("Audio-driven", id="audio"):
                 with gr.Row():
-                    a_photo = _photo()
+                    with gr.Column():
+                        a_photo = _photo()
+                        a_face = _face_choice("audio-face")
                     with gr.Column():
                         a_audio = gr.Audio(label="Speech: record it or upload a file", sources=["microphone", "upload"],
                                            type="filepath")
@@ -353,7 +374,7 @@ def build_demo() -> gr.Blocks:
                 a_md = gr.Markdown()
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg"), str(EXAMPLES / "speech.wav")]], inputs=[a_photo, a_audio],
                             cache_examples=False, elem_id="audio-examples")
-                a_run.click(animate_audio, [a_photo, a_audio, a_seconds, a_paste, weights], [a_out, a_md],
+                a_run.click(animate_audio, [a_photo, a_audio, a_seconds, a_paste, a_face, weights], [a_out, a_md],
                             api_name="animate_audio", **JOBS)
 
             # ---------------------------------------------------------------- 4. video editing
@@ -362,6 +383,7 @@ def build_demo() -> gr.Blocks:
                     with gr.Column():
                         e_photos = gr.File(label="Source photo(s) or a clip of the person", file_count="multiple",
                                            file_types=["image", "video"], height=140)
+                        e_face = _face_choice("edit-face")
                         e_conf = gr.Image(label="Where the embedded face has evidence (bright)", height=200)
                         e_md = gr.Markdown()
                     with gr.Column(scale=2):
@@ -387,9 +409,10 @@ def build_demo() -> gr.Blocks:
                 e_run_md = gr.Markdown()
                 gr.Examples([[example("photo_a.jpg"), str(EXAMPLES / "sticker.png"), str(EXAMPLES / "driving.mp4")]],
                             inputs=[e_photos, e_overlay, e_video], cache_examples=False, elem_id="edit-examples")
-                e_photos.change(embed_face, [e_photos, weights], [e_editor, e_conf, e_md], api_name="embed_face",
-                                **LIGHT)
-                e_run.click(edit_video, [e_photos, e_editor, e_overlay, e_x, e_y, e_scale, e_video, e_seconds, weights],
+                gr.on([e_photos.change, e_face.input], embed_face, [e_photos, e_face, weights],
+                      [e_editor, e_conf, e_md], api_name="embed_face", **LIGHT)
+                e_run.click(edit_video, [e_photos, e_editor, e_overlay, e_x, e_y, e_scale, e_video, e_seconds, e_face,
+                                         weights],
                             [e_faces, e_out, e_cmp, e_run_md], api_name="edit_video", **JOBS)
 
         demo.load(show_weights, [weights], [weights_source, weights_text, weights_md], api_visibility="private")

@@ -66,3 +66,16 @@ def ffmpeg_children() -> list[str]:
         if status.get("PPid", "").strip() == str(os.getpid()) and "ffmpeg" in status.get("Name", ""):
             found.append(f"{d.name} {status['Name'].strip()}")
     return found
+
+
+def group_photo(real_dir: Path) -> np.ndarray:
+    """Two people side by side, uint8 [320, 640, 3] RGB: a small face (Scarlett, 128 px) on the left and a
+    large one (Anne, 256 px) on the right, on grey."""
+    from x2face.media import read_image
+
+    anne = read_image(real_dir / "photos/jixinya_EAMM__test_image_anne.png")  # 256 px
+    scarlett = read_image(real_dir / "photos/jixinya_EAMM__test_image_scarlett.jpg")[::2, ::2]  # 128 px
+    canvas = np.full((320, 640, 3), 128, np.uint8)
+    canvas[0:128, 40:168] = scarlett
+    canvas[40:296, 340:596] = anne
+    return canvas

@@ -14,7 +14,7 @@ import torch
 from x2face.cli import main as cli
 from x2face.media import VideoReader, decode_check, ffmpeg_exe, probe_video, read_audio, read_image
 
-from helpers import best_lag, ffmpeg_children
+from helpers import best_lag, ffmpeg_children, group_photo
 
 ANNE = "photos/jixinya_EAMM__test_image_anne.png"
 OBAMA = "photos/ageitgey_face_recognition__examples_knn_examples_train_obama_obama2.jpg"  # 626x1200
@@ -218,6 +218,33 @@ def test_embed_then_animate_the_painted_face(real_dir, weights, tmp_path, capsys
     assert cli(["embed", "--source", str(real_dir / ANNE), "--out", str(real_dir / ANNE), "--overwrite"]) == 2
     assert cli(["embed", "--source", str(real_dir / ANNE), "--out", str(face), "--weights", weights]) == 2  # exists
     assert "exists" in capsys.readouterr().err
+
+
+def test_animate_a_face_of_a_group_photo(real_dir, weights, tmp_path, capsys):
+    """--face picks the source face, --driving-face the driving one: before they were one option, and choosing
+    the 2nd face of a group photo failed on a driving clip with one face."""
+    from x2face.media import write_image
+
+    group = write_image(tmp_path / "group.png", group_photo(real_dir))  # a small face left, a large one right
+    out = tmp_path / "out.mp4"
+    common = ["--driving", real_dir / GRID, "--out", out, "--weights", weights, "--seconds", "0.4", "--overwrite"]
+    assert run("--source", group, *common) == 0
+    assert "group.png: the largest of 2 faces (--face picks another)" in capsys.readouterr().out
+    assert run("--source", group, "--face", "0", *common) == 0
+    assert "group.png: the leftmost of 2 faces;" in capsys.readouterr().out
+    assert run("--source", group, "--face", "60,40", *common, "--paste-back") == 0  # a point on the left face
+    assert "group.png: the face nearest (60, 40) of 2;" in capsys.readouterr().out
+    assert VideoReader(out).info.width == 640  # pasted into the whole group photo
+    for args, message in [(["--face", "2"], "group.png has 2 faces: there is no 3rd from the left"),
+                          (["--face", "left"], "--face must be 'largest', a face index"),
+                          (["--driving-face", "1"], "the video has 1 face: there is no 2nd from the left"),
+                          (["--driving-face", "1,2,3"], "--driving-face must be")]:
+        assert run("--source", group, *args, *common) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert cli(["embed", "--source", str(group), "--face", "-1", "--out", str(tmp_path / "face.png"),
+                "--weights", weights, "--backend", "opencv"]) == 0
+    assert "group.png: the rightmost of 2 faces;" in capsys.readouterr().out
 
 
 def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):

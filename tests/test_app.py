@@ -19,7 +19,7 @@ from x2face.app_helpers import AppSettings, ModelCache, SourceCache, TempSpace, 
 from x2face.errors import InputError, MediaError, NoFaceError, WeightsError
 
 import app_server
-from helpers import write_silence  # tests/helpers.py (``helpers`` here is x2face.app_helpers)
+from helpers import group_photo, write_silence  # tests/helpers.py (``helpers`` here is x2face.app_helpers)
 
 PHOTO = "photos/jixinya_EAMM__test_image_anne.png"
 PHOTO_PAIR = ["photos/ageitgey_face_recognition__examples_knn_examples_train_rose_leslie_img1.jpg",
@@ -411,16 +411,16 @@ def test_live_tab_handler_answers_a_frame_and_says_what_is_missing(client, real_
 
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), False, None, None)
+    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", None)
     assert shown.shape[0] == helpers.LIVE_HEIGHT and note == "face in 1 of 1 webcam frames"
-    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), False, session, None)
+    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", None)
     assert again is session and note == "face in 2 of 2 webcam frames"
-    pasted, other, note = app.live_frame(frame, str(real_dir / PHOTO_PAIR[0]), True, again, None)
+    pasted, other, note = app.live_frame(frame, str(real_dir / PHOTO_PAIR[0]), True, again, "largest", None)
     assert other is not session and note == "face in 1 of 1 webcam frames"  # the photo pasted back: a new session
     assert pasted.shape[1] > shown.shape[1]  # your face | the whole photo
-    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), False, session, None)
+    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), False, session, "largest", None)
     assert shown is None and session is None and "no human face found in" in note  # said beside, not raised
-    shown, session, note = app.live_frame(frame, None, False, None, None)
+    shown, session, note = app.live_frame(frame, None, False, None, "largest", None)
     assert shown is None and note.startswith("Upload a photo of a face first")
 
 
@@ -437,6 +437,41 @@ def test_audio_tab_speaks_with_the_recording(client, real_dir, tmp_path):
     video, summary = client.predict(real(real_dir, PHOTO), handle_file(str(hush)), 1.5, False,
                                     api_name="/animate_audio")
     assert probe(video).fps == 25 and "the recording is silent" in summary, summary
+
+
+@pytest.mark.slow
+def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_path):
+    from gradio_client import handle_file
+    from gradio_client.exceptions import AppError
+    from PIL import Image
+
+    from x2face.media import VideoReader, write_image
+
+    group = handle_file(str(write_image(tmp_path / "group.png", group_photo(real_dir))))  # small left, large right
+    crops, note = client.predict([group], api_name="/crop_sources")  # the choice left out: the largest
+    assert "group.png: the largest of 2 faces (pick another under Face)" in note
+    left, note = client.predict([group], "0", api_name="/crop_sources")
+    assert "group.png: the leftmost of 2 faces" in note
+    crop = lambda c: np.asarray(Image.open(c[0]["image"]).convert("RGB"))  # noqa: E731
+    assert not np.array_equal(crop(left), crop(crops))
+    *_, summary = client.predict([group], real(real_dir, CLIP_SILENT), None, False, True, 0.5, "-1",
+                                 api_name="/animate_frames")
+    assert "face found in" in summary and "the rightmost of 2 faces" in summary
+    *_, note = client.predict(group, "0", api_name="/pose_source")
+    assert "the leftmost of 2 faces" in note
+    _, note = client.predict(group, real(real_dir, SPEECH), 0.5, False, "0", api_name="/animate_audio")
+    assert "the leftmost of 2 faces" in note
+    *_, note = client.predict([group], "1", api_name="/embed_face")
+    assert "the rightmost of 2 faces" in note
+    with pytest.raises(AppError, match="group.png has 2 faces: there is no 4th from the left"):
+        client.predict(group, 0, 0, 0, "3", api_name="/pose_preview")
+    with pytest.raises(AppError):  # not one of the choices
+        client.predict([group], "largest please", api_name="/crop_sources")
+    # the live tab, as the stream calls it
+    app = app_server.serve()["app"]
+    frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
+    _, _, note = app.live_frame(frame, group.get("path"), False, None, "0", None)
+    assert note.startswith("face in 1 of 1 webcam frames") and "the leftmost of 2 faces" in note
 
 
 @pytest.mark.slow
@@ -614,4 +649,4 @@ def test_app_starts_without_bundled_weights(server, monkeypatch, tmp_path, real_
     assert choice["value"] == "bundled demo weights" and "No weights loaded" in status
     assert "no bundled demo weights" in status and "Hub repo" in status
     with pytest.raises(gr.Error, match="no bundled demo weights"):
-        app.pose_preview(str(real_dir / PHOTO), 0, 0, 0, None)
+        app.pose_preview(str(real_dir / PHOTO), 0, 0, 0, "largest", None)

@@ -119,6 +119,24 @@ def test_pose_slider_changes_the_preview(page, real_dir):
     shot(page, "2-pose-driven")
 
 
+def test_face_of_a_group_photo_is_picked_from_the_menu(page, real_dir, tmp_path):
+    from helpers import group_photo
+    from x2face.media import write_image
+
+    group = write_image(tmp_path / "group.png", group_photo(real_dir))  # a small face left, a large one right
+    open_tab(page, "Pose-driven")
+    page.locator("#pose-photo input[type=file]").set_input_files(str(group))
+    page.wait_for_selector("text=the largest of 2 faces (pick another under Face)")
+    preview = page.locator("#pose-preview img")
+    before = preview.get_attribute("src")
+    page.locator("#pose-face input").click()
+    page.get_by_role("option", name="the leftmost").click()
+    page.wait_for_selector("text=the leftmost of 2 faces")
+    page.wait_for_function("""(before) => { const i = document.querySelector('#pose-preview img');
+                                           return i && i.src && i.getAttribute('src') !== before; }""", arg=before)
+    shot(page, "2-pose-group-photo")
+
+
 def wait_playable(page, selector: str) -> dict:
     """Wait for a result <video> that has decoded data; its size, length and error code."""
     page.wait_for_function("""(sel) => { const v = document.querySelector(sel);

@@ -6,14 +6,18 @@ import importlib.machinery
 import math
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from x2face.errors import MediaError, NoFaceError
-from x2face.faces import (FaceCropper, FaceDetector, _iou, available_backends, box_motion, crop_square,
-                          face_alignment_available, feather_mask, head_pose_from_landmarks, paste_back)
+from x2face.errors import InputError, MediaError, NoFaceError
+from x2face.faces import (FaceCropper, FaceDetector, _iou, available_backends, box_motion, check_select,
+                          crop_square, describe_select, face_alignment_available, feather_mask,
+                          head_pose_from_landmarks, parse_face_select, paste_back)
 from x2face.media import VideoReader, read_image
+
+from helpers import group_photo
 
 HUMANS = [  # photos, paintings, black-and-white, a cartoon person, 256 px to 2048 px
     "photos/jixinya_EAMM__test_image_anne.png",
@@ -74,20 +78,48 @@ def test_crops_match_voxceleb(real_dir, cropper):
 
 
 def test_several_faces_choose(real_dir):
-    anne = read_image(real_dir / "photos/jixinya_EAMM__test_image_anne.png")  # 256 px
-    scarlett = read_image(real_dir / "photos/jixinya_EAMM__test_image_scarlett.jpg")[::2, ::2]  # 128 px
-    canvas = np.full((320, 640, 3), 128, np.uint8)
-    canvas[0:128, 40:168] = scarlett  # small face on the left
-    canvas[40:296, 340:596] = anne  # large face on the right
+    canvas = group_photo(real_dir)  # a small face on the left, a large one on the right
     largest = FaceCropper(64, backend="opencv").crop_image(canvas)
-    assert largest.box[0] > 300
+    assert largest.box[0] > 300 and largest.faces == 2
     left = FaceCropper(64, backend="opencv", select=0).crop_image(canvas)
     assert left.box[0] < 150 and left.box[2] < 260
     assert FaceCropper(64, backend="opencv", select=1).crop_image(canvas).box == largest.box
     near = FaceCropper(64, backend="opencv", select=(100, 60)).crop_image(canvas)
     assert near.box == left.box
-    with pytest.raises(NoFaceError, match="face 5 was asked for but the photo has 2"):
+    with pytest.raises(NoFaceError, match="the photo has 2 faces: there is no 6th from the left"):
         FaceCropper(64, backend="opencv", select=5).crop_image(canvas, "the photo")
+    # a choice per photo overrides the cropper's own
+    assert FaceCropper(64, backend="opencv").crop_image(canvas, select=0).box == left.box
+    with pytest.raises(NoFaceError, match="there is no 3rd from the right"):
+        FaceCropper(64, backend="opencv").crop_image(canvas, "the photo", select=-3)
+    with pytest.raises(InputError, match="select must be"):
+        FaceCropper(64, backend="opencv").crop_image(canvas, select="smallest")
+
+
+def test_face_choice_text_and_summary():
+    assert parse_face_select("largest") == "largest"
+    assert parse_face_select(" 2 ") == 2 and parse_face_select("-1") == -1
+    assert parse_face_select("320,41.5") == (320.0, 41.5)
+    for bad in ("", "biggest", "1.5", "1,2,3", "nan,1", "x,y"):
+        with pytest.raises(InputError, match="--face must be 'largest', a face index"):
+            parse_face_select(bad)
+    with pytest.raises(InputError, match="--driving-face must be"):
+        parse_face_select("left", "--driving-face")
+    for select in (True, 1.0, (1, 2, 3), "left"):
+        with pytest.raises(InputError):
+            check_select(select)
+    assert describe_select("largest", 3) == "the largest of 3 faces"
+    assert [describe_select(i, 4) for i in (0, 1, 2, 3, -1, -2)] == [
+        "the leftmost of 4 faces", "the 2nd from the left of 4 faces", "the 3rd from the left of 4 faces",
+        "the rightmost of 4 faces", "the rightmost of 4 faces", "the 3rd from the left of 4 faces"]
+    assert describe_select((10, 20.5), 2) == "the face nearest (10, 20.5) of 2"
+
+
+def test_one_face_is_one_detection(cropper):
+    """The example photo's face used to come out twice (two overlapping alt2 boxes, both confirmed)."""
+    photo = read_image(Path(__file__).resolve().parent.parent / "assets/examples/photo_a.jpg")
+    dets = cropper.detect(photo)
+    assert len(dets) == 1 and cropper.crop_image(photo).faces == 1
 
 
 def test_crop_box_past_the_edge_is_padded(real_dir, cropper):

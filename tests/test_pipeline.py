@@ -12,7 +12,7 @@ from x2face.faces import FaceCropper, FaceDetector
 from x2face.media import VideoReader, read_image
 from x2face.pipeline import X2FacePipeline, side_by_side
 
-from helpers import ffmpeg_children
+from helpers import ffmpeg_children, group_photo
 
 ANNE = "photos/jixinya_EAMM__test_image_anne.png"  # 256x256
 SCARLETT = "photos/jixinya_EAMM__test_image_scarlett.jpg"
@@ -99,6 +99,28 @@ def test_set_source_from_a_video_takes_frames_with_a_face(pipe, tiny_model, real
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InputError, match="video_frames"):
             pipe.set_source(late, video_frames=bad)
+
+
+def test_set_source_picks_a_face_of_a_group_photo(pipe, real_dir, grid_frames, tmp_path):
+    group = group_photo(real_dir)  # a small face on the left, a large one on the right
+    crops = {sel: FaceCropper(64, backend="opencv", select=sel).crop_image(group).crop for sel in ("largest", 0)}
+    info = pipe.set_source(group)
+    assert info.faces == [2] and info.select == "largest" and np.array_equal(info.crops[0], crops["largest"])
+    assert info.group_photos() == "the source photo: the largest of 2 faces"
+    info = pipe.set_source([real_dir / ANNE, group], face=0)  # the left face of the group; ANNE has one face
+    assert info.faces == [1, 2] and np.array_equal(info.crops[1], crops[0])
+    assert info.group_photos() == "source photo 2: the leftmost of 2 faces"
+    # the choice is the source's: a driving clip with one face still drives (the cropper keeps "largest")
+    assert pipe.cropper.select == "largest"
+    assert all(d.found for d in pipe.drive_frames(grid_frames[:4]))
+    with pytest.raises(NoFaceError, match="the source photo has 2 faces: there is no 3rd from the left"):
+        pipe.set_source(group, face=2)
+    with pytest.raises(InputError, match="select must be"):
+        pipe.set_source(group, face="left")
+    late = _clip_with_a_blank_start(real_dir, tmp_path)  # a source clip: its frames show one face
+    with pytest.raises(NoFaceError, match=r"late\.mp4 at .* has 1 face: there is no 2nd from the left"):
+        pipe.set_source(late, face=1)
+    assert pipe.set_source(late, face=-1).faces == [0, 0, 0, 0]  # not counted in a clip's frames
 
 
 def test_set_source_names_the_video_without_face(pipe, tmp_path):

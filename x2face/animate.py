@@ -30,6 +30,7 @@ import numpy as np
 from .errors import InputError, MediaError, NoFaceError
 from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter,
                     check_output_path, is_still_image, read_image, write_image)
+from .faces import parse_face_select
 from .pipeline import X2FacePipeline, side_by_side
 
 
@@ -144,7 +145,8 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (default), cpu, cuda, cuda:1, ...")
     p.add_argument("--backend", default="auto", help="face detector: auto (default), opencv, face-alignment")
     p.add_argument("--face", default="largest",
-                   help="which face when there are several: largest (default) or an index from the left (0, 1, ...)")
+                   help="which face of a source photo with several people: largest (default), an index from the left "
+                        "(0 = leftmost, -1 = rightmost) or X,Y (the face nearest that pixel)")
     p.add_argument("--scale", type=float, default=1.6, help="crop size / face box size (1.6 = VoxCeleb, default)")
 
 
@@ -173,10 +175,20 @@ def open_pipeline(args: argparse.Namespace, limits: Limits, **options) -> X2Face
     for src in args.source:
         if not Path(src).is_file():
             raise MediaError(f"no such photo: {src}")
+    face = parse_face_select(args.face, "--face")
+    driving_face = parse_face_select(getattr(args, "driving_face", "largest"), "--driving-face")
     pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
-                                          select=_select(args.face), scale=args.scale, **options)
-    pipe.set_source(args.source, video_frames=args.source_frames, limits=limits)
+                                          select=driving_face, scale=args.scale, **options)
+    pipe.set_source(args.source, video_frames=args.source_frames, limits=limits, face=face)
     return pipe
+
+
+def group_note(pipe: X2FacePipeline, args: argparse.Namespace) -> str:
+    """"; group.jpg: the largest of 3 faces (--face picks another)" where a source photo showed several people."""
+    note = pipe.source.group_photos()
+    if not note:
+        return ""
+    return f"; {note}" + (" (--face picks another)" if args.face == "largest" else "")
 
 
 def edit_inputs(args: argparse.Namespace) -> list[str]:
@@ -249,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"refuse longer inputs (default {Limits.max_seconds:.0f})")
     p.add_argument("--max-pixels", type=int, default=Limits.max_pixels, metavar="N",
                    help=f"refuse video frames with more pixels (default {Limits.max_pixels})")
+    p.add_argument("--driving-face", default="largest",
+                   help="which face drives when the driving clip or photo shows several people: largest (default), "
+                        "an index from the left or X,Y, picked where faces are first seen and then followed")
     p.add_argument("--detect-every", type=int, default=5, metavar="N",
                    help="run the face detector at least every N frames where the face moves (default 5)")
     p.add_argument("--max-gap", type=int, default=20, metavar="N",
@@ -272,15 +287,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_edit_arguments(p)
     return p
-
-
-def _select(value: str) -> str | int:
-    if value == "largest":
-        return value
-    try:
-        return int(value)
-    except ValueError:
-        raise InputError(f"--face must be 'largest' or a face index (0 = leftmost), got {value!r}") from None
 
 
 def main(argv: list[str]) -> int:
@@ -345,7 +351,7 @@ def main(argv: list[str]) -> int:
                 f"{size[0]}x{size[1]}{sound})")
     seconds = time.perf_counter() - t0
     k = len(pipe.source.names)
-    embedded = f"; {k} source frames embedded together" if k > 1 else ""
+    embedded = (f"; {k} source frames embedded together" if k > 1 else "") + group_note(pipe, args)
     tracked = drive.report()
     driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
     print(f"x2face animate: wrote {what}; {driven} ({pipe.cropper.backend}){embedded}{edited}; "
@@ -354,4 +360,5 @@ def main(argv: list[str]) -> int:
 
 
 __all__ = ["DRIVERS", "Drive", "Driver", "VideoDriver", "add_edit_arguments", "add_source_arguments",
-           "apply_edit_arguments", "build_parser", "check_edit_arguments", "edit_inputs", "main", "open_pipeline"]
+           "apply_edit_arguments", "build_parser", "check_edit_arguments", "edit_inputs", "group_note", "main",
+           "open_pipeline"]

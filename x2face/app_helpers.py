@@ -515,22 +515,25 @@ class SourceCache:
         self._lock = threading.Lock()
 
     @contextmanager
-    def get(self, spec: str | None, photos: Any) -> Iterator[Any]:
+    def get(self, spec: str | None, photos: Any, face: str | None = "largest") -> Iterator[Any]:
         """``with cache.get(spec, photos) as pipe:`` an ``X2FacePipeline`` whose source is ``photos``
         (paths; several photos of one person are embedded together; a clip of the person gives four of
-        its frames, ``X2FacePipeline.set_source``).
+        its frames, ``X2FacePipeline.set_source``); ``face`` picks the face in a photo of several people
+        (a ``FACE_CHOICES`` value: "largest", or an index from the left, "0" = leftmost, "-1" = rightmost).
 
         Raises:
-            InputError: no photo given; MediaError: unreadable or too large photos; NoFaceError: a
-            photo without a human face (named in the message); WeightsError: weights that cannot load.
+            InputError: no photo given, or a face choice that is none of those; MediaError: unreadable or too
+            large photos; NoFaceError: a photo without a human face (named in the message), or fewer faces
+            than the index chosen; WeightsError: weights that cannot load.
         """
-        from .faces import FaceCropper
+        from .faces import FaceCropper, parse_face_select
         from .media import image_size, is_still_image
         from .pipeline import X2FacePipeline
 
         paths = as_paths(photos)
         if not paths:
             raise InputError("upload a photo of a face first")
+        select = parse_face_select(face or "largest", "the face choice")
         settings = self.models.settings
         limit = settings.max_image_pixels
         for p in paths:
@@ -542,7 +545,7 @@ class SourceCache:
                 raise MediaError(f"{Path(p).name} is {w}x{h} ({w * h / 1e6:.0f} megapixels); the limit here is "
                                  f"{limit / 1e6:.0f} megapixels: resize it first")
         loaded = self.models.get(spec)
-        key = (loaded.spec, loaded.where, str(loaded.device), tuple(file_digest(p) for p in paths))
+        key = (loaded.spec, loaded.where, str(loaded.device), tuple(file_digest(p) for p in paths), select)
         with self._lock:
             entry = self._entries.setdefault(key, _Entry())
             self._entries.move_to_end(key)
@@ -551,7 +554,7 @@ class SourceCache:
         with entry.lock:
             if entry.pipe is None:
                 pipe = X2FacePipeline(loaded.model, cropper=FaceCropper(loaded.model.config.image_size))
-                pipe.set_source(paths, limits=settings.limits())
+                pipe.set_source(paths, limits=settings.limits(), face=select)
                 entry.pipe = pipe
             yield entry.pipe
 
@@ -761,7 +764,7 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
 
 
 def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.ndarray,
-              session: Any = None, paste_back: bool = False) -> tuple[np.ndarray, Any, str]:
+              session: Any = None, paste_back: bool = False, face: str = "largest") -> tuple[np.ndarray, Any, str]:
     """One webcam frame of the live tab: the photo's face driven by it.
 
     Args:
@@ -771,16 +774,32 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
         session: the ``pipeline.LiveSession`` of the previous frames (None at the start, or after the photo,
             the weights or ``paste_back`` changed: a new one is made).
         paste_back: show the whole photo with the face pasted in (at most ``MAX_OUTPUT_SIDE`` a side).
+        face: which face of a photo of several people (``SourceCache.get``).
 
     Returns:
         (driving crop | result side by side, uint8 RGB; the session; a one-line status).
     """
-    with sources.get(spec, photo) as pipe:
+    with sources.get(spec, photo, face) as pipe:
         if session is None or session.pipe is not pipe or session.paste_back != paste_back:
             session = pipe.live(paste_back=paste_back)
         out = session.step(frame)
+        group = group_note(pipe)
     note = f"face in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")
+    note += group
     return live_picture(out), session, note
+
+
+#: The app's choice of a face in a photo of several people: (label, ``SourceCache.get``'s ``face``).
+FACE_CHOICES = [("the largest", "largest"), ("the leftmost", "0"),
+                *((f"the {n} from the left", str(i)) for i, n in enumerate(("2nd", "3rd", "4th", "5th", "6th"), 1)),
+                ("the rightmost", "-1")]
+
+
+def group_note(pipe: Any) -> str:
+    """" The photo shows several people: group.jpg: the largest of 3 faces (pick another under Face)." for a
+    pipeline whose source photos show several people, else ""."""
+    note = pipe.source.group_photos()
+    return f". The photo shows several people: {note} (pick another under Face)." if note else ""
 
 
 def live_picture(out: Any) -> np.ndarray:
@@ -901,9 +920,9 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
                      f"{_rate(2 * out.frames, elapsed)}")
 
 
-__all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FPS", "JobResult", "LIVE_HEIGHT", "LoadedWeights",
-           "ModelCache", "POSE_MOTIONS", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace", "WEIGHTS_SOURCES",
-           "animate_audio", "animate_frames", "animate_pose", "app_temp", "as_paths", "check_duration",
-           "chooser_default", "device_label", "display_face", "edit_video", "file_digest", "fit_frame", "job_dir",
-           "live_picture", "live_step", "missing_weights_markdown", "painted_layer", "parse_file_size",
-           "training_summary", "video_gif", "weights_spec", "write_frames"]
+__all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FACE_CHOICES", "FPS", "JobResult", "LIVE_HEIGHT",
+           "LoadedWeights", "ModelCache", "POSE_MOTIONS", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace",
+           "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose", "app_temp", "as_paths",
+           "check_duration", "chooser_default", "device_label", "display_face", "edit_video", "file_digest",
+           "fit_frame", "group_note", "job_dir", "live_picture", "live_step", "missing_weights_markdown",
+           "painted_layer", "parse_file_size", "training_summary", "video_gif", "weights_spec", "write_frames"]

@@ -14,7 +14,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from .animate import add_source_arguments, open_pipeline
+from .animate import add_source_arguments, group_note, open_pipeline
 from .errors import InputError
 from .media import IMAGE_EXTENSIONS, Limits, check_output_path, write_image
 
@@ -47,8 +47,9 @@ def main(argv: list[str]) -> int:
     s = pipe.image_size
     k = len(pipe.source.names)
     print(f"x2face embed: wrote {outs[0]} ({s}x{s}){f' and {outs[1]}' if args.confidence else ''}; the embedded "
-          f"face of {k} source frame{'s' if k > 1 else ''}; {time.perf_counter() - t0:.1f} s. Paint on a copy and "
-          f"give it to `python -m x2face animate --edit-painted` with the same --source and --weights")
+          f"face of {k} source frame{'s' if k > 1 else ''}{group_note(pipe, args)}; {time.perf_counter() - t0:.1f} s. "
+          f"Paint on a copy and give it to `python -m x2face animate --edit-painted` with the same --source, --face "
+          f"and --weights")
     return 0
 
 

@@ -29,6 +29,10 @@ class NoFaceError(MediaError):
     """No human face was found where one is needed."""
 
 
+class FaceIndexError(NoFaceError):
+    """Faces were found, but fewer than the face index asked for."""
+
+
 def one_line(exc: BaseException, limit: int | None = None) -> str:
     """``"TypeName: first line of the message"`` (cut to ``limit`` characters): how logs and result files
     record an exception that was caught and worked around."""

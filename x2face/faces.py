@@ -42,10 +42,12 @@ from typing import Callable, Iterable, Iterator, Sequence
 
 import numpy as np
 
-from .errors import InputError, MediaError, NoFaceError
+from .errors import FaceIndexError, InputError, MediaError, NoFaceError
 from .media import to_rgb_array
 
 Box = tuple[float, float, float, float]  # (x0, y0, x1, y1) in pixels, x1/y1 exclusive
+#: Which face of several: "largest", an index from the left (0 = leftmost, -1 = rightmost) or an (x, y) pixel point.
+FaceSelect = str | int | tuple[float, float]
 
 
 @dataclass
@@ -89,6 +91,7 @@ class FaceCrop:
         face_box: the detector's (smoothed) face box, before enlarging.
         score: detector confidence at the last detection.
         pose: (yaw, pitch, roll) in degrees when the backend estimates it, else None.
+        faces: faces the detector found in the photo (0 for video frames, where one face is tracked).
     """
 
     crop: np.ndarray | None
@@ -99,6 +102,7 @@ class FaceCrop:
     face_box: Box | None = None
     score: float | None = None
     pose: tuple[float, float, float] | None = None
+    faces: int = 0
 
 
 # ----------------------------------------------------------------------------------------- detectors
@@ -254,6 +258,7 @@ class HaarDetector(FaceDetector):
                     best, best_iou = (box_d, wt_d), iou
             if best is not None:
                 dets.append(Detection((box + best[0]) / 2, best[1]))
+        dets = _drop_duplicates(dets)  # alt2 can put two overlapping boxes on one face: keep the larger
         if not dets and self._profile is not None:
             # turned heads: the profile cascade, and on the mirror image for the other side (at most
             # profile_side pixels: it is the slowest cascade and profiles are rarely small)
@@ -275,6 +280,23 @@ class HaarDetector(FaceDetector):
         for d in dets:
             d.box = d.box / s + np.array([ox, oy, ox, oy], dtype=np.float64)
         return dets
+
+
+def _drop_duplicates(dets: list[Detection], iou: float = 0.3, cover: float = 0.7) -> list[Detection]:
+    """Faces of ``dets`` that are not another view of a larger one (IoU >= ``iou``, or at least ``cover`` of
+    the smaller box inside it), largest first: one detection per face, so faces can be counted."""
+    keep: list[Detection] = []
+    for d in sorted(dets, key=lambda d: -d.side):
+        if all(_iou(d.box, k.box) < iou and _inside(d.box, k.box) < cover for k in keep):
+            keep.append(d)
+    return keep
+
+
+def _inside(a: np.ndarray, b: np.ndarray) -> float:
+    """Fraction of box ``a`` that lies inside box ``b``."""
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return w * h / max((a[2] - a[0]) * (a[3] - a[1]), 1e-9)
 
 
 def _nms(dets: list[Detection], thresh: float = 0.3) -> list[Detection]:
@@ -548,6 +570,52 @@ class TrackReport:
         return text
 
 
+def check_select(select: object) -> None:
+    """Raise ``InputError`` unless ``select`` is a ``FaceSelect``."""
+    ok = select == "largest" or (isinstance(select, int) and not isinstance(select, bool)) or (
+        isinstance(select, (tuple, list)) and len(select) == 2
+        and all(isinstance(v, (int, float)) and math.isfinite(v) for v in select))
+    if not ok:
+        raise InputError(f"select must be 'largest', a face index or an (x, y) point, got {select!r}")
+
+
+def parse_face_select(text: str, option: str = "--face") -> FaceSelect:
+    """A face choice as typed on the command line: ``largest``, an index from the left (``0`` =
+    leftmost, ``-1`` = rightmost) or ``X,Y`` (the face nearest to that pixel of the photo)."""
+    value = str(text).strip()
+    if value == "largest":
+        return value
+    try:
+        if "," in value:
+            x, y = (float(v) for v in value.split(","))
+            select: FaceSelect = (x, y)
+        else:
+            select = int(value)
+        check_select(select)
+        return select
+    except (ValueError, InputError):
+        raise InputError(f"{option} must be 'largest', a face index from the left (0 = leftmost) or an X,Y pixel "
+                         f"point, got {text!r}") from None
+
+
+def _ordinal(n: int) -> str:
+    """1 -> "1st", 2 -> "2nd", 11 -> "11th", 23 -> "23rd"."""
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+def describe_select(select: FaceSelect, faces: int) -> str:
+    """How a choice among ``faces`` faces reads in a summary: "the largest of 3 faces", "the 2nd from the left
+    of 3 faces" (index 1), "the rightmost of 3 faces" (index 2 or -1), "the face nearest (x, y) of 3"."""
+    if select == "largest":
+        return f"the largest of {faces} faces"
+    if isinstance(select, int):
+        i = select % faces if faces else select
+        if i == 0 or i == faces - 1:
+            return f"the {'leftmost' if i == 0 else 'rightmost'} of {faces} faces"
+        return f"the {_ordinal(i + 1)} from the left of {faces} faces"
+    return f"the face nearest ({select[0]:g}, {select[1]:g}) of {faces}"
+
+
 class FaceCropper:
     """Square VoxCeleb-style face crops of photos and videos.
 
@@ -571,7 +639,7 @@ class FaceCropper:
     """
 
     def __init__(self, image_size: int = 256, scale: float = 1.6, detect_every: int = 5, max_gap: int = 20,
-                 backend: str | FaceDetector = "auto", select: str | int | tuple[float, float] = "largest",
+                 backend: str | FaceDetector = "auto", select: FaceSelect = "largest",
                  pad: str = "edge", smooth_center: float = 0.6, smooth_size: float = 0.3,
                  deadband_center: float = 0.015, deadband_size: float = 0.05, device: str = "cpu") -> None:
         if not isinstance(image_size, int) or image_size < 8:
@@ -584,9 +652,7 @@ class FaceCropper:
             raise InputError(f"max_gap must be an int >= 1, got {max_gap!r}")
         if pad not in _PAD_MODES:
             raise InputError(f"unknown pad mode {pad!r}; choose one of {', '.join(_PAD_MODES)}")
-        if not (select == "largest" or isinstance(select, int) or
-                (isinstance(select, (tuple, list)) and len(select) == 2)):
-            raise InputError(f"select must be 'largest', a face index or an (x, y) point, got {select!r}")
+        check_select(select)
         self.image_size = image_size
         self.scale = float(scale)
         self.detect_every = detect_every
@@ -616,14 +682,17 @@ class FaceCropper:
         cy = cy + d.box_shift * side
         return (float(cx - half), float(cy - half), float(cx + half), float(cy + half))
 
-    def _choose(self, dets: list[Detection], what: str) -> Detection:
-        sel = self.select
+    def _choose(self, dets: list[Detection], what: str, select: FaceSelect | None = None) -> Detection:
+        sel = self.select if select is None else select
         if sel == "largest":
             return max(dets, key=lambda d: d.side)
         if isinstance(sel, int):
             ordered = sorted(dets, key=lambda d: d.center[0])
             if not -len(ordered) <= sel < len(ordered):
-                raise NoFaceError(f"face {sel} was asked for but {what} has {len(ordered)} face(s)")
+                n, where = len(ordered), (f"{_ordinal(sel + 1)} from the left" if sel >= 0 else
+                                          f"{_ordinal(-sel)} from the right")
+                raise FaceIndexError(f"{what} has {n} face{'s' if n != 1 else ''}: there is no {where} (face index "
+                                     f"{sel}; 0 = leftmost, -1 = rightmost)")
             return ordered[sel]
         point = np.asarray(sel, dtype=np.float64)
         return min(dets, key=lambda d: float(np.linalg.norm(d.center - point)) / d.side)
@@ -634,18 +703,20 @@ class FaceCropper:
         image = to_rgb_array(image)
         return sorted(self.detector.detect(image), key=lambda d: -d.side)
 
-    def crop_image(self, image: np.ndarray, name: str = "the photo") -> FaceCrop:
+    def crop_image(self, image: np.ndarray, name: str = "the photo", select: FaceSelect | None = None) -> FaceCrop:
         """Crop the face of a photo.
 
         Args:
             image: uint8 [H, W, 3] RGB (other layouts converted by ``media.to_rgb_array``).
             name: how the photo is called in error messages.
+            select: which face when there are several (as the constructor's ``select``; None: that one).
 
         Returns:
             ``FaceCrop`` with ``crop`` uint8 [S, S, 3] RGB and ``box`` in ``image`` pixels.
 
         Raises:
-            NoFaceError: "no human face found in <name>" (animals, cartoons of animals, empty images).
+            NoFaceError: "no human face found in <name>" (animals, cartoons of animals, empty images),
+                or a face index past the faces found.
         """
         image = to_rgb_array(image)
         dets = self.detect(image)
@@ -654,10 +725,12 @@ class FaceCropper:
                 f"no human face found in {name} (use a photo where one face is clearly visible, "
                 f"roughly frontal and at least {HaarDetector.min_face * 2} pixels wide)"
             )
-        det = self._choose(dets, name)
+        if select is not None:
+            check_select(select)
+        det = self._choose(dets, name, select)
         box = self.crop_box(det.box)
         crop = crop_square(image, box, self.image_size, self.pad)
-        return FaceCrop(crop, box, True, self.backend, 0, tuple(map(float, det.box)), det.score, det.pose)
+        return FaceCrop(crop, box, True, self.backend, 0, tuple(map(float, det.box)), det.score, det.pose, len(dets))
 
     # -------------------------------------------------------------- videos
     def track(self, frames: Iterable[np.ndarray]) -> "FaceTrack":
@@ -898,6 +971,6 @@ def box_motion(boxes: Sequence[Box]) -> np.ndarray:
 
 
 __all__ = ["DETECTORS", "Detection", "FaceAlignmentDetector", "FaceCrop", "FaceCropper", "FaceDetector",
-           "FaceTrack", "HaarDetector", "TrackReport", "available_backends", "box_motion", "crop_square",
-           "face_alignment_available", "face_alignment_weights", "feather_mask", "head_pose_from_landmarks",
-           "make_detector", "paste_back"]
+           "FaceSelect", "FaceTrack", "HaarDetector", "TrackReport", "available_backends", "box_motion",
+           "check_select", "crop_square", "describe_select", "face_alignment_available", "face_alignment_weights",
+           "feather_mask", "head_pose_from_landmarks", "make_detector", "parse_face_select", "paste_back"]

@@ -31,7 +31,7 @@ import queue
 import threading
 import warnings
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 
@@ -39,8 +39,8 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from .errors import ConfigError, InputError, NoFaceError
-from .faces import FaceCrop, FaceCropper, paste_back
+from .errors import ConfigError, FaceIndexError, InputError, NoFaceError
+from .faces import FaceCrop, FaceCropper, FaceSelect, check_select, describe_select, paste_back
 from .media import Limits, VideoReader, is_still_image, probe_video, read_image, to_rgb_array
 from .model import X2Face
 
@@ -74,6 +74,8 @@ class SourceInfo:
         confidence: per-pixel log sampling weight of the embedding, float [1, 1, S, S].
         backend: face detector backend that cropped them.
         pose: (yaw, pitch, roll) of the first photo in degrees when the detector estimates it.
+        faces: faces found in each photo (a group photo: more than one; 0 for a video's frames).
+        select: which face was taken where there were several (``FaceCropper``'s ``select``).
     """
 
     crops: list[np.ndarray]
@@ -84,6 +86,13 @@ class SourceInfo:
     confidence: torch.Tensor
     backend: str
     pose: tuple[float, float, float] | None = None
+    faces: list[int] = field(default_factory=list)
+    select: FaceSelect = "largest"
+
+    def group_photos(self) -> str:
+        """Which source photos had several faces and which was taken, e.g. "group.jpg: the largest of 3
+        faces"; "" when every photo had one."""
+        return "; ".join(f"{n}: {describe_select(self.select, k)}" for n, k in zip(self.names, self.faces) if k > 1)
 
 
 @dataclass
@@ -459,7 +468,7 @@ class X2FacePipeline:
 
     # ------------------------------------------------------------------ source
     def set_source(self, images: ImageLike | Sequence[ImageLike], *, video_frames: int = 4,
-                   limits: Limits | None = None) -> SourceInfo:
+                   limits: Limits | None = None, face: FaceSelect | None = None) -> SourceInfo:
         """Crop and embed the source face (once); several photos of one person are embedded together.
 
         Args:
@@ -470,12 +479,16 @@ class X2FacePipeline:
                 paper's multi-frame embedding from one clip).
             video_frames: frames taken from each source video (>= 1).
             limits: ``media.Limits`` for source videos (default ``media.DEFAULT_LIMITS``).
+            face: which face of a group photo: "largest", an index from the left (0 = leftmost) or an
+                (x, y) pixel point (``FaceCropper``'s ``select``); None: the cropper's own ``select``, which
+                also picks the driving face.
 
         Returns:
             the new ``SourceInfo`` (also ``self.source``); a video's frames are named "clip.mp4 at 2.5 s".
 
         Raises:
-            NoFaceError: "no human face found in <photo>" naming the photo (or the video).
+            NoFaceError: "no human face found in <photo>" naming the photo (or the video), or a face index
+                past the faces in a photo.
             MediaError: an unreadable or too large photo or video.
         """
         if isinstance(images, (str, os.PathLike, np.ndarray)) or not isinstance(images, Sequence):
@@ -484,32 +497,36 @@ class X2FacePipeline:
             raise InputError("set_source needs at least one photo")
         if isinstance(video_frames, bool) or not isinstance(video_frames, int) or video_frames < 1:
             raise InputError(f"video_frames must be a whole number >= 1, got {video_frames!r}")
-        crops, boxes, names, first, pose = [], [], [], None, None
+        select = self.cropper.select if face is None else face
+        check_select(select)
+        crops, boxes, names, counts, first, pose = [], [], [], [], None, None
         for i, item in enumerate(images):
             is_path = isinstance(item, (str, os.PathLike))
             if is_path and not is_still_image(item):
-                faces = self._video_faces(item, video_frames, limits)
+                faces = self._video_faces(item, video_frames, limits, select)
             else:
                 if is_path:
                     name = Path(item).name
                 else:
                     name = f"source photo {i + 1}" if len(images) > 1 else "the source photo"
                 photo = read_image(item)
-                faces = [(name, photo, self.cropper.crop_image(photo, name))]
-            for name, photo, face in faces:
-                crops.append(face.crop)
-                boxes.append(face.box)
+                faces = [(name, photo, self.cropper.crop_image(photo, name, select))]
+            for name, photo, found in faces:
+                crops.append(found.crop)
+                boxes.append(found.box)
                 names.append(name)
+                counts.append(found.faces)
                 if first is None:
-                    first, pose = photo, face.pose
+                    first, pose = photo, found.pose
         sources = _to_tensor(crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
         emb = self._run(self.model.embed_with_confidence, sources)
-        self.source = SourceInfo(crops, boxes, names, first, emb.face, emb.confidence, self.cropper.backend, pose)
+        self.source = SourceInfo(crops, boxes, names, first, emb.face, emb.confidence, self.cropper.backend, pose,
+                                 counts, select)
         self._source_vector = None
         return self.source
 
-    def _video_faces(self, path: str | os.PathLike, count: int,
-                     limits: Limits | None) -> list[tuple[str, np.ndarray | None, FaceCrop]]:
+    def _video_faces(self, path: str | os.PathLike, count: int, limits: Limits | None,
+                     select: FaceSelect) -> list[tuple[str, np.ndarray | None, FaceCrop]]:
         """Up to ``count`` (name, frame, FaceCrop) of a source video: three candidates per wanted frame are
         decoded evenly over its first ``SOURCE_VIDEO_SECONDS`` s, and ``count`` of those with a face are taken
         evenly (first and last included). Only the first frame is kept at full resolution (the paste-back
@@ -519,13 +536,19 @@ class X2FacePipeline:
         fps = min(float(info.fps), 3 * count / max(span, 1e-3))
         reader = VideoReader(path, seconds=span, fps=fps, limits=limits, info=info)
         found: list[tuple[str, np.ndarray | None, FaceCrop]] = []
+        short: FaceIndexError | None = None
         for j, frame in enumerate(reader):
             name = f"{Path(path).name} at {j / float(reader.fps):.1f} s"
             try:
-                face = self.cropper.crop_image(frame, name)
+                face = self.cropper.crop_image(frame, name, select)
+            except FaceIndexError as exc:
+                short = exc
+                continue
             except NoFaceError:
                 continue
-            found.append((name, frame if not found else None, face))
+            found.append((name, frame if not found else None, replace(face, faces=0)))
+        if not found and short is not None:
+            raise short
         if not found:
             raise NoFaceError(f"no human face found in {Path(path).name} ({reader.frames_read} frames checked; use a "
                               f"clip where one face is clearly visible)")
