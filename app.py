@@ -15,7 +15,8 @@ Tabs (each run is an API endpoint: ``gradio_client.Client(url).predict(..., api_
    a driving clip then renders the edited face, before and after.
 
 Every tab with a photo has a Face menu for a photo of several people (its endpoints' last parameter:
-"largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest).
+"largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest). The frame-driven and live tabs
+also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``), the parameter after it.
 
 The handlers only read the widgets and call ``x2face.app_helpers`` (settings, weights and source
 caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is built at import;
@@ -114,14 +115,14 @@ def crop_sources(photos, face, spec):
 
 
 @user_errors
-def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, spec,
+def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, relative, spec,
                    progress=gr.Progress(track_tqdm=True)):
     driving = video or image
     if not driving:
         raise gr.Error("add a driving video, photo or webcam clip")
     with SOURCES.get(spec, photos, face) as pipe:
         r = helpers.animate_frames(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
-                                   paste_back=bool(paste_back), keep_audio=bool(keep_audio),
+                                   paste_back=bool(paste_back), keep_audio=bool(keep_audio), relative=bool(relative),
                                    limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size)
         return r.video, r.comparison, r.still, r.summary + helpers.group_note(pipe)
 
@@ -203,14 +204,15 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, s
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
-def live_frame(frame, photo, paste_back, session, face, spec):
+def live_frame(frame, photo, paste_back, session, face, relative, spec):
     """A webcam frame (streamed) -> driving crop | result, the tracking session, a status line."""
     if frame is None:
         return gr.skip(), session, gr.skip()
     if not photo:
         return None, None, "Upload a photo of a face first, then start the webcam."
     try:
-        return helpers.live_step(SOURCES, spec, photo, frame, session, paste_back=bool(paste_back), face=face)
+        return helpers.live_step(SOURCES, spec, photo, frame, session, paste_back=bool(paste_back), face=face,
+                                 relative=bool(relative))
     except X2FaceError as exc:  # e.g. no face in the photo: say it beside the picture, not once per frame
         return None, None, str(exc)
 
@@ -251,6 +253,12 @@ def _face_choice(elem_id=None):
                        elem_id=elem_id)
 
 
+def _relative_checkbox(elem_id=None):
+    return gr.Checkbox(label="Relative motion", value=False, elem_id=elem_id,
+                       info="keep the photo's own pose and head shape; move it as the driving face moves from its "
+                            "first frame (start posed as the photo is)")
+
+
 def _video(label, elem_id=None):
     return gr.Video(label=label, sources=["upload", "webcam"], format=None, height=280, elem_id=elem_id)
 
@@ -288,6 +296,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     f_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                     f_audio = gr.Checkbox(label="Keep the driving clip's sound", value=True)
+                    f_rel = _relative_checkbox("frames-relative")
                     f_seconds = _seconds_slider()
                 f_run = gr.Button("Animate", variant="primary")
                 with gr.Row():
@@ -300,7 +309,8 @@ def build_demo() -> gr.Blocks:
                             inputs=[f_photos, f_video], cache_examples=False, elem_id="frames-examples")
                 gr.on([f_photos.change, f_face.input], crop_sources, [f_photos, f_face, weights], [f_crops, f_crop_md],
                       api_name="crop_sources", **LIGHT)
-                f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, f_face, weights],
+                f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, f_face, f_rel,
+                                             weights],
                             [f_out, f_cmp, f_still, f_md], api_name="animate_frames", **JOBS)
 
             # ---------------------------------------------------------------- live webcam
@@ -317,11 +327,12 @@ def build_demo() -> gr.Blocks:
                     l_paste = gr.Checkbox(label="Paste back into the original photo", value=False, scale=0,
                                           min_width=300)
                     l_face = _face_choice("live-face")
+                    l_rel = _relative_checkbox("live-relative")
                     l_md = gr.Markdown(elem_id="live-status")
                 l_session = gr.State(None)
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg")]], inputs=[l_photo], cache_examples=False,
                             elem_id="live-examples")
-                l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, l_face, weights],
+                l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, l_face, l_rel, weights],
                              [l_out, l_session, l_md],
                              api_name="live_frame", stream_every=0.1, time_limit=LIVE_SECONDS,
                              concurrency_id="x2face-live", concurrency_limit=2, show_progress="hidden")

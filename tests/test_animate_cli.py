@@ -247,6 +247,17 @@ def test_animate_a_face_of_a_group_photo(real_dir, weights, tmp_path, capsys):
     assert "group.png: the rightmost of 2 faces;" in capsys.readouterr().out
 
 
+def test_animate_relative_motion(real_dir, weights, tmp_path, capsys):
+    out = tmp_path / "out.mp4"
+    common = ["--source", real_dir / ANNE, "--out", out, "--weights", weights, "--overwrite"]
+    assert run(*common, "--driving", real_dir / GRID, "--seconds", "0.4", "--relative") == 0
+    assert "(opencv), relative motion from its first face;" in capsys.readouterr().out
+    assert probe_video(out).num_frames_estimate == 10
+    for driver in (["--driving", real_dir / ANNE], ["--pose=10,0,0"]):  # a photo or a pose has no motion to follow
+        assert run(*common, *driver, "--relative") == 2
+        assert "--relative moves the photo as a driving video's face moves" in capsys.readouterr().err
+
+
 def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):
     clip = tmp_path / "clip.mpg"
     clip.write_bytes((real_dir / GRID).read_bytes())
@@ -313,11 +324,11 @@ def test_a_failing_stage_is_one_line_and_leaves_nothing(real_dir, weights, tmp_p
     if stage == "networks":
         real = X2FacePipeline._drive_crops
 
-        def broken(self, crops):
+        def broken(self, crops, motion=None):
             calls.append(1)
             if len(calls) == 3:
                 raise MediaError("the networks broke")
-            return real(self, crops)
+            return real(self, crops, motion)
 
         monkeypatch.setattr(X2FacePipeline, "_drive_crops", broken)
     else:

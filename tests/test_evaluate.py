@@ -164,10 +164,11 @@ def _check_report(report: dict, allow_null: set[str]) -> None:
     assert set(report["pose_mae_deg"]) == set(report["pose_mae_supervised_deg"]) == {"yaw", "pitch", "roll"}
     for key in ("self_l1", "pose_mae_deg", "pose_mae_supervised_deg"):
         assert all(isinstance(v, float) and math.isfinite(v) for v in report[key].values())
-    for key in ("source_baseline_l1", "cross_l1", "pose_driven_l1", "pose_driven_baseline_l1", "edit_l1",
-                "edit_fixed_overlay_l1"):
+    for key in ("source_baseline_l1", "cross_l1", "cross_relative_l1", "pose_driven_l1", "pose_driven_baseline_l1",
+                "edit_l1", "edit_fixed_overlay_l1"):
         assert isinstance(report[key], float) and 0 <= report[key] <= 1, key
-    assert isinstance(report["shape_leakage"], float) and math.isfinite(report["shape_leakage"])
+    for key in ("shape_leakage", "shape_leakage_relative"):
+        assert isinstance(report[key], float) and math.isfinite(report[key]), key
     assert isinstance(report["video_mouth_r"], float) and -1 <= report["video_mouth_r"] <= 1
     assert isinstance(report["mouth_transfer"], float) and math.isfinite(report["mouth_transfer"])
     if report["audio_mouth_r"] is not None:

@@ -416,11 +416,11 @@ def test_an_error_in_any_stage_stops_all_of_them(pipe, real_dir, monkeypatch):
     pipe.cropper = FaceCropper(64, backend="opencv")
     calls, drive = [], pipe._drive_crops
 
-    def failing(crops):
+    def failing(crops, motion=None):
         calls.append(len(crops))
         if len(calls) == 2:
             raise MediaError("the networks broke")
-        return drive(crops)
+        return drive(crops, motion)
 
     monkeypatch.setattr(pipe, "_drive_crops", failing)
     out = []
@@ -460,6 +460,33 @@ def test_live_session_answers_each_frame_as_a_video_tracked_every_frame(tiny_mod
     assert back.image.shape == read_image(real_dir / ANNE).shape  # pasted into the 256 px photo
     with pytest.raises(InputError, match="no source face yet"):
         X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv")).live()
+
+
+@pytest.mark.parametrize("fast", [False, "auto"])
+def test_relative_motion_moves_the_source_by_the_driving_change(moving_model, real_dir, grid_frames, fast):
+    """``relative=True``: v = v_source + v_t - v_first (the first frame with a face), on both paths, in a clip
+    and live; a clip that starts with the source photo itself starts at the source's own rendering."""
+    pipe = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv", detect_every=1, max_gap=1),
+                          fast=fast, precision="fp32")
+    pipe.set_source(real_dir / ANNE)
+    frames = [np.zeros_like(grid_frames[0])] + grid_frames[:8]  # no face in the first frame: not the reference
+    out = list(pipe.drive_frames(frames, relative=True, batch_size=3, on_missing="source"))
+    assert not out[0].found and np.array_equal(out[0].image, pipe.source.crops[0])
+    crops = torch.from_numpy(np.stack([o.driving_crop for o in out[1:]])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        v = moving_model.driving_vector(crops)  # [8, D]
+        want = moving_model.render(pipe.source.embedded, pipe.source_vector() + v - v[:1])
+    got = torch.from_numpy(np.stack([o.image for o in out[1:]])).permute(0, 3, 1, 2).float() / 255
+    assert (got - want).abs().max() <= 1.5 / 255
+    absolute = _frames_out(pipe, frames[1:])
+    assert np.abs(np.stack([o.image for o in out[1:]]).astype(int) - absolute).mean() > 0.5  # not the same thing
+    live = pipe.live(relative=True)
+    diffs = [np.abs(live.step(f).image.astype(int) - o.image).max() for f, o in zip(frames, out)]
+    assert max(diffs) <= 1, diffs  # batches of 3 against 1: float rounding
+    # a clip starting with the source photo: its first frame renders the source's own driving vector
+    photo = read_image(real_dir / ANNE)
+    first = next(pipe.drive_frames([photo, *grid_frames[:2]], relative=True))
+    assert np.array_equal(first.image, next(pipe.drive_vectors(pipe.source_vector())))
 
 
 def test_live_session_carries_on_after_a_failed_step(tiny_model, real_dir, grid_frames, monkeypatch):

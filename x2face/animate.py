@@ -119,7 +119,7 @@ class VideoDriver(Driver):
         overlap = args.overlap == "on" or (args.overlap == "auto" and pipe.device.type == "cuda")
         frames = (_output_frame(args, pipe, d) for d in
                   pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
-                                    on_missing=args.on_missing, overlap=overlap))
+                                    on_missing=args.on_missing, overlap=overlap, relative=args.relative))
         audio = path if (args.keep_audio and reader.info.has_audio) else None
         return Drive(frames, reader.fps, reader.num_frames_estimate, audio, label=Path(path).name,
                      report=lambda: pipe.last_report.summary() if pipe.last_report else "",
@@ -261,6 +261,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"refuse longer inputs (default {Limits.max_seconds:.0f})")
     p.add_argument("--max-pixels", type=int, default=Limits.max_pixels, metavar="N",
                    help=f"refuse video frames with more pixels (default {Limits.max_pixels})")
+    p.add_argument("--relative", action="store_true",
+                   help="relative motion: the photo keeps its own pose and head shape and moves as the driving face "
+                        "moves from its first frame (best when the clip starts posed as the photo is)")
     p.add_argument("--driving-face", default="largest",
                    help="which face drives when the driving clip or photo shows several people: largest (default), "
                         "an index from the left or X,Y, picked where faces are first seen and then followed")
@@ -305,6 +308,8 @@ def main(argv: list[str]) -> int:
         if not Path(item).is_file():
             raise MediaError(f"no such file: {item}")
     still_in = driver.name == "video" and is_still_image(args.driving)
+    if args.relative and (driver.name != "video" or still_in):
+        raise InputError("--relative moves the photo as a driving video's face moves: it needs --driving CLIP")
     out = check_output_path(args.out, [*args.source, *driver.inputs(args), *edit_inputs(args)],
                             overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
     edit_at = check_edit_arguments(args)
@@ -354,7 +359,8 @@ def main(argv: list[str]) -> int:
     embedded = (f"; {k} source frames embedded together" if k > 1 else "") + group_note(pipe, args)
     tracked = drive.report()
     driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
-    print(f"x2face animate: wrote {what}; {driven} ({pipe.cropper.backend}){embedded}{edited}; "
+    driven += f" ({pipe.cropper.backend})" + (", relative motion from its first face" if args.relative else "")
+    print(f"x2face animate: wrote {what}; {driven}{embedded}{edited}; "
           f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
     return 0
 

@@ -637,7 +637,7 @@ def _rate(frames: int, elapsed: float) -> str:
 
 
 def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, paste_back: bool = False,
-                   keep_audio: bool = True, limits=None, batch_size: int = 16) -> JobResult:
+                   keep_audio: bool = True, limits=None, batch_size: int = 16, relative: bool = False) -> JobResult:
     """Animate ``pipe``'s source with a driving clip or photo (the frame-driven tab).
 
     Args:
@@ -648,13 +648,15 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         paste_back: output the source photo with the face pasted in (else the model-size crop).
         keep_audio: copy the clip's sound into the result.
         limits: ``x2face.media.Limits`` for the clip.
+        relative: relative motion (``pipeline.RelativeMotion``): the source keeps its pose and head shape and
+            moves as the clip's face moves from its first frame with a face.
 
     Returns:
         ``JobResult`` with ``video`` + ``comparison`` (a clip) or ``still`` (a driving photo).
 
     Raises:
         NoFaceError: no face in the driving photo or in any frame of the clip; MediaError: an
-        unreadable or over-limit clip.
+        unreadable or over-limit clip; InputError: relative motion asked of a driving photo.
     """
     from .media import VideoReader, VideoWriter, is_still_image, read_image, write_image
     from .pipeline import side_by_side
@@ -663,6 +665,8 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     src = pipe.source
     name = Path(driving).name
     if is_still_image(driving):
+        if relative:
+            raise InputError("relative motion follows a driving video's face as it moves: use a clip, or untick it")
         image = read_image(driving, limits=limits)
         d = next(pipe.drive_frames([image], paste_back=paste_back, on_missing="source"))
         if not d.found:
@@ -677,7 +681,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     audio = driving if (keep_audio and reader.info.has_audio) else None
     video, comparison = out_dir / "result.mp4", out_dir / "side_by_side.mp4"
     with VideoWriter(video, reader.fps, audio=audio) as out, VideoWriter(comparison, reader.fps, audio=audio) as cmp:
-        driven = pipe.drive_frames(reader, paste_back=paste_back, batch_size=batch_size)
+        driven = pipe.drive_frames(reader, paste_back=paste_back, batch_size=batch_size, relative=relative)
         for d in _progress(driven, reader.num_frames_estimate, "animating"):
             out.write(fit_frame(d.image))
             result = d.generated if d.generated is not None else (d.image if not paste_back else src.crops[0])
@@ -687,9 +691,10 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
             raise NoFaceError(f"no human face found in {name} ({out.frames} frames checked)")
     elapsed = time.perf_counter() - t0
     sound = ", with its sound" if audio is not None else (", no sound in the clip" if keep_audio else "")
+    motion = " (relative motion from its first face)" if relative else ""
     return JobResult(video, comparison, None, out.frames, out.duration, elapsed,
-                     f"{report.summary()} of {name}; {out.duration:.1f} s at {float(reader.fps):.3g} fps{sound}; "
-                     f"{_rate(out.frames, elapsed)}")
+                     f"{report.summary()} of {name}{motion}; {out.duration:.1f} s at {float(reader.fps):.3g} fps"
+                     f"{sound}; {_rate(out.frames, elapsed)}")
 
 
 def write_frames(frames: Iterable[np.ndarray], path: Path, total: int, desc: str, *, fps: float | Fraction = FPS,
@@ -764,7 +769,8 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
 
 
 def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.ndarray,
-              session: Any = None, paste_back: bool = False, face: str = "largest") -> tuple[np.ndarray, Any, str]:
+              session: Any = None, paste_back: bool = False, face: str = "largest",
+              relative: bool = False) -> tuple[np.ndarray, Any, str]:
     """One webcam frame of the live tab: the photo's face driven by it.
 
     Args:
@@ -772,16 +778,18 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
         spec: the session's weights spec; photo: the photo's path.
         frame: uint8 [H, W, 3] RGB from the browser's webcam.
         session: the ``pipeline.LiveSession`` of the previous frames (None at the start, or after the photo,
-            the weights or ``paste_back`` changed: a new one is made).
+            the weights, ``paste_back`` or ``relative`` changed: a new one is made).
         paste_back: show the whole photo with the face pasted in (at most ``MAX_OUTPUT_SIDE`` a side).
         face: which face of a photo of several people (``SourceCache.get``).
+        relative: relative motion from the first webcam frame with a face (``pipeline.RelativeMotion``).
 
     Returns:
         (driving crop | result side by side, uint8 RGB; the session; a one-line status).
     """
     with sources.get(spec, photo, face) as pipe:
-        if session is None or session.pipe is not pipe or session.paste_back != paste_back:
-            session = pipe.live(paste_back=paste_back)
+        stale = session is None or session.pipe is not pipe
+        if stale or (session.paste_back, session.relative) != (paste_back, relative):
+            session = pipe.live(paste_back=paste_back, relative=relative)
         out = session.step(frame)
         group = group_note(pipe)
     note = f"face in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")

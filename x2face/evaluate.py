@@ -17,6 +17,10 @@ key                         what
                             driving frame's pose and expression
 ``shape_leakage``           how far the generated head's width/height follow the driving identity's
                             shape (0 = not at all, 1 = fully)
+``cross_relative_l1``       ``cross_l1`` with relative motion (``pipeline.RelativeMotion``): the source moved
+                            by the driving vector's change from a reference frame of the driving identity
+                            in the source frame's pose and expression (the same right answer)
+``shape_leakage_relative``  ``shape_leakage`` with relative motion
 ``pose_driven_l1``          generation from a head pose (|yaw| >= 20 deg) vs the ground truth render
 ``pose_driven_baseline_l1`` returning the source frame instead
 ``audio_mouth_r``           {"mfcc", "learned"}: correlation of the mouth opening of audio-driven frames
@@ -74,6 +78,7 @@ from .warp import warp
 
 REPORT_KEYS = (
     "self_l1", "source_baseline_l1", "pose_mae_deg", "pose_mae_supervised_deg", "cross_l1", "shape_leakage",
+    "cross_relative_l1", "shape_leakage_relative",
     "pose_driven_l1", "pose_driven_baseline_l1", "audio_mouth_r", "video_mouth_r", "mouth_transfer", "edit_l1",
     "edit_fixed_overlay_l1", "real_self_l1", "real_source_baseline_l1", "weights", "config", "device", "seconds",
 )
@@ -376,10 +381,13 @@ def _head_extent(mask: torch.Tensor) -> torch.Tensor:
 
 
 def metric_cross(ctx: EvalContext) -> dict[str, Any]:
-    """``cross_l1`` (vs the source identity rendered at the driving frame's pose/expression) and ``shape_leakage``."""
+    """``cross_l1`` (vs the source identity rendered at the driving frame's pose/expression) and ``shape_leakage``,
+    and both for relative motion (``cross_relative_l1``, ``shape_leakage_relative``): the source moved by the
+    driving vector's change from a reference frame of the driving identity in the source's pose and expression
+    (``pipeline.RelativeMotion``), whose right answer is the same render."""
     m, w = ctx.model, ctx.world
-    errs, shown = [], None
-    num = den = 0.0
+    errs, rel_errs, shown = [], [], None
+    leak = {"absolute": [0.0, 0.0], "relative": [0.0, 0.0]}  # numerator, denominator of the projection
     n_leak = 0
     for item, params in _draw_pairs(ctx, "test", 1, max(ctx.settings.self_pairs, ctx.settings.leakage_pairs), "cross"):
         src, drv = item["sources"], item["driving_other"]
@@ -387,22 +395,28 @@ def metric_cross(ctx: EvalContext) -> dict[str, Any]:
         others = item["identity_other"].tolist()
         truth = w.render(ids, params["driving_other"])
         v = m.driving_vector(drv)
-        gen = m.render(m.embed(src), v)
+        face = m.embed(src)
+        gen = m.render(face, v)
         errs.append(l1(gen, truth))
+        p_src = params["sources"]  # K = 1: one row per pair
+        ref = w.render(others, params["driving_other"].replace(  # the driving identity as the source is, in its light
+            pose=p_src.pose, translation=p_src.translation, zoom=p_src.zoom, mouth=p_src.mouth, blink=p_src.blink))
+        v_rel = m.driving_vector(src[:, 0]) + v - m.driving_vector(ref)
+        rel_errs.append(l1(m.render(face, v_rel), truth))
         if shown is None:
             shown = [src[:8, 0], drv[:8], gen[:8], truth[:8]]
         k = min(len(ids), ctx.settings.leakage_pairs - n_leak)
         if k > 0:
             # where the source's head lands in the generated frame: its mask through the same two warps
-            ids, others, p_src, p_drv = ids[:k], others[:k], params["sources"].index(slice(0, k)), \
+            ids, others, p_src, p_drv = ids[:k], others[:k], p_src.index(slice(0, k)), \
                 params["driving_other"].index(slice(0, k))
-            src_mask = w.face_mask(ids, p_src)
-            gen_mask = warp(warp(src_mask, embedding_grid(m, src[:k, 0])), driving_grid(m, v[:k]))
+            embedded_mask = warp(w.face_mask(ids, p_src), embedding_grid(m, src[:k, 0]))
             own = _head_extent(w.face_mask(ids, p_drv))
             theirs = _head_extent(w.face_mask(ids, p_drv, shape_from=others))
-            got = _head_extent(gen_mask)
-            num += float(((got - own) * (theirs - own)).sum())
-            den += float(((theirs - own) ** 2).sum())
+            for mode, vec in (("absolute", v), ("relative", v_rel)):
+                got = _head_extent(warp(embedded_mask, driving_grid(m, vec[:k])))
+                leak[mode][0] += float(((got - own) * (theirs - own)).sum())
+                leak[mode][1] += float(((theirs - own) ** 2).sum())
             n_leak += k
     ctx.samples["cross"] = sum(len(x) for x in errs)
     ctx.samples["shape_leakage"] = n_leak
@@ -410,7 +424,11 @@ def metric_cross(ctx: EvalContext) -> dict[str, Any]:
     ctx.notes["shape_leakage"] = ("least-squares projection of the generated head's (width, height) change onto "
                                   "the change the driving identity's head shape would make; heads traced through "
                                   "the model's two warps")
-    return {"cross_l1": _mean(errs), "shape_leakage": num / den if den > 0 else None}
+    ctx.notes["cross_relative_l1"] = ("v_source + v_driving - v_reference, the reference: the driving identity "
+                                      "rendered in the source frame's pose, expression, shift and zoom")
+    ratio = {mode: num / den if den > 0 else None for mode, (num, den) in leak.items()}
+    return {"cross_l1": _mean(errs), "shape_leakage": ratio["absolute"], "cross_relative_l1": _mean(rel_errs),
+            "shape_leakage_relative": ratio["relative"]}
 
 
 def metric_pose_driven(ctx: EvalContext) -> dict[str, Any]:
@@ -827,7 +845,7 @@ METRICS: dict[str, Callable[[EvalContext], dict[str, Any]]] = {
 METRIC_KEYS: dict[str, tuple[str, ...]] = {
     "self": ("self_l1", "source_baseline_l1"),
     "pose_regression": ("pose_mae_deg", "pose_mae_supervised_deg"),
-    "cross": ("cross_l1", "shape_leakage"),
+    "cross": ("cross_l1", "shape_leakage", "cross_relative_l1", "shape_leakage_relative"),
     "pose_driven": ("pose_driven_l1", "pose_driven_baseline_l1"),
     "audio": ("audio_mouth_r", "video_mouth_r", "mouth_transfer"),
     "edit": ("edit_l1", "edit_fixed_overlay_l1"),
@@ -975,6 +993,8 @@ _DESCRIPTIONS = {
     "pose_mae_supervised_deg": "pose MAE (deg), CNN trained on pose",
     "cross_l1": "cross-identity reenactment L1 vs ground truth",
     "shape_leakage": "head shape taken from the driving identity (0 none, 1 fully)",
+    "cross_relative_l1": "cross-identity L1, relative motion from a reference frame in the source's pose",
+    "shape_leakage_relative": "shape leakage with relative motion",
     "pose_driven_l1": "pose-driven generation L1, target yaw 20-60 deg either way",
     "pose_driven_baseline_l1": "L1 of returning the source frame",
     "audio_mouth_r": "audio-driven mouth opening vs truth, Pearson r",

@@ -24,6 +24,7 @@ vector).
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 import itertools
 import os
@@ -454,12 +455,17 @@ class X2FacePipeline:
             x = x.pin_memory()
         return x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # [N, S, S, 3] -> [N, 3, S, S]
 
-    def _drive_crops(self, crops: Sequence[np.ndarray]) -> np.ndarray:
-        """uint8 [S, S, 3] driving crops -> uint8 [N, S, S, 3] generated crops of the cached source."""
+    def _drive_crops(self, crops: Sequence[np.ndarray], motion: "RelativeMotion | None" = None) -> np.ndarray:
+        """uint8 [S, S, 3] driving crops -> uint8 [N, S, S, 3] generated crops of the cached source (``motion``:
+        moved by the driving vectors' change from a reference instead)."""
         if self._shared is not None:
-            return _to_uint8(self._run_fast("drive", self._crops_in(crops)))
-        x = _to_tensor(crops, self.device, self.dtype)  # [N, 3, S, S]
-        return self._render(self._run(self.model.driving_vector, x))  # [N, D] -> [N, S, S, 3]
+            if motion is None:
+                return _to_uint8(self._run_fast("drive", self._crops_in(crops)))
+            v = self._run_fast("driving_vector", self._crops_in(crops))  # float32 [N, D]
+        else:
+            x = _to_tensor(crops, self.device, self.dtype)  # [N, 3, S, S]
+            v = self._run(self.model.driving_vector, x)  # [N, D]
+        return self._render(v if motion is None else motion(v))  # [N, D] -> [N, S, S, 3]
 
     def _require_source(self) -> SourceInfo:
         if self.source is None:
@@ -679,7 +685,7 @@ class X2FacePipeline:
                 yield self._compose(g, paste_back)
 
     def drive_frames(self, frames: Iterable[np.ndarray], *, paste_back: bool = False, batch_size: int = 16,
-                     on_missing: str = "hold", overlap: bool = False) -> Iterator[DrivenFrame]:
+                     on_missing: str = "hold", overlap: bool = False, relative: bool = False) -> Iterator[DrivenFrame]:
         """Animate the source with a driving video.
 
         Args:
@@ -695,6 +701,9 @@ class X2FacePipeline:
                 queues, the same frames as without. Meant for a GPU (the CPU stages then run beside
                 it); on a busy 2-core CPU it gave no consistent gain (docs/speed.md). An error in any
                 stage stops all of them and comes out here; closing the generator stops them too.
+            relative: relative motion (``RelativeMotion``): the source keeps its own pose and shape and
+                moves as the driving face moves from the first frame where a face is found, instead of
+                taking the driving face's pose (and, through the driving vector, some of its shape).
 
         Yields:
             ``DrivenFrame`` per driving frame, in order. The tracking report is ``self.last_report``
@@ -706,11 +715,13 @@ class X2FacePipeline:
         track = self.cropper.track(frames)
         self.last_report = track.report
         bs = max(1, int(batch_size))
+        motion = self.relative_motion() if relative else None
+        drive = functools.partial(self._drive_batch, motion=motion)
         if overlap:
-            stages = _Stages(track, frames, bs, self._drive_batch)
+            stages = _Stages(track, frames, bs, drive)
             batches, close = iter(stages), stages.close
         else:
-            batches, close = self._batches(track, bs), track.close
+            batches, close = self._batches(track, bs, drive), track.close
         last: np.ndarray | None = None
         try:
             for batch, generated in batches:
@@ -726,27 +737,58 @@ class X2FacePipeline:
         finally:
             close()
 
-    def live(self, *, paste_back: bool = False) -> "LiveSession":
+    def live(self, *, paste_back: bool = False, relative: bool = False) -> "LiveSession":
         """A session that drives the source with frames arriving one at a time (a webcam): ``step(frame)``
-        answers each frame at once. See ``LiveSession``."""
-        return LiveSession(self, paste_back=paste_back)
+        answers each frame at once (``relative``: from the first frame with a face on). See ``LiveSession``."""
+        return LiveSession(self, paste_back=paste_back, relative=relative)
 
-    def _drive_batch(self, batch: list[FaceCrop]) -> list[np.ndarray | None]:
+    def relative_motion(self) -> "RelativeMotion":
+        """A fresh ``RelativeMotion`` for this source (its reference is the next driving face it sees)."""
+        return RelativeMotion(self.source_vector().float())
+
+    def _drive_batch(self, batch: list[FaceCrop], motion: "RelativeMotion | None" = None) -> list[np.ndarray | None]:
         """Generated uint8 [S, S, 3] crops for a batch of tracked frames (None where no face was found)."""
         found = [fc.crop for fc in batch if fc.found]
-        generated = iter(self._drive_crops(found) if found else [])
+        generated = iter(self._drive_crops(found, motion) if found else [])
         return [next(generated) if fc.found else None for fc in batch]
 
-    def _batches(self, track, batch_size: int) -> Iterator[tuple[list[FaceCrop], list[np.ndarray | None]]]:
+    @staticmethod
+    def _batches(track, batch_size: int, drive: Callable[[list[FaceCrop]], list[np.ndarray | None]],
+                 ) -> Iterator[tuple[list[FaceCrop], list[np.ndarray | None]]]:
         """(tracked frames, generated crops) per batch of ``batch_size`` frames, in this thread."""
         batch: list[FaceCrop] = []
         for fc in track:
             batch.append(fc)
             if len(batch) >= batch_size:
-                yield batch, self._drive_batch(batch)
+                yield batch, drive(batch)
                 batch = []
         if batch:
-            yield batch, self._drive_batch(batch)
+            yield batch, drive(batch)
+
+
+class RelativeMotion:
+    """Relative motion: driving vectors move the source by their change from a reference driving face,
+    ``v = v_source + (v_t - v_reference)``, the vector arithmetic the paper uses for pose and audio (section
+    4). The driving vector carries the driving face's pose and some of its shape (``shape_leakage`` in
+    ``x2face.evaluate``); the difference of two frames of one driving face keeps its motion and drops what is
+    constant, its shape, so the source keeps its own pose and shape. Works best when the reference frame
+    shows the driving face as the source photo shows its own (``cross_relative_l1`` measures that case).
+
+    Args:
+        source: the source's own driving vector, float [1, D] (``X2FacePipeline.source_vector``).
+        reference: the reference driving vector [1, D]; None: the first vector it is called with.
+    """
+
+    def __init__(self, source: torch.Tensor, reference: torch.Tensor | None = None) -> None:
+        self.source = source.float()
+        self.reference = None if reference is None else reference.float()
+
+    def __call__(self, vectors: torch.Tensor) -> torch.Tensor:
+        """float [N, D] driving vectors, in order -> float32 [N, D] vectors that move the source."""
+        v = vectors.float()
+        if self.reference is None:
+            self.reference = v[:1].clone()
+        return self.source.to(v.device) + v - self.reference.to(v.device)
 
 
 class _Inbox:
@@ -777,10 +819,12 @@ class LiveSession:
         >>> out = live.step(webcam_frame)        # DrivenFrame: .image uint8 RGB, .found, .driving_crop
     """
 
-    def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False) -> None:
+    def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False, relative: bool = False) -> None:
         pipe._require_source()
         self.pipe = pipe
         self.paste_back = paste_back
+        self.relative = relative
+        self._motion = pipe.relative_motion() if relative else None  # reference: the first frame with a face
         self.cropper = copy.copy(pipe.cropper)  # the pipeline's detector, crop and smoothing settings ...
         self.cropper.detect_every = self.cropper.max_gap = 1  # ... with a detection in every frame
         self._inbox = _Inbox()
@@ -815,12 +859,12 @@ class LiveSession:
                 self._track = self.cropper.track(self._inbox)
                 fc = next(self._track)
             if fc.found:
-                generated = self.pipe._drive_crops([fc.crop])[0]
+                generated = self.pipe._drive_crops([fc.crop], self._motion)[0]
                 self._last = self.pipe._compose(generated, self.paste_back)
                 return DrivenFrame(self._last, fc.index, True, fc.crop, generated)
             image = self._last if self._last is not None else self.pipe._source_frame(self.paste_back)
             return DrivenFrame(image, fc.index, False, fc.crop, None)
 
 
-__all__ = ["DrivenFrame", "LiveSession", "ON_MISSING", "SourceInfo", "X2FacePipeline", "fast_unsupported",
-           "resolve_precision", "side_by_side"]
+__all__ = ["DrivenFrame", "LiveSession", "ON_MISSING", "RelativeMotion", "SourceInfo", "X2FacePipeline",
+           "fast_unsupported", "resolve_precision", "side_by_side"]
