@@ -16,7 +16,8 @@ Tabs (each run is an API endpoint: ``gradio_client.Client(url).predict(..., api_
 
 Every tab with a photo has a Face menu for a photo of several people (its endpoints' last parameter:
 "largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest). The frame-driven and live tabs
-also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``), the parameter after it.
+also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``) and its Motion strength slider
+(``motion_scale``), the two parameters after it.
 
 The handlers only read the widgets and call ``x2face.app_helpers`` (settings, weights and source
 caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is built at import;
@@ -44,6 +45,7 @@ from x2face.app_helpers import (FACE_CHOICES, POSE_MOTIONS, WEIGHTS_SOURCES, App
 from x2face.control.edit import read_overlay  # noqa: E402
 from x2face.control.pose import POSE_RANGE, SWEEP_AMPLITUDE, source_pose  # noqa: E402
 from x2face.errors import X2FaceError  # noqa: E402
+from x2face.pipeline import MAX_MOTION_SCALE  # noqa: E402
 
 TEMP = helpers.app_temp()  # before gradio is imported: its cache goes inside the app's own temp folder
 
@@ -115,7 +117,7 @@ def crop_sources(photos, face, spec):
 
 
 @user_errors
-def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, relative, spec,
+def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, relative, strength, spec,
                    progress=gr.Progress(track_tqdm=True)):
     driving = video or image
     if not driving:
@@ -123,8 +125,14 @@ def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, 
     with SOURCES.get(spec, photos, face) as pipe:
         r = helpers.animate_frames(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                    paste_back=bool(paste_back), keep_audio=bool(keep_audio), relative=bool(relative),
-                                   limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size)
+                                   motion_scale=_strength(relative, strength), limits=SETTINGS.limits(),
+                                   batch_size=SETTINGS.batch_size)
         return r.video, r.comparison, r.still, r.summary + helpers.group_note(pipe)
+
+
+def _strength(relative, strength):
+    """The motion strength slider counts only with relative motion (it is greyed out without)."""
+    return float(strength) if relative and strength is not None else 1.0
 
 
 def _pose_values(pose):
@@ -204,7 +212,7 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, s
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
-def live_frame(frame, photo, paste_back, session, face, relative, spec):
+def live_frame(frame, photo, paste_back, session, face, relative, strength, spec):
     """A webcam frame (streamed) -> driving crop | result, the tracking session, a status line."""
     if frame is None:
         return gr.skip(), session, gr.skip()
@@ -212,7 +220,7 @@ def live_frame(frame, photo, paste_back, session, face, relative, spec):
         return None, None, "Upload a photo of a face first, then start the webcam."
     try:
         return helpers.live_step(SOURCES, spec, photo, frame, session, paste_back=bool(paste_back), face=face,
-                                 relative=bool(relative))
+                                 relative=bool(relative), motion_scale=_strength(relative, strength))
     except X2FaceError as exc:  # e.g. no face in the photo: say it beside the picture, not once per frame
         return None, None, str(exc)
 
@@ -253,10 +261,17 @@ def _face_choice(elem_id=None):
                        elem_id=elem_id)
 
 
-def _relative_checkbox(elem_id=None):
-    return gr.Checkbox(label="Relative motion", value=False, elem_id=elem_id,
-                       info="keep the photo's own pose and head shape; move it as the driving face moves from its "
-                            "first frame (start posed as the photo is)")
+def _relative_motion(tab):
+    """The relative motion box and its strength slider (usable once the box is ticked)."""
+    relative = gr.Checkbox(label="Relative motion", value=False, elem_id=f"{tab}-relative",
+                           info="keep the photo's own pose and head shape; move it as the driving face moves from its "
+                                "first frame (start posed as the photo is)")
+    strength = gr.Slider(0, MAX_MOTION_SCALE, value=1.0, step=0.1, label="Motion strength", interactive=False,
+                         info="with relative motion: 1 = as much as the driving face, 2 = twice",
+                         elem_id=f"{tab}-strength")
+    relative.change(lambda on: gr.Slider(interactive=bool(on)), relative, strength, queue=False,
+                    api_visibility="private")
+    return relative, strength
 
 
 def _video(label, elem_id=None):
@@ -296,7 +311,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     f_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                     f_audio = gr.Checkbox(label="Keep the driving clip's sound", value=True)
-                    f_rel = _relative_checkbox("frames-relative")
+                    f_rel, f_strength = _relative_motion("frames")
                     f_seconds = _seconds_slider()
                 f_run = gr.Button("Animate", variant="primary")
                 with gr.Row():
@@ -310,7 +325,7 @@ def build_demo() -> gr.Blocks:
                 gr.on([f_photos.change, f_face.input], crop_sources, [f_photos, f_face, weights], [f_crops, f_crop_md],
                       api_name="crop_sources", **LIGHT)
                 f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, f_face, f_rel,
-                                             weights],
+                                             f_strength, weights],
                             [f_out, f_cmp, f_still, f_md], api_name="animate_frames", **JOBS)
 
             # ---------------------------------------------------------------- live webcam
@@ -327,12 +342,12 @@ def build_demo() -> gr.Blocks:
                     l_paste = gr.Checkbox(label="Paste back into the original photo", value=False, scale=0,
                                           min_width=300)
                     l_face = _face_choice("live-face")
-                    l_rel = _relative_checkbox("live-relative")
+                    l_rel, l_strength = _relative_motion("live")
                     l_md = gr.Markdown(elem_id="live-status")
                 l_session = gr.State(None)
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg")]], inputs=[l_photo], cache_examples=False,
                             elem_id="live-examples")
-                l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, l_face, l_rel, weights],
+                l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, l_face, l_rel, l_strength, weights],
                              [l_out, l_session, l_md],
                              api_name="live_frame", stream_every=0.1, time_limit=LIVE_SECONDS,
                              concurrency_id="x2face-live", concurrency_limit=2, show_progress="hidden")

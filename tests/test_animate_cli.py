@@ -256,6 +256,12 @@ def test_animate_relative_motion(real_dir, weights, tmp_path, capsys):
     for driver in (["--driving", real_dir / ANNE], ["--pose=10,0,0"]):  # a photo or a pose has no motion to follow
         assert run(*common, *driver, "--relative") == 2
         assert "--relative moves the photo as a driving video's face moves" in capsys.readouterr().err
+    assert run(*common, "--driving", real_dir / GRID, "--seconds", "0.4", "--relative", "--motion-scale", "1.5") == 0
+    assert "relative motion x1.5 from its first face;" in capsys.readouterr().out
+    for args, message in [(["--motion-scale", "2"], "--motion-scale scales relative motion: add --relative"),
+                          (["--relative", "--motion-scale", "9"], "--motion-scale must be from 0 to 4, got 9")]:
+        assert run(*common, "--driving", real_dir / GRID, *args) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):

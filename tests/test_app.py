@@ -411,16 +411,16 @@ def test_live_tab_handler_answers_a_frame_and_says_what_is_missing(client, real_
 
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", False, None)
+    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", False, 1.0, None)
     assert shown.shape[0] == helpers.LIVE_HEIGHT and note == "face in 1 of 1 webcam frames"
-    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", False, None)
+    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", False, 1.0, None)
     assert again is session and note == "face in 2 of 2 webcam frames"
-    pasted, other, note = app.live_frame(frame, str(real_dir / PHOTO_PAIR[0]), True, again, "largest", False, None)
+    pasted, other, note = app.live_frame(frame, str(real_dir / PHOTO_PAIR[0]), True, again, "largest", False, 1.0, None)
     assert other is not session and note == "face in 1 of 1 webcam frames"  # the photo pasted back: a new session
     assert pasted.shape[1] > shown.shape[1]  # your face | the whole photo
-    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), False, session, "largest", False, None)
+    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), False, session, "largest", False, 1.0, None)
     assert shown is None and session is None and "no human face found in" in note  # said beside, not raised
-    shown, session, note = app.live_frame(frame, None, False, None, "largest", False, None)
+    shown, session, note = app.live_frame(frame, None, False, None, "largest", False, 1.0, None)
     assert shown is None and note.startswith("Upload a photo of a face first")
 
 
@@ -470,7 +470,7 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     # the live tab, as the stream calls it
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    _, _, note = app.live_frame(frame, group.get("path"), False, None, "0", False, None)
+    _, _, note = app.live_frame(frame, group.get("path"), False, None, "0", False, 1.0, None)
     assert note.startswith("face in 1 of 1 webcam frames") and "the leftmost of 2 faces" in note
 
 
@@ -482,19 +482,27 @@ def test_relative_motion_in_the_frame_and_live_tabs(client, real_dir):
 
     photo = [real(real_dir, PHOTO)]
     *_, summary = client.predict(photo, real(real_dir, CLIP_SILENT), None, False, True, 0.5, "largest", True,
-                                 api_name="/animate_frames")
+                                 api_name="/animate_frames")  # the strength left out: 1
     assert "(relative motion from its first face)" in summary
+    *_, summary = client.predict(photo, real(real_dir, CLIP_SILENT), None, False, True, 0.5, "largest", True, 2.5,
+                                 api_name="/animate_frames")
+    assert "(relative motion x2.5 from its first face)" in summary
+    *_, summary = client.predict(photo, real(real_dir, CLIP_SILENT), None, False, True, 0.5, "largest", False, 2.5,
+                                 api_name="/animate_frames")  # the strength counts only with relative motion
+    assert "relative" not in summary
     with pytest.raises(AppError, match="relative motion follows a driving video's face"):
         client.predict(photo, None, real(real_dir, PHOTO), False, True, 0.5, "largest", True,
                        api_name="/animate_frames")
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    _, session, _ = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", True, None)
+    _, session, _ = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", True, 1.0, None)
     assert session.relative
-    _, again, _ = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", True, None)
+    _, again, _ = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", True, 1.0, None)
     assert again is session
-    _, other, _ = app.live_frame(frame, str(real_dir / PHOTO), False, again, "largest", False, None)
-    assert other is not session and not other.relative  # unticked: a new session
+    _, stronger, _ = app.live_frame(frame, str(real_dir / PHOTO), False, again, "largest", True, 2.0, None)
+    assert stronger is not session and stronger.motion_scale == 2.0
+    _, other, _ = app.live_frame(frame, str(real_dir / PHOTO), False, stronger, "largest", False, 2.0, None)
+    assert other is not stronger and not other.relative and other.motion_scale == 1.0  # unticked: a new session
 
 
 @pytest.mark.slow

@@ -137,6 +137,16 @@ def test_face_of_a_group_photo_is_picked_from_the_menu(page, real_dir, tmp_path)
     shot(page, "2-pose-group-photo")
 
 
+def test_motion_strength_is_usable_with_relative_motion_only(page):
+    open_tab(page, "Frame-driven")
+    slider = page.locator("#frames-strength input[type=range]")
+    assert slider.is_disabled()
+    page.locator("#frames-relative input[type=checkbox]").check()
+    page.wait_for_function("() => !document.querySelector('#frames-strength input[type=range]').disabled")
+    page.locator("#frames-relative input[type=checkbox]").uncheck()
+    page.wait_for_function("() => document.querySelector('#frames-strength input[type=range]').disabled")
+
+
 def wait_playable(page, selector: str) -> dict:
     """Wait for a result <video> that has decoded data; its size, length and error code."""
     page.wait_for_function("""(sel) => { const v = document.querySelector(sel);

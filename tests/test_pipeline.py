@@ -486,7 +486,21 @@ def test_relative_motion_moves_the_source_by_the_driving_change(moving_model, re
     # a clip starting with the source photo: its first frame renders the source's own driving vector
     photo = read_image(real_dir / ANNE)
     first = next(pipe.drive_frames([photo, *grid_frames[:2]], relative=True))
-    assert np.array_equal(first.image, next(pipe.drive_vectors(pipe.source_vector())))
+    still = next(pipe.drive_vectors(pipe.source_vector()))
+    assert np.array_equal(first.image, still)
+    # the motion's strength: 0 holds the source still, 2 moves it twice as far in vector space
+    assert all(np.array_equal(o.image, still) for o in pipe.drive_frames(frames[1:], relative=True, motion_scale=0))
+    twice = np.stack([o.image for o in pipe.drive_frames(frames[1:], relative=True, motion_scale=2.0, batch_size=3)])
+    with torch.no_grad():
+        want = moving_model.render(pipe.source.embedded, pipe.source_vector() + 2 * (v - v[:1]))
+    assert (torch.from_numpy(twice).permute(0, 3, 1, 2).float() / 255 - want).abs().max() <= 1.5 / 255
+    live = pipe.live(relative=True, motion_scale=2.0)
+    assert max(np.abs(live.step(f).image.astype(int) - t).max() for f, t in zip(frames[1:], twice)) <= 1
+    for bad in (dict(motion_scale=2.0), dict(relative=True, motion_scale=5.0), dict(relative=True, motion_scale=-1)):
+        with pytest.raises(InputError, match="motion"):
+            next(pipe.drive_frames(frames, **bad))
+    with pytest.raises(InputError, match="motion_scale scales relative motion"):
+        pipe.live(motion_scale=0.5)
 
 
 def test_live_session_carries_on_after_a_failed_step(tiny_model, real_dir, grid_frames, monkeypatch):

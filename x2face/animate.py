@@ -31,7 +31,7 @@ from .errors import InputError, MediaError, NoFaceError
 from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter,
                     check_output_path, is_still_image, read_image, write_image)
 from .faces import parse_face_select
-from .pipeline import X2FacePipeline, side_by_side
+from .pipeline import MAX_MOTION_SCALE, X2FacePipeline, side_by_side
 
 
 @dataclass
@@ -119,7 +119,8 @@ class VideoDriver(Driver):
         overlap = args.overlap == "on" or (args.overlap == "auto" and pipe.device.type == "cuda")
         frames = (_output_frame(args, pipe, d) for d in
                   pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
-                                    on_missing=args.on_missing, overlap=overlap, relative=args.relative))
+                                    on_missing=args.on_missing, overlap=overlap, relative=args.relative,
+                                    motion_scale=args.motion_scale))
         audio = path if (args.keep_audio and reader.info.has_audio) else None
         return Drive(frames, reader.fps, reader.num_frames_estimate, audio, label=Path(path).name,
                      report=lambda: pipe.last_report.summary() if pipe.last_report else "",
@@ -264,6 +265,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--relative", action="store_true",
                    help="relative motion: the photo keeps its own pose and head shape and moves as the driving face "
                         "moves from its first frame (best when the clip starts posed as the photo is)")
+    p.add_argument("--motion-scale", type=float, default=1.0, metavar="F",
+                   help=f"with --relative: how much of the driving motion the photo makes (0 none, 1 as much, default; "
+                        f"2 twice; at most {MAX_MOTION_SCALE:g})")
     p.add_argument("--driving-face", default="largest",
                    help="which face drives when the driving clip or photo shows several people: largest (default), "
                         "an index from the left or X,Y, picked where faces are first seen and then followed")
@@ -310,6 +314,10 @@ def main(argv: list[str]) -> int:
     still_in = driver.name == "video" and is_still_image(args.driving)
     if args.relative and (driver.name != "video" or still_in):
         raise InputError("--relative moves the photo as a driving video's face moves: it needs --driving CLIP")
+    if args.motion_scale != 1.0 and not args.relative:
+        raise InputError("--motion-scale scales relative motion: add --relative")
+    if not 0.0 <= args.motion_scale <= MAX_MOTION_SCALE:
+        raise InputError(f"--motion-scale must be from 0 to {MAX_MOTION_SCALE:g}, got {args.motion_scale:g}")
     out = check_output_path(args.out, [*args.source, *driver.inputs(args), *edit_inputs(args)],
                             overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
     edit_at = check_edit_arguments(args)
@@ -359,7 +367,8 @@ def main(argv: list[str]) -> int:
     embedded = (f"; {k} source frames embedded together" if k > 1 else "") + group_note(pipe, args)
     tracked = drive.report()
     driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
-    driven += f" ({pipe.cropper.backend})" + (", relative motion from its first face" if args.relative else "")
+    scale = f" x{args.motion_scale:g}" if args.motion_scale != 1.0 else ""
+    driven += f" ({pipe.cropper.backend})" + (f", relative motion{scale} from its first face" if args.relative else "")
     print(f"x2face animate: wrote {what}; {driven}{embedded}{edited}; "
           f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
     return 0

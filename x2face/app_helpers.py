@@ -637,7 +637,8 @@ def _rate(frames: int, elapsed: float) -> str:
 
 
 def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, paste_back: bool = False,
-                   keep_audio: bool = True, limits=None, batch_size: int = 16, relative: bool = False) -> JobResult:
+                   keep_audio: bool = True, limits=None, batch_size: int = 16, relative: bool = False,
+                   motion_scale: float = 1.0) -> JobResult:
     """Animate ``pipe``'s source with a driving clip or photo (the frame-driven tab).
 
     Args:
@@ -650,6 +651,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         limits: ``x2face.media.Limits`` for the clip.
         relative: relative motion (``pipeline.RelativeMotion``): the source keeps its pose and head shape and
             moves as the clip's face moves from its first frame with a face.
+        motion_scale: with ``relative``, how much of that motion the source makes (1 = as much).
 
     Returns:
         ``JobResult`` with ``video`` + ``comparison`` (a clip) or ``still`` (a driving photo).
@@ -681,7 +683,8 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     audio = driving if (keep_audio and reader.info.has_audio) else None
     video, comparison = out_dir / "result.mp4", out_dir / "side_by_side.mp4"
     with VideoWriter(video, reader.fps, audio=audio) as out, VideoWriter(comparison, reader.fps, audio=audio) as cmp:
-        driven = pipe.drive_frames(reader, paste_back=paste_back, batch_size=batch_size, relative=relative)
+        driven = pipe.drive_frames(reader, paste_back=paste_back, batch_size=batch_size, relative=relative,
+                                   motion_scale=motion_scale)
         for d in _progress(driven, reader.num_frames_estimate, "animating"):
             out.write(fit_frame(d.image))
             result = d.generated if d.generated is not None else (d.image if not paste_back else src.crops[0])
@@ -691,7 +694,8 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
             raise NoFaceError(f"no human face found in {name} ({out.frames} frames checked)")
     elapsed = time.perf_counter() - t0
     sound = ", with its sound" if audio is not None else (", no sound in the clip" if keep_audio else "")
-    motion = " (relative motion from its first face)" if relative else ""
+    scale = f" x{motion_scale:g}" if motion_scale != 1.0 else ""
+    motion = f" (relative motion{scale} from its first face)" if relative else ""
     return JobResult(video, comparison, None, out.frames, out.duration, elapsed,
                      f"{report.summary()} of {name}{motion}; {out.duration:.1f} s at {float(reader.fps):.3g} fps"
                      f"{sound}; {_rate(out.frames, elapsed)}")
@@ -770,7 +774,7 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
 
 def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.ndarray,
               session: Any = None, paste_back: bool = False, face: str = "largest",
-              relative: bool = False) -> tuple[np.ndarray, Any, str]:
+              relative: bool = False, motion_scale: float = 1.0) -> tuple[np.ndarray, Any, str]:
     """One webcam frame of the live tab: the photo's face driven by it.
 
     Args:
@@ -778,18 +782,19 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
         spec: the session's weights spec; photo: the photo's path.
         frame: uint8 [H, W, 3] RGB from the browser's webcam.
         session: the ``pipeline.LiveSession`` of the previous frames (None at the start, or after the photo,
-            the weights, ``paste_back`` or ``relative`` changed: a new one is made).
+            the weights, ``paste_back``, ``relative`` or ``motion_scale`` changed: a new one is made).
         paste_back: show the whole photo with the face pasted in (at most ``MAX_OUTPUT_SIDE`` a side).
         face: which face of a photo of several people (``SourceCache.get``).
-        relative: relative motion from the first webcam frame with a face (``pipeline.RelativeMotion``).
+        relative: relative motion from the first webcam frame with a face (``pipeline.RelativeMotion``), with
+            ``motion_scale`` as much motion.
 
     Returns:
         (driving crop | result side by side, uint8 RGB; the session; a one-line status).
     """
     with sources.get(spec, photo, face) as pipe:
-        stale = session is None or session.pipe is not pipe
-        if stale or (session.paste_back, session.relative) != (paste_back, relative):
-            session = pipe.live(paste_back=paste_back, relative=relative)
+        options = dict(paste_back=paste_back, relative=relative, motion_scale=motion_scale)
+        if session is None or session.pipe is not pipe or any(getattr(session, k) != v for k, v in options.items()):
+            session = pipe.live(**options)
         out = session.step(frame)
         group = group_note(pipe)
     note = f"face in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")

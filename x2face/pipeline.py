@@ -52,6 +52,9 @@ ImageLike = Union[np.ndarray, str, os.PathLike, Any]
 #: What ``drive_frames`` outputs for a frame without a face (see ``X2FacePipeline.drive_frames``).
 ON_MISSING = ("hold", "source", "skip")
 
+#: The largest ``motion_scale`` of relative motion (``RelativeMotion``).
+MAX_MOTION_SCALE = 4.0
+
 #: A source video contributes frames from this many of its first seconds (``X2FacePipeline.set_source``).
 SOURCE_VIDEO_SECONDS = 60.0
 
@@ -685,7 +688,8 @@ class X2FacePipeline:
                 yield self._compose(g, paste_back)
 
     def drive_frames(self, frames: Iterable[np.ndarray], *, paste_back: bool = False, batch_size: int = 16,
-                     on_missing: str = "hold", overlap: bool = False, relative: bool = False) -> Iterator[DrivenFrame]:
+                     on_missing: str = "hold", overlap: bool = False, relative: bool = False,
+                     motion_scale: float = 1.0) -> Iterator[DrivenFrame]:
         """Animate the source with a driving video.
 
         Args:
@@ -704,6 +708,8 @@ class X2FacePipeline:
             relative: relative motion (``RelativeMotion``): the source keeps its own pose and shape and
                 moves as the driving face moves from the first frame where a face is found, instead of
                 taking the driving face's pose (and, through the driving vector, some of its shape).
+            motion_scale: with ``relative``, how much of the driving face's motion the source makes (0 none,
+                1 as much, 2 twice as much; at most ``MAX_MOTION_SCALE``).
 
         Yields:
             ``DrivenFrame`` per driving frame, in order. The tracking report is ``self.last_report``
@@ -712,10 +718,12 @@ class X2FacePipeline:
         if on_missing not in ON_MISSING:
             raise InputError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
         self._require_source()
+        motion = self.relative_motion(motion_scale) if relative else None
+        if motion is None and motion_scale != 1.0:
+            raise InputError("motion_scale scales relative motion: pass relative=True with it")
         track = self.cropper.track(frames)
         self.last_report = track.report
         bs = max(1, int(batch_size))
-        motion = self.relative_motion() if relative else None
         drive = functools.partial(self._drive_batch, motion=motion)
         if overlap:
             stages = _Stages(track, frames, bs, drive)
@@ -737,14 +745,15 @@ class X2FacePipeline:
         finally:
             close()
 
-    def live(self, *, paste_back: bool = False, relative: bool = False) -> "LiveSession":
+    def live(self, *, paste_back: bool = False, relative: bool = False, motion_scale: float = 1.0) -> "LiveSession":
         """A session that drives the source with frames arriving one at a time (a webcam): ``step(frame)``
-        answers each frame at once (``relative``: from the first frame with a face on). See ``LiveSession``."""
-        return LiveSession(self, paste_back=paste_back, relative=relative)
+        answers each frame at once (``relative``, ``motion_scale``: as ``drive_frames``'s, from the first frame
+        with a face on). See ``LiveSession``."""
+        return LiveSession(self, paste_back=paste_back, relative=relative, motion_scale=motion_scale)
 
-    def relative_motion(self) -> "RelativeMotion":
+    def relative_motion(self, scale: float = 1.0) -> "RelativeMotion":
         """A fresh ``RelativeMotion`` for this source (its reference is the next driving face it sees)."""
-        return RelativeMotion(self.source_vector().float())
+        return RelativeMotion(self.source_vector().float(), scale=scale)
 
     def _drive_batch(self, batch: list[FaceCrop], motion: "RelativeMotion | None" = None) -> list[np.ndarray | None]:
         """Generated uint8 [S, S, 3] crops for a batch of tracked frames (None where no face was found)."""
@@ -777,18 +786,24 @@ class RelativeMotion:
     Args:
         source: the source's own driving vector, float [1, D] (``X2FacePipeline.source_vector``).
         reference: the reference driving vector [1, D]; None: the first vector it is called with.
+        scale: how much of the motion the source makes, ``v_source + scale * (v_t - v_reference)``: 0 none, 1 as
+            much as the driving face, 2 twice as much (0 .. ``MAX_MOTION_SCALE``; past 1 the vectors leave what
+            the model was trained on, so large values distort).
     """
 
-    def __init__(self, source: torch.Tensor, reference: torch.Tensor | None = None) -> None:
+    def __init__(self, source: torch.Tensor, reference: torch.Tensor | None = None, scale: float = 1.0) -> None:
+        if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0.0 <= scale <= MAX_MOTION_SCALE:
+            raise InputError(f"the motion scale must be a number from 0 to {MAX_MOTION_SCALE:g}, got {scale!r}")
         self.source = source.float()
         self.reference = None if reference is None else reference.float()
+        self.scale = float(scale)
 
     def __call__(self, vectors: torch.Tensor) -> torch.Tensor:
         """float [N, D] driving vectors, in order -> float32 [N, D] vectors that move the source."""
         v = vectors.float()
         if self.reference is None:
             self.reference = v[:1].clone()
-        return self.source.to(v.device) + v - self.reference.to(v.device)
+        return self.source.to(v.device) + self.scale * (v - self.reference.to(v.device))
 
 
 class _Inbox:
@@ -819,12 +834,16 @@ class LiveSession:
         >>> out = live.step(webcam_frame)        # DrivenFrame: .image uint8 RGB, .found, .driving_crop
     """
 
-    def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False, relative: bool = False) -> None:
+    def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False, relative: bool = False,
+                 motion_scale: float = 1.0) -> None:
         pipe._require_source()
+        if not relative and motion_scale != 1.0:
+            raise InputError("motion_scale scales relative motion: pass relative=True with it")
         self.pipe = pipe
         self.paste_back = paste_back
         self.relative = relative
-        self._motion = pipe.relative_motion() if relative else None  # reference: the first frame with a face
+        self.motion_scale = float(motion_scale)
+        self._motion = pipe.relative_motion(motion_scale) if relative else None  # reference: the first face
         self.cropper = copy.copy(pipe.cropper)  # the pipeline's detector, crop and smoothing settings ...
         self.cropper.detect_every = self.cropper.max_gap = 1  # ... with a detection in every frame
         self._inbox = _Inbox()
@@ -866,5 +885,5 @@ class LiveSession:
             return DrivenFrame(image, fc.index, False, fc.crop, None)
 
 
-__all__ = ["DrivenFrame", "LiveSession", "ON_MISSING", "RelativeMotion", "SourceInfo", "X2FacePipeline",
-           "fast_unsupported", "resolve_precision", "side_by_side"]
+__all__ = ["DrivenFrame", "LiveSession", "MAX_MOTION_SCALE", "ON_MISSING", "RelativeMotion", "SourceInfo",
+           "X2FacePipeline", "fast_unsupported", "resolve_precision", "side_by_side"]
