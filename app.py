@@ -15,9 +15,9 @@ Tabs (each run is an API endpoint: ``gradio_client.Client(url).predict(..., api_
    a driving clip then renders the edited face, before and after.
 
 Every tab with a photo has a Face menu for a photo of several people (its endpoints' last parameter:
-"largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest). The frame-driven and live tabs
-also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``) and its Motion strength slider
-(``motion_scale``), the two parameters after it.
+"largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest). The frame-driven, live and editing
+tabs also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``) and its Motion strength
+slider (``motion_scale``), the two parameters after it.
 
 The handlers only read the widgets and call ``x2face.app_helpers`` (settings, weights and source
 caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is built at import;
@@ -200,7 +200,7 @@ def embed_face(photos, face, spec):
 
 
 @user_errors
-def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, spec,
+def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, relative, strength, spec,
                progress=gr.Progress(track_tqdm=True)):
     if not driving:
         raise gr.Error("add a driving video or webcam clip")
@@ -208,7 +208,8 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, s
     with SOURCES.get(spec, photos, face) as pipe:
         r = helpers.edit_video(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                painting=painting, overlay=sticker, position=(float(x), float(y)), scale=float(scale),
-                               limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size)
+                               limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, relative=bool(relative),
+                               motion_scale=_strength(relative, strength))
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
@@ -426,6 +427,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     e_video = _video("Driving video or webcam clip")
                     e_seconds = _seconds_slider()
+                    e_rel, e_strength = _relative_motion("edit")
                 e_run = gr.Button("Render the edited face", variant="primary")
                 with gr.Row():
                     e_faces = gr.Image(label="Embedded face before | after", height=200)
@@ -438,7 +440,7 @@ def build_demo() -> gr.Blocks:
                 gr.on([e_photos.change, e_face.input], embed_face, [e_photos, e_face, weights],
                       [e_editor, e_conf, e_md], api_name="embed_face", **LIGHT)
                 e_run.click(edit_video, [e_photos, e_editor, e_overlay, e_x, e_y, e_scale, e_video, e_seconds, e_face,
-                                         weights],
+                                         e_rel, e_strength, weights],
                             [e_faces, e_out, e_cmp, e_run_md], api_name="edit_video", **JOBS)
 
         demo.load(show_weights, [weights], [weights_source, weights_text, weights_md], api_visibility="private")

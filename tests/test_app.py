@@ -475,7 +475,8 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
 
 
 @pytest.mark.slow
-def test_relative_motion_in_the_frame_and_live_tabs(client, real_dir):
+def test_relative_motion_in_the_frame_edit_and_live_tabs(client, real_dir):
+    from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
     from x2face.media import VideoReader
@@ -493,6 +494,10 @@ def test_relative_motion_in_the_frame_and_live_tabs(client, real_dir):
     with pytest.raises(AppError, match="relative motion follows a driving video's face"):
         client.predict(photo, None, real(real_dir, PHOTO), False, True, 0.5, "largest", True,
                        api_name="/animate_frames")
+    sticker = handle_file(str(app_server.EXAMPLES / "sticker.png"))
+    *_, summary = client.predict(photo, None, sticker, 0.5, 0.4, 0.4, real(real_dir, CLIP_SILENT), 0.5, "largest",
+                                 True, 1.5, api_name="/edit_video")
+    assert "edit (an overlay) driven by" in summary and "with relative motion" in summary
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
     _, session, _ = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", True, 1.0, None)

@@ -875,8 +875,9 @@ def painted_layer(pipe, painting: Any) -> np.ndarray | None:
 
 def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, painting: Any = None,
                overlay: Any = None, position: Sequence[float] = (0.5, 0.5), scale: float = 0.25, limits=None,
-               batch_size: int = 16) -> JobResult:
-    """Edit ``pipe``'s embedded face (paint and/or an overlay picture) and drive it with a clip (the edit tab).
+               batch_size: int = 16, relative: bool = False, motion_scale: float = 1.0) -> JobResult:
+    """Edit ``pipe``'s embedded face (paint and/or an overlay picture) and drive it with a clip (the edit tab;
+    ``relative``, ``motion_scale``: relative motion, as in ``animate_frames``).
 
     The embedded face is put back as it was afterwards (the pipeline is shared through ``SourceCache``).
 
@@ -912,15 +913,16 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
         video, comparison = out_dir / "edited.mp4", out_dir / "before_after.mp4"
         # pass 1: the unedited face, keeping its frames (the clip is at most max_seconds long)
         pipe.set_embedded_face(original)
-        plain = [(d.driving_crop, d.image) for d in
-                 _progress(pipe.drive_frames(reader, batch_size=batch_size), reader.num_frames_estimate, "unedited")]
+        motion = dict(relative=relative, motion_scale=motion_scale)
+        driven = pipe.drive_frames(reader, batch_size=batch_size, **motion)
+        plain = [(d.driving_crop, d.image) for d in _progress(driven, reader.num_frames_estimate, "unedited")]
         if pipe.last_report is None or pipe.last_report.found == 0:
             raise NoFaceError(f"no human face found in {name} ({len(plain)} frames checked)")
         # pass 2: the edited face
         pipe.set_embedded_face(edited)
         with VideoWriter(video, reader.fps) as out, VideoWriter(comparison, reader.fps) as cmp:
-            for (crop, plain_frame), d in zip(plain, _progress(pipe.drive_frames(reader, batch_size=batch_size),
-                                                               len(plain), "edited")):
+            for (crop, plain_frame), d in zip(plain, _progress(pipe.drive_frames(reader, batch_size=batch_size,
+                                                                                 **motion), len(plain), "edited")):
                 out.write(d.image)
                 cmp.write(side_by_side(crop, plain_frame, d.image, height=COMPARE_HEIGHT))
         report = pipe.last_report
@@ -929,7 +931,8 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
     elapsed = time.perf_counter() - t0
     what = " and ".join(w for w, on in (("paint", layer is not None), ("an overlay", overlay is not None)) if on)
     return JobResult(video, comparison, still, out.frames, out.duration, elapsed,
-                     f"edit ({what}) driven by {name}: {report.summary()}; {out.duration:.1f} s; "
+                     f"edit ({what}) driven by {name}{' with relative motion' if relative else ''}: "
+                     f"{report.summary()}; {out.duration:.1f} s; "
                      f"{_rate(2 * out.frames, elapsed)}")
 
 
