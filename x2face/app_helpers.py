@@ -34,6 +34,7 @@ from typing import Any, Iterable, Iterator, Sequence
 import numpy as np
 
 from .errors import InputError, MediaError, NoFaceError, WeightsError
+from .hub import training_summary  # noqa: F401  (re-exported: the app's weights panel and its tests use it)
 
 #: Frame rate of generated (pose and audio driven) videos, as the paper's.
 FPS = 25
@@ -295,49 +296,6 @@ def device_label(device) -> str:
         index = device.index if device.index is not None else torch.cuda.current_device()
         return f"GPU ({torch.cuda.get_device_name(index)}, cuda:{index})"
     return "CPU" if torch.cuda.is_available() else "CPU (no CUDA GPU found)"
-
-
-def training_summary(provenance: dict[str, Any]) -> str:
-    """One line on what the weights were trained (or converted, or fitted) on, from ``provenance.json``."""
-    if not provenance:
-        return "unknown (the weights carry no provenance.json)"
-    parts = []
-    if provenance.get("source"):
-        parts.append(str(provenance["source"]))
-    data = provenance.get("data")
-    if isinstance(data, dict):
-        what = []
-        for name in data.get("sources", []):
-            if name == "real" and isinstance(data.get("real"), dict):
-                real = data["real"]
-                where = [Path(str(m)).parent.name or str(m) for m in (real.get("manifests") or [])]
-                where += [Path(str(r)).name for r in (real.get("voxceleb_roots") or [])]
-                clips = real.get("clips") or real.get("num_clips")
-                what.append("real face videos" + (f" ({', '.join(where)})" if where else "")
-                            + (f", {clips} clips" if clips else ""))
-            elif name == "synthetic":
-                what.append("the synthetic face world")
-            else:
-                what.append(str(name))
-        if what:
-            parts.append("trained on " + " and ".join(what))
-    if provenance.get("stage") is not None:
-        stage = provenance["stage"]
-        steps = provenance.get("steps")
-        history = [h for h in provenance.get("history") or [] if isinstance(h, dict) and h.get("steps")]
-        if steps and history:  # e.g. stage I continued from earlier stage-I weights
-            runs = [*(f"{h['steps']} (stage {h.get('stage')})" for h in history), f"{steps} (stage {stage})"]
-            parts.append(f"{sum(h['steps'] for h in history) + steps} steps: " + " + ".join(runs))
-        else:
-            parts.append(f"stage {stage}" + (f", {steps} steps" if steps else ""))
-    if isinstance(provenance.get("pose_head"), dict):
-        parts.append("pose head fitted")
-    if isinstance(provenance.get("audio_head"), dict):
-        parts.append("audio head fitted")
-    if not parts:
-        keys = ", ".join(sorted(provenance)[:6])
-        return f"see provenance.json ({keys})"
-    return "; ".join(parts)
 
 
 #: what the weights panel adds for the shipped demo weights, so nobody mistakes them for X2Face's quality

@@ -1007,6 +1007,12 @@ _DESCRIPTIONS = {
 }
 
 
+def metrics_table(report: dict[str, Any]) -> list[str]:
+    """The report's metrics as the lines of a Markdown table: metric, value (n/a when null), what it measures."""
+    return ["| metric | value | what |", "| --- | --- | --- |",
+            *(f"| `{key}` | {_fmt(report.get(key))} | {what} |" for key, what in _DESCRIPTIONS.items())]
+
+
 def report_markdown(report: dict[str, Any], figures: list[str]) -> str:
     """The report as Markdown: a table of the metrics, then samples, notes, errors and figures."""
     cfg = report.get("config") or {}
@@ -1019,11 +1025,8 @@ def report_markdown(report: dict[str, Any], figures: list[str]) -> str:
         f"- device: {report.get('device')}; {report.get('seconds')} s; "
         f"settings: {json.dumps(report.get('settings'), sort_keys=True)}",
         "",
-        "| metric | value | what |",
-        "| --- | --- | --- |",
+        *metrics_table(report),
     ]
-    for key, what in _DESCRIPTIONS.items():
-        lines.append(f"| `{key}` | {_fmt(report.get(key))} | {what} |")
     lines += ["", "Samples: " + ", ".join(f"{k} {v}" for k, v in (report.get("samples") or {}).items())]
     if report.get("notes"):
         lines += ["", "Notes:"] + [f"- `{k}`: {v}" for k, v in report["notes"].items()]
@@ -1109,5 +1112,5 @@ def main(argv: list[str]) -> int:
 
 __all__ = ["EDIT_CENTER", "EDIT_RADIUS", "METRICS", "METRIC_KEYS", "REPORT_KEYS", "EvalContext", "EvalSettings",
            "PoseCNN", "driving_grid", "edit_embedded_face", "edit_layer", "embedding_grid", "estimate_mouth_opening",
-           "evaluate", "fit_linear", "l1", "main", "make_overlay", "mouth_brightness", "mouth_region",
+           "evaluate", "fit_linear", "l1", "main", "make_overlay", "metrics_table", "mouth_brightness", "mouth_region",
            "real_face_crops", "real_val_clips", "report_markdown", "transfer_slope", "write_report"]

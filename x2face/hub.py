@@ -98,6 +98,49 @@ def write_provenance(folder: str | os.PathLike, info: dict[str, Any]) -> Path:
     return path
 
 
+def training_summary(provenance: dict[str, Any]) -> str:
+    """One line on what the weights were trained (or converted, or fitted) on, from ``provenance.json``."""
+    if not provenance:
+        return "unknown (the weights carry no provenance.json)"
+    parts = []
+    if provenance.get("source"):
+        parts.append(str(provenance["source"]))
+    data = provenance.get("data")
+    if isinstance(data, dict):
+        what = []
+        for name in data.get("sources", []):
+            if name == "real" and isinstance(data.get("real"), dict):
+                real = data["real"]
+                where = [Path(str(m)).parent.name or str(m) for m in (real.get("manifests") or [])]
+                where += [Path(str(r)).name for r in (real.get("voxceleb_roots") or [])]
+                clips = real.get("clips") or real.get("num_clips")
+                what.append("real face videos" + (f" ({', '.join(where)})" if where else "")
+                            + (f", {clips} clips" if clips else ""))
+            elif name == "synthetic":
+                what.append("the synthetic face world")
+            else:
+                what.append(str(name))
+        if what:
+            parts.append("trained on " + " and ".join(what))
+    if provenance.get("stage") is not None:
+        stage = provenance["stage"]
+        steps = provenance.get("steps")
+        history = [h for h in provenance.get("history") or [] if isinstance(h, dict) and h.get("steps")]
+        if steps and history:  # e.g. stage I continued from earlier stage-I weights
+            runs = [*(f"{h['steps']} (stage {h.get('stage')})" for h in history), f"{steps} (stage {stage})"]
+            parts.append(f"{sum(h['steps'] for h in history) + steps} steps: " + " + ".join(runs))
+        else:
+            parts.append(f"stage {stage}" + (f", {steps} steps" if steps else ""))
+    if isinstance(provenance.get("pose_head"), dict):
+        parts.append("pose head fitted")
+    if isinstance(provenance.get("audio_head"), dict):
+        parts.append("audio head fitted")
+    if not parts:
+        keys = ", ".join(sorted(provenance)[:6])
+        return f"see provenance.json ({keys})"
+    return "; ".join(parts)
+
+
 def describe(spec: str | os.PathLike | None) -> dict[str, Any]:
     """Everything a user wants to know about some weights: where, architecture, size, provenance."""
     where, revision = resolve(spec)
@@ -121,5 +164,5 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["CONFIG_NAME", "SHIPPED_DEMO_DIR", "WEIGHTS_NAME", "bundled_weights_dir", "describe", "load_model", "pick_device",
-           "read_provenance", "resolve", "write_provenance"]
+__all__ = ["CONFIG_NAME", "SHIPPED_DEMO_DIR", "WEIGHTS_NAME", "bundled_weights_dir", "describe", "load_model",
+           "pick_device", "read_provenance", "resolve", "training_summary", "write_provenance"]
