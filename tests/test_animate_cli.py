@@ -77,6 +77,16 @@ def test_animate_paste_back_keeps_photo_resolution(real_dir, weights, tmp_path):
     assert len(frames) == 10 and frames[0].shape == (1200, 626, 3)
     photo = read_image(real_dir / OBAMA)
     assert np.abs(frames[0][:100].astype(int) - photo[:100].astype(int)).mean() < 4  # framing kept (H.264 aside)
+    # the face is rendered from the full-resolution photo (--sharp, the default): more detail than --no-sharp
+    blurred = tmp_path / "blurred.mp4"
+    assert run("--source", real_dir / OBAMA, "--driving", real_dir / SADTALKER, "--out", blurred, "--weights",
+               weights, "--paste-back", "--seconds", "0.4", "--no-sharp") == 0
+    import cv2
+
+    face = (slice(350, 650), slice(180, 450))  # the middle of Obama's face in the 626x1200 photo
+    detail = [cv2.Laplacian(cv2.cvtColor(np.ascontiguousarray(f[face]), cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+              for f in (next(iter(VideoReader(blurred))), frames[0])]
+    assert detail[1] > 1.3 * detail[0], detail
 
 
 def test_animate_to_a_gif(real_dir, weights, tmp_path, capsys):

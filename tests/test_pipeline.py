@@ -503,6 +503,56 @@ def test_relative_motion_moves_the_source_by_the_driving_change(moving_model, re
         pipe.live(motion_scale=0.5)
 
 
+@pytest.mark.parametrize("fast", [False, "auto"])
+def test_sharp_paste_back_renders_the_face_at_the_photos_resolution(moving_model, real_dir, grid_frames, fast):
+    """``sharp=True``: the face is sampled from the full-resolution photo through the two warps composed; it is
+    the model's output with the photo's detail (the same picture at the model's size, sharper at the photo's)."""
+    import cv2
+
+    pipe = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"), fast=fast, precision="fp32")
+    src = pipe.set_source(real_dir / OBAMA)
+    r = src.sharp[0].shape[0]
+    assert src.sharp[0].shape == (r, r, 3) and 64 < r == round(src.boxes[0][2] - src.boxes[0][0])
+    frames = grid_frames[:6]
+    plain = list(pipe.drive_frames(frames, paste_back=True))
+    sharp = list(pipe.drive_frames(frames, paste_back=True, sharp=True))
+    for p, q in zip(plain, sharp):
+        assert q.image.shape == p.image.shape == src.photo.shape
+        assert np.abs(q.generated.astype(int) - p.generated.astype(int)).max() <= 1  # the model-size output
+    pairs = pipe._generate([d.driving_crop for d in plain], sharp=True)
+    x0, y0, x1, y1 = (int(round(v)) for v in src.boxes[0])
+    m = (x1 - x0) // 4  # the middle of the crop box: the face
+    x0, y0, x1, y1 = x0 + m, y0 + m, x1 - m, y1 - m
+    for (small, big), p, q in zip(pairs, plain, sharp):
+        assert big.shape == (r, r, 3)
+        down = cv2.resize(big, (64, 64), interpolation=cv2.INTER_AREA).astype(int)
+        moved = np.abs(src.crops[0].astype(int) - small).mean()  # how far the output is from the source crop
+        assert np.abs(down - small).mean() < 0.3 * moved, (np.abs(down - small).mean(), moved)
+        detail = [cv2.Laplacian(cv2.cvtColor(np.ascontiguousarray(im[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY),
+                                cv2.CV_64F).var() for im in (p.image, q.image)]
+        assert detail[1] > 1.5 * detail[0], detail  # the photo's detail, not an enlarged 64-px face
+    # an edit of the embedded face shows in the sharp face too
+    face = pipe.embedded_face().copy()
+    face[20:44, 20:44] = (0, 255, 0)
+    pipe.set_embedded_face(face)
+    green = lambda im: ((im[..., 1] > 200) & (im[..., 0] < 90)).mean()  # noqa: E731
+    small, big = pipe._generate([plain[0].driving_crop], sharp=True)[0]
+    assert green(small) > 0.05 and abs(green(big) - green(small)) < 0.05
+    # the pipeline's default, pose and vectors, live, and several sources
+    pipe.sharp = True
+    pipe.reset_embedded_face()
+    assert all(np.array_equal(d.image, q.image) for d, q in zip(pipe.drive_frames(frames, paste_back=True), sharp))
+    v = pipe.source_vector()
+    out = next(pipe.drive_vectors(v, paste_back=True))
+    assert np.array_equal(out, next(pipe.drive_vectors(v, paste_back=True, sharp=True)))
+    assert not np.array_equal(out, next(pipe.drive_vectors(v, paste_back=True, sharp=False)))
+    assert pipe.live(paste_back=True).step(frames[0]).image.shape == src.photo.shape
+    two = pipe.set_source([real_dir / OBAMA, real_dir / ANNE])
+    assert [c.shape[0] for c in two.sharp] == [r, 256 if two.boxes[1][2] - two.boxes[1][0] >= 256 else
+                                               max(64, round(two.boxes[1][2] - two.boxes[1][0]))]
+    assert next(pipe.drive_frames(frames[:1], paste_back=True)).image.shape == src.photo.shape
+
+
 def test_live_session_carries_on_after_a_failed_step(tiny_model, real_dir, grid_frames, monkeypatch):
     pipe = X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32")
     pipe.set_source([real_dir / ANNE])

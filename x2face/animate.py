@@ -254,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"file for a driving photo")
     p.add_argument("--paste-back", action="store_true",
                    help="put the animated face back into the full-resolution source photo")
+    p.add_argument("--sharp", action=argparse.BooleanOptionalAction, default=True,
+                   help="with --paste-back, render the face at the photo's own resolution from the full-resolution "
+                        "photo (default); --no-sharp enlarges the model's output instead")
     p.add_argument("--side-by-side", action="store_true", help="output source | driving | result crops side by side")
     p.add_argument("--keep-audio", action=argparse.BooleanOptionalAction, default=True,
                    help="copy the driving clip's audio track into the output (default: yes)")
@@ -329,7 +332,7 @@ def main(argv: list[str]) -> int:
 
         torch.set_num_threads(args.threads)
     pipe = open_pipeline(args, limits, detect_every=args.detect_every, max_gap=args.max_gap,
-                         fast=False if args.eager else "auto", precision=args.precision)
+                         fast=False if args.eager else "auto", precision=args.precision, sharp=args.sharp)
     edited = apply_edit_arguments(args, pipe, limits, edit_at)
     drive = driver.open(args, pipe, limits)
 

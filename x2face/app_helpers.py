@@ -511,7 +511,7 @@ class SourceCache:
                 self._entries.popitem(last=False)
         with entry.lock:
             if entry.pipe is None:
-                pipe = X2FacePipeline(loaded.model, cropper=FaceCropper(loaded.model.config.image_size))
+                pipe = X2FacePipeline(loaded.model, cropper=FaceCropper(loaded.model.config.image_size), sharp=True)
                 pipe.set_source(paths, limits=settings.limits(), face=select)
                 entry.pipe = pipe
             yield entry.pipe
@@ -752,7 +752,7 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
     with sources.get(spec, photo, face) as pipe:
         options = dict(paste_back=paste_back, relative=relative, motion_scale=motion_scale)
         if session is None or session.pipe is not pipe or any(getattr(session, k) != v for k, v in options.items()):
-            session = pipe.live(**options)
+            session = pipe.live(**options, sharp=False)  # live: the model-size face, enlarged (faster)
         out = session.step(frame)
         group = group_note(pipe)
     note = f"face in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")

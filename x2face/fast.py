@@ -382,8 +382,7 @@ class FastDriver:
     # ------------------------------------------------------------------ the per-frame work (fixed shapes)
     def _sample(self, raw_offset: torch.Tensor) -> torch.Tensor:
         """raw offset [B, 2, S, S] (compute dtype) -> frames float32 [B, 3, S, S] sampled from the embedded face."""
-        offset = torch.tanh(torch.tanh(raw_offset.float()))  # decode's tanh, then render's (as the release)
-        grid = offset.permute(0, 2, 3, 1) + self._identity  # [B, 2, S, S] -> [B, S, S, 2]
+        grid = self._grid(raw_offset)  # [B, S, S, 2]
         embedded = self._embedded.expand(grid.shape[0], -1, -1, -1)  # [1, 3, S, S] -> [B, 3, S, S]
         return F.grid_sample(embedded, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
@@ -567,6 +566,25 @@ class FastDriver:
         x = self._prepare("drive", self._frames_in(frames))
         with self._math():
             return F.relu(self.driving.encode_raw(x)).flatten(1).float()  # [B, D, 1, 1] -> [B, D]
+
+    @torch.inference_mode()
+    def driving_grids(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames [B, 3, S, S] (float [0, 1] or uint8) -> the grids ``drive`` samples the embedded face with, float32
+        [B, S, S, 2] in normalised (x, y) units (sharp paste-back samples the full-resolution source with them)."""
+        x = self._prepare("drive", self._frames_in(frames))
+        with self._math():
+            return self._grid(self.driving.decode(self.driving.encode_raw(x)))
+
+    @torch.inference_mode()
+    def vector_grids(self, vectors: torch.Tensor) -> torch.Tensor:
+        """vectors float [B, vector_dim] -> the grids ``render_vectors`` samples with, float32 [B, S, S, 2]."""
+        code = self._prepare("render", vectors.to(self.device)).reshape(vectors.shape[0], -1, 1, 1)  # -> [B, D, 1, 1]
+        with self._math():
+            return self._grid(self.driving.decode(code.contiguous(memory_format=self.memory_format)))
+
+    def _grid(self, raw_offset: torch.Tensor) -> torch.Tensor:
+        """raw offset [B, 2, S, S] -> sampling grid float32 [B, S, S, 2] (decode's tanh, then render's)."""
+        return torch.tanh(torch.tanh(raw_offset.float())).permute(0, 2, 3, 1) + self._identity  # -> [B, S, S, 2]
 
     @torch.inference_mode()
     def render_vectors(self, vectors: torch.Tensor) -> torch.Tensor:

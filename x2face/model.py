@@ -137,13 +137,37 @@ class X2Face(
         warped = warp(frames_all, self.embedding_grid(out))  # [B*K, 3 (+C), S, S]
         warped = warped.reshape(b, k, c, size, size)  # [B*K, c, S, S] -> [B, K, c, S, S]
         logits = out[:, 2:3].float().reshape(b, k, 1, size, size)  # [B*K, 1, S, S] -> [B, K, 1, S, S]
-        # w_i = exp(c_i) + floor, scaled by exp(-m) so that neither term overflows.
-        m = logits.amax(dim=1, keepdim=True).clamp(min=0.0)  # [B, 1, 1, S, S]
-        weights = torch.exp(logits - m) + self.config.confidence_floor * torch.exp(-m)  # [B, K, 1, S, S]
+        weights, m = self._source_weights(logits)  # [B, K, 1, S, S], [B, 1, 1, S, S]
         total = weights.sum(dim=1)  # [B, 1, S, S]
         face = ((weights * warped.float()).sum(dim=1) / total).to(sources.dtype)  # [B, c, S, S]
         confidence = torch.log(total) + m.squeeze(1)  # [B, 1, S, S]
         return Embedding(face[:, :3], confidence, face[:, 3:] if carry is not None else None)
+
+    def _source_weights(self, logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Confidence logits float [B, K, 1, S, S] -> (weights exp(c_i) + floor, scaled by exp(-m) so that neither
+        term overflows, [B, K, 1, S, S]; m, [B, 1, 1, S, S])."""
+        m = logits.amax(dim=1, keepdim=True).clamp(min=0.0)  # [B, 1, 1, S, S]
+        return torch.exp(logits - m) + self.config.confidence_floor * torch.exp(-m), m
+
+    def embedding_maps(self, sources: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Where the embedded face comes from: for each of its pixels, the point of each source frame it samples
+        and that frame's share. ``embed`` is the sum over k of ``shares[:, k] * warp(sources[:, k], grids[:, k])``.
+
+        Args:
+            sources: float [B, K, 3, S, S] in [0, 1], RGB.
+
+        Returns:
+            (grids float [B, K, S, S, 2] in normalised (x, y) units, shares float32 [B, K, 1, S, S] summing to 1
+            over K).
+        """
+        size = self.config.image_size
+        if self.check_inputs:
+            _check_images(sources, "sources", f"[B, K, 3, {size}, {size}]", 5, size, True)
+        b, k = sources.shape[:2]
+        out = self.embedding(sources.reshape(b * k, 3, size, size))  # [B*K, 3, S, S]
+        grids = self.embedding_grid(out).reshape(b, k, size, size, 2)  # [B*K, S, S, 2] -> [B, K, S, S, 2]
+        weights, _ = self._source_weights(out[:, 2:3].float().reshape(b, k, 1, size, size))  # -> [B, K, 1, S, S]
+        return grids, weights / weights.sum(dim=1, keepdim=True)
 
     def embed(self, sources: torch.Tensor) -> torch.Tensor:
         """sources: float [B, K, 3, S, S] in [0, 1] (RGB, K frames of one face) -> embedded face float [B, 3, S, S]."""

@@ -39,11 +39,13 @@ from typing import Any, Callable, Iterable, Iterator, Sequence, Union
 import numpy as np
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from .errors import ConfigError, FaceIndexError, InputError, NoFaceError
-from .faces import FaceCrop, FaceCropper, FaceSelect, check_select, describe_select, paste_back
+from .faces import FaceCrop, FaceCropper, FaceSelect, check_select, crop_square, describe_select, paste_back
 from .media import Limits, VideoReader, is_still_image, probe_video, read_image, to_rgb_array
 from .model import X2Face
+from .warp import warp
 
 #: A photo as the pipeline takes it: a path, an array (uint8 [H, W, 3] RGB or any layout
 #: ``media.to_rgb_array`` reads) or a PIL image (``Any`` keeps PIL out of the import).
@@ -54,6 +56,9 @@ ON_MISSING = ("hold", "source", "skip")
 
 #: The largest ``motion_scale`` of relative motion (``RelativeMotion``).
 MAX_MOTION_SCALE = 4.0
+
+#: Sharp paste-back renders the face at its photo's resolution up to this many pixels a side.
+SHARP_MAX_SIDE = 1024
 
 #: A source video contributes frames from this many of its first seconds (``X2FacePipeline.set_source``).
 SOURCE_VIDEO_SECONDS = 60.0
@@ -80,6 +85,8 @@ class SourceInfo:
         pose: (yaw, pitch, roll) of the first photo in degrees when the detector estimates it.
         faces: faces found in each photo (a group photo: more than one; 0 for a video's frames).
         select: which face was taken where there were several (``FaceCropper``'s ``select``).
+        sharp: each crop box again at its photo's own resolution (at least the model's size, at most
+            ``SHARP_MAX_SIDE``), uint8 [R, R, 3]: what ``drive_frames(sharp=True)`` samples.
     """
 
     crops: list[np.ndarray]
@@ -92,11 +99,21 @@ class SourceInfo:
     pose: tuple[float, float, float] | None = None
     faces: list[int] = field(default_factory=list)
     select: FaceSelect = "largest"
+    sharp: list[np.ndarray] = field(default_factory=list)
 
     def group_photos(self) -> str:
         """Which source photos had several faces and which was taken, e.g. "group.jpg: the largest of 3
         faces"; "" when every photo had one."""
         return "; ".join(f"{n}: {describe_select(self.select, k)}" for n, k in zip(self.names, self.faces) if k > 1)
+
+
+@dataclass
+class _SharpMaps:
+    """What sharp rendering samples, made once per source (``X2FacePipeline._sharp_source``)."""
+
+    fields: torch.Tensor  # float32 [K, 3, S, S]: channels 0-1 the embedding grid (x, y), 2 the frame's share
+    crops: torch.Tensor  # float32 [K, 3, R, R] in [0, 1]: the sharp crops, at the first one's size
+    embedded: torch.Tensor  # the embedded face they reproduce [1, 3, S, S]; an edit is the difference to it
 
 
 @dataclass
@@ -222,7 +239,7 @@ class _Stages:
     them and is raised in the caller's thread; ``close`` stops and joins the threads."""
 
     def __init__(self, track, frames: Iterable, batch_size: int,
-                 drive: Callable[[list[FaceCrop]], list[np.ndarray | None]]) -> None:
+                 drive: Callable[[list[FaceCrop]], list[Any]]) -> None:
         self.track, self.frames, self.batch_size, self.drive = track, frames, batch_size, drive
         self.crops: queue.Queue = queue.Queue(maxsize=2 * batch_size)
         self.batches: queue.Queue = queue.Queue(maxsize=2)
@@ -360,7 +377,7 @@ class X2FacePipeline:
     def __init__(self, model: X2Face, device: str | torch.device | None = None, dtype: torch.dtype | None = None,
                  cropper: FaceCropper | None = None, *, fast: bool | str = "auto",
                  precision: str | torch.dtype = "auto", compile: bool | None = None,
-                 cuda_graphs: bool | None = None) -> None:
+                 cuda_graphs: bool | None = None, sharp: bool = False) -> None:
         if not isinstance(model, X2Face):
             raise InputError(f"X2FacePipeline takes an X2Face model, got {type(model).__name__}")
         if fast not in (True, False, "auto"):
@@ -375,6 +392,8 @@ class X2FacePipeline:
             raise InputError(f"the cropper makes {self.cropper.image_size}px crops but the model takes {self.image_size}px")
         self.source: SourceInfo | None = None
         self._source_vector: torch.Tensor | None = None
+        self._sharp_maps: _SharpMaps | None = None
+        self.sharp = bool(sharp)  # the default of every paste-back render (drive_frames, drive_vectors, live)
         self.last_report = None  # faces.TrackReport of the last drive_frames call
         self._shared: _SharedDriver | None = None
         self.fast_note = "fast=False: the eager model" if fast is False else ""
@@ -416,10 +435,11 @@ class X2FacePipeline:
     @classmethod
     def from_pretrained(cls, weights: str | os.PathLike | None = None, device: str | torch.device | None = "auto",
                         dtype: torch.dtype = torch.float32, *, fast: bool | str = "auto",
-                        precision: str | torch.dtype = "auto", **cropper_kwargs) -> "X2FacePipeline":
+                        precision: str | torch.dtype = "auto", sharp: bool = False,
+                        **cropper_kwargs) -> "X2FacePipeline":
         """Load weights (``x2face.hub`` spec: None/"demo", a folder, or ``owner/repo[@rev]``) into a pipeline.
 
-        ``fast`` and ``precision`` are the constructor's; ``cropper_kwargs`` go to ``FaceCropper``
+        ``fast``, ``precision`` and ``sharp`` are the constructor's; ``cropper_kwargs`` go to ``FaceCropper``
         (``backend``, ``scale``, ``detect_every``, ``select`` ...).
         """
         from .hub import load_model
@@ -427,7 +447,7 @@ class X2FacePipeline:
         model = load_model(weights, device=device, dtype=dtype)
         cropper_kwargs.setdefault("device", str(next(model.parameters()).device))
         cropper = FaceCropper(model.config.image_size, **cropper_kwargs)
-        return cls(model, cropper=cropper, fast=fast, precision=precision)
+        return cls(model, cropper=cropper, fast=fast, precision=precision, sharp=sharp)
 
     # ------------------------------------------------------------------ model calls
     def _run(self, fn, *args):
@@ -444,7 +464,7 @@ class X2FacePipeline:
         """``FastDriver.<method>(x)`` with the shared driver's cache holding this pipeline's embedded face."""
         shared = self._shared
         with shared.lock:
-            if method != "driving_vector":
+            if method not in ("driving_vector", "driving_grids", "vector_grids"):  # these need no face
                 face = self._require_source().embedded
                 if shared.face is not face:  # another source, an edit, a reset, or another pipeline's face
                     shared.driver.set_embedded(face.float())
@@ -469,6 +489,64 @@ class X2FacePipeline:
             x = _to_tensor(crops, self.device, self.dtype)  # [N, 3, S, S]
             v = self._run(self.model.driving_vector, x)  # [N, D]
         return self._render(v if motion is None else motion(v))  # [N, D] -> [N, S, S, 3]
+
+    def _generate(self, crops: Sequence[np.ndarray], motion: "RelativeMotion | None" = None,
+                  sharp: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Driving crops -> per crop (generated uint8 [S, S, 3], what paste-back puts in the photo: the same, or
+        with ``sharp`` the face sampled from the sharp source crops, uint8 [R, R, 3])."""
+        if not sharp:
+            return [(g, g) for g in self._drive_crops(crops, motion)]
+        if self._shared is not None:
+            x = self._crops_in(crops)
+            if motion is None:
+                grids = self._run_fast("driving_grids", x)  # float32 [N, S, S, 2]
+            else:
+                grids = self._run_fast("vector_grids", motion(self._run_fast("driving_vector", x)))
+        else:
+            v = self._run(self.model.driving_vector, _to_tensor(crops, self.device, self.dtype))  # [N, D]
+            v = v if motion is None else motion(v)
+            grids = self._run(self.model.driving_grid, v.to(self.dtype))  # [N, S, S, 2]
+        small = _to_uint8(warp(self._require_source().embedded.expand(len(crops), -1, -1, -1), grids))
+        return list(zip(small, self._render_sharp(grids)))
+
+    def _sharp_source(self) -> _SharpMaps:
+        """The embedding's maps and the sharp crops as tensors (made on first use after ``set_source``)."""
+        src = self._require_source()
+        if self._sharp_maps is None:
+            sources = _to_tensor(src.crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
+            grids, shares = self._run(self.model.embedding_maps, sources)  # [1, K, S, S, 2], [1, K, 1, S, S]
+            fields = torch.cat([grids[0].permute(0, 3, 1, 2).float(), shares[0]], 1)  # [K, 2 + 1, S, S]
+            r = src.sharp[0].shape[0]
+            crops = [_to_tensor([c], self.device, torch.float32) for c in src.sharp]  # [1, 3, R_k, R_k] each
+            crops = [c if c.shape[-1] == r else F.interpolate(c, size=(r, r), mode="bilinear", antialias=True)
+                     for c in crops]
+            self._sharp_maps = _SharpMaps(fields, torch.cat(crops), src.embedded)
+        return self._sharp_maps
+
+    def _render_sharp(self, grids: torch.Tensor) -> list[np.ndarray]:
+        """Driving grids float [N, S, S, 2] -> faces uint8 [R, R, 3]: the sharp source crops sampled through both
+        warps composed (the embedding's, then the driving one) instead of the model-size embedded face, plus the
+        (model-size) difference an edit made to the embedded face."""
+        maps = self._sharp_source()
+        embedded = self._require_source().embedded
+        k, r, s = maps.crops.shape[0], maps.crops.shape[-1], self.image_size
+        # normalised units of the S-pixel crop -> of the R-pixel crop of the same box (align_corners: +-1 are the
+        # border pixels' centres, which sit further in on the coarser crop)
+        scale = (1.0 - 1.0 / s) / (1.0 - 1.0 / r)
+        edit = None if embedded is maps.embedded else embedded.float() - maps.embedded.float()  # [1, 3, S, S]
+        out = []
+        with torch.inference_mode():
+            for g in grids.float():  # one frame at a time (R may be 1024): [S, S, 2]
+                f = warp(maps.fields, g.expand(k, s, s, 2))  # [K, 3, S, S]: the maps where this frame samples them
+                f = F.interpolate(f, size=(r, r), mode="bilinear", align_corners=True)  # [K, 3, R, R]
+                where = f[:, :2].permute(0, 2, 3, 1) * scale  # [K, 2, R, R] -> [K, R, R, 2]
+                face = f[:, 2:3] * warp(maps.crops, where)  # [K, 3, R, R]: each source's share
+                if k > 1:
+                    face = face.sum(0, keepdim=True)  # [K, 3, R, R] -> [1, 3, R, R]
+                if edit is not None:
+                    face = face + F.interpolate(warp(edit, g[None]), size=(r, r), mode="bilinear", align_corners=True)
+                out.append(_to_uint8(face)[0])
+        return out
 
     def _require_source(self) -> SourceInfo:
         if self.source is None:
@@ -508,7 +586,7 @@ class X2FacePipeline:
             raise InputError(f"video_frames must be a whole number >= 1, got {video_frames!r}")
         select = self.cropper.select if face is None else face
         check_select(select)
-        crops, boxes, names, counts, first, pose = [], [], [], [], None, None
+        crops, boxes, names, counts, sharp, first, pose = [], [], [], [], [], None, None
         for i, item in enumerate(images):
             is_path = isinstance(item, (str, os.PathLike))
             if is_path and not is_still_image(item):
@@ -519,9 +597,11 @@ class X2FacePipeline:
                 else:
                     name = f"source photo {i + 1}" if len(images) > 1 else "the source photo"
                 photo = read_image(item)
-                faces = [(name, photo, self.cropper.crop_image(photo, name, select))]
-            for name, photo, found in faces:
+                found = self.cropper.crop_image(photo, name, select)
+                faces = [(name, photo, found, self._sharp_crop(photo, found.box))]
+            for name, photo, found, big in faces:
                 crops.append(found.crop)
+                sharp.append(big)
                 boxes.append(found.box)
                 names.append(name)
                 counts.append(found.faces)
@@ -530,21 +610,27 @@ class X2FacePipeline:
         sources = _to_tensor(crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
         emb = self._run(self.model.embed_with_confidence, sources)
         self.source = SourceInfo(crops, boxes, names, first, emb.face, emb.confidence, self.cropper.backend, pose,
-                                 counts, select)
+                                 counts, select, sharp)
+        self._sharp_maps = None
         self._source_vector = None
         return self.source
 
+    def _sharp_crop(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """``box`` of ``image`` at its own resolution (at least the model's size, at most ``SHARP_MAX_SIDE``)."""
+        side = max(self.image_size, min(int(round(box[2] - box[0])), SHARP_MAX_SIDE))
+        return crop_square(image, box, side, self.cropper.pad)
+
     def _video_faces(self, path: str | os.PathLike, count: int, limits: Limits | None,
-                     select: FaceSelect) -> list[tuple[str, np.ndarray | None, FaceCrop]]:
-        """Up to ``count`` (name, frame, FaceCrop) of a source video: three candidates per wanted frame are
-        decoded evenly over its first ``SOURCE_VIDEO_SECONDS`` s, and ``count`` of those with a face are taken
-        evenly (first and last included). Only the first frame is kept at full resolution (the paste-back
+                     select: FaceSelect) -> list[tuple[str, np.ndarray | None, FaceCrop, np.ndarray]]:
+        """Up to ``count`` (name, frame, FaceCrop, sharp crop) of a source video: three candidates per wanted
+        frame are decoded evenly over its first ``SOURCE_VIDEO_SECONDS`` s, and ``count`` of those with a face are
+        taken evenly (first and last included). Only the first frame is kept at full resolution (the paste-back
         target); the others carry None."""
         info = probe_video(path)
         span = min(info.duration or SOURCE_VIDEO_SECONDS, SOURCE_VIDEO_SECONDS)
         fps = min(float(info.fps), 3 * count / max(span, 1e-3))
         reader = VideoReader(path, seconds=span, fps=fps, limits=limits, info=info)
-        found: list[tuple[str, np.ndarray | None, FaceCrop]] = []
+        found: list[tuple[str, np.ndarray | None, FaceCrop, np.ndarray]] = []
         short: FaceIndexError | None = None
         for j, frame in enumerate(reader):
             name = f"{Path(path).name} at {j / float(reader.fps):.1f} s"
@@ -555,7 +641,8 @@ class X2FacePipeline:
                 continue
             except NoFaceError:
                 continue
-            found.append((name, frame if not found else None, replace(face, faces=0)))
+            sharp = self._sharp_crop(frame, face.box)
+            found.append((name, frame if not found else None, replace(face, faces=0), sharp))
         if not found and short is not None:
             raise short
         if not found:
@@ -665,13 +752,15 @@ class X2FacePipeline:
         return src.photo.copy() if paste else src.crops[0].copy()
 
     def drive_vectors(self, vectors: torch.Tensor | np.ndarray, *, paste_back: bool = False,
-                      batch_size: int = 16) -> Iterator[np.ndarray]:
+                      batch_size: int = 16, sharp: bool | None = None) -> Iterator[np.ndarray]:
         """Render the source at given driving vectors (pose and audio controls end here).
 
         Args:
             vectors: float [N, vector_dim] (tensor or array); [vector_dim] is taken as N = 1.
             paste_back: output the source photo with the face pasted in, instead of the crop.
             batch_size: vectors per model call.
+            sharp: with ``paste_back``, the face at the photo's resolution (``drive_frames``); None: the
+                pipeline's ``sharp``.
 
         Yields:
             uint8 RGB frames, [S, S, 3] or (paste_back) [H, W, 3], one per vector.
@@ -683,13 +772,22 @@ class X2FacePipeline:
         dim = self.model.config.vector_dim
         if v.dim() != 2 or v.shape[1] != dim or not v.is_floating_point():
             raise InputError(f"vectors must be float [N, {dim}], got {v.dtype} {list(v.shape)}")
+        sharp = bool((self.sharp if sharp is None else sharp) and paste_back)
         for i in range(0, v.shape[0], max(1, int(batch_size))):
-            for g in self._render(v[i:i + batch_size]):
+            chunk = v[i:i + batch_size]
+            if sharp and self._shared is not None:
+                faces = self._render_sharp(self._run_fast("vector_grids", chunk.to(self.device, torch.float32)))
+            elif sharp:
+                grids = self._run(self.model.driving_grid, chunk.to(device=self.device, dtype=self.dtype))
+                faces = self._render_sharp(grids)  # [N, S, S, 2] -> uint8 [R, R, 3] each
+            else:
+                faces = self._render(chunk)
+            for g in faces:
                 yield self._compose(g, paste_back)
 
     def drive_frames(self, frames: Iterable[np.ndarray], *, paste_back: bool = False, batch_size: int = 16,
                      on_missing: str = "hold", overlap: bool = False, relative: bool = False,
-                     motion_scale: float = 1.0) -> Iterator[DrivenFrame]:
+                     motion_scale: float = 1.0, sharp: bool | None = None) -> Iterator[DrivenFrame]:
         """Animate the source with a driving video.
 
         Args:
@@ -710,6 +808,11 @@ class X2FacePipeline:
                 taking the driving face's pose (and, through the driving vector, some of its shape).
             motion_scale: with ``relative``, how much of the driving face's motion the source makes (0 none,
                 1 as much, 2 twice as much; at most ``MAX_MOTION_SCALE``).
+            sharp: with ``paste_back``, render the face at the photo's own resolution (up to ``SHARP_MAX_SIDE``)
+                by sampling the full-resolution source through the model's two warps, composed, instead of
+                enlarging the model-size output: the photo's detail stays (``DrivenFrame.generated`` is still
+                the model-size output). An edit of the embedded face is added at the model's resolution.
+                None: the pipeline's ``sharp``.
 
         Yields:
             ``DrivenFrame`` per driving frame, in order. The tracking report is ``self.last_report``
@@ -724,7 +827,8 @@ class X2FacePipeline:
         track = self.cropper.track(frames)
         self.last_report = track.report
         bs = max(1, int(batch_size))
-        drive = functools.partial(self._drive_batch, motion=motion)
+        sharp = bool((self.sharp if sharp is None else sharp) and paste_back)
+        drive = functools.partial(self._drive_batch, motion=motion, sharp=sharp)
         if overlap:
             stages = _Stages(track, frames, bs, drive)
             batches, close = iter(stages), stages.close
@@ -735,8 +839,8 @@ class X2FacePipeline:
             for batch, generated in batches:
                 for fc, g in zip(batch, generated):
                     if fc.found:
-                        last = self._compose(g, paste_back)
-                        yield DrivenFrame(last, fc.index, True, fc.crop, g)
+                        last = self._compose(g[1], paste_back)
+                        yield DrivenFrame(last, fc.index, True, fc.crop, g[0])
                     elif on_missing == "skip":
                         continue
                     else:
@@ -745,25 +849,28 @@ class X2FacePipeline:
         finally:
             close()
 
-    def live(self, *, paste_back: bool = False, relative: bool = False, motion_scale: float = 1.0) -> "LiveSession":
+    def live(self, *, paste_back: bool = False, relative: bool = False, motion_scale: float = 1.0,
+             sharp: bool | None = None) -> "LiveSession":
         """A session that drives the source with frames arriving one at a time (a webcam): ``step(frame)``
-        answers each frame at once (``relative``, ``motion_scale``: as ``drive_frames``'s, from the first frame
-        with a face on). See ``LiveSession``."""
-        return LiveSession(self, paste_back=paste_back, relative=relative, motion_scale=motion_scale)
+        answers each frame at once (``relative``, ``motion_scale``, ``sharp``: as ``drive_frames``'s, from the
+        first frame with a face on). See ``LiveSession``."""
+        return LiveSession(self, paste_back=paste_back, relative=relative, motion_scale=motion_scale,
+                           sharp=self.sharp if sharp is None else sharp)
 
     def relative_motion(self, scale: float = 1.0) -> "RelativeMotion":
         """A fresh ``RelativeMotion`` for this source (its reference is the next driving face it sees)."""
         return RelativeMotion(self.source_vector().float(), scale=scale)
 
-    def _drive_batch(self, batch: list[FaceCrop], motion: "RelativeMotion | None" = None) -> list[np.ndarray | None]:
-        """Generated uint8 [S, S, 3] crops for a batch of tracked frames (None where no face was found)."""
+    def _drive_batch(self, batch: list[FaceCrop], motion: "RelativeMotion | None" = None,
+                     sharp: bool = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """``_generate``'s (generated, to paste) pairs for a batch of tracked frames (None where no face was found)."""
         found = [fc.crop for fc in batch if fc.found]
-        generated = iter(self._drive_crops(found, motion) if found else [])
+        generated = iter(self._generate(found, motion, sharp) if found else [])
         return [next(generated) if fc.found else None for fc in batch]
 
     @staticmethod
-    def _batches(track, batch_size: int, drive: Callable[[list[FaceCrop]], list[np.ndarray | None]],
-                 ) -> Iterator[tuple[list[FaceCrop], list[np.ndarray | None]]]:
+    def _batches(track, batch_size: int, drive: Callable[[list[FaceCrop]], list[Any]],
+                 ) -> Iterator[tuple[list[FaceCrop], list[Any]]]:
         """(tracked frames, generated crops) per batch of ``batch_size`` frames, in this thread."""
         batch: list[FaceCrop] = []
         for fc in track:
@@ -835,7 +942,7 @@ class LiveSession:
     """
 
     def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False, relative: bool = False,
-                 motion_scale: float = 1.0) -> None:
+                 motion_scale: float = 1.0, sharp: bool = False) -> None:
         pipe._require_source()
         if not relative and motion_scale != 1.0:
             raise InputError("motion_scale scales relative motion: pass relative=True with it")
@@ -843,6 +950,7 @@ class LiveSession:
         self.paste_back = paste_back
         self.relative = relative
         self.motion_scale = float(motion_scale)
+        self.sharp = bool(sharp)
         self._motion = pipe.relative_motion(motion_scale) if relative else None  # reference: the first face
         self.cropper = copy.copy(pipe.cropper)  # the pipeline's detector, crop and smoothing settings ...
         self.cropper.detect_every = self.cropper.max_gap = 1  # ... with a detection in every frame
@@ -878,12 +986,12 @@ class LiveSession:
                 self._track = self.cropper.track(self._inbox)
                 fc = next(self._track)
             if fc.found:
-                generated = self.pipe._drive_crops([fc.crop], self._motion)[0]
-                self._last = self.pipe._compose(generated, self.paste_back)
+                generated, pasted = self.pipe._generate([fc.crop], self._motion, self.sharp and self.paste_back)[0]
+                self._last = self.pipe._compose(pasted, self.paste_back)
                 return DrivenFrame(self._last, fc.index, True, fc.crop, generated)
             image = self._last if self._last is not None else self.pipe._source_frame(self.paste_back)
             return DrivenFrame(image, fc.index, False, fc.crop, None)
 
 
-__all__ = ["DrivenFrame", "LiveSession", "MAX_MOTION_SCALE", "ON_MISSING", "RelativeMotion", "SourceInfo",
-           "X2FacePipeline", "fast_unsupported", "resolve_precision", "side_by_side"]
+__all__ = ["DrivenFrame", "LiveSession", "MAX_MOTION_SCALE", "ON_MISSING", "RelativeMotion", "SHARP_MAX_SIDE",
+           "SourceInfo", "X2FacePipeline", "fast_unsupported", "resolve_precision", "side_by_side"]
