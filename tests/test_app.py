@@ -299,7 +299,7 @@ def test_frame_driven_with_several_photos_and_sound(client, real_dir):
                                                        1.0, api_name="/animate_frames")
     assert still is None and "face found in 25/25 frames" in summary
     out, cmp = probe(video), probe(comparison)
-    assert (out.width, out.height) == (64, 64) and out.has_audio and abs(out.duration - 1.0) < 0.15
+    assert out.width == out.height > 64 and out.has_audio and abs(out.duration - 1.0) < 0.15  # sharp: the face's size
     assert cmp.width > 3 * cmp.height - 20 and cmp.height == helpers.COMPARE_HEIGHT and cmp.has_audio
 
 
@@ -331,7 +331,7 @@ def test_animated_gif_in_the_photo_slot_drives_a_video(client, real_dir, tmp_pat
                                                        api_name="/animate_frames")
     assert still is None and "face found in 10/10 frames of" in summary, summary
     info = probe(video)
-    assert (info.width, info.height) == (64, 64) and abs(info.duration - 1.0) < 0.15
+    assert info.width == info.height > 64 and abs(info.duration - 1.0) < 0.15
     assert probe(comparison).height == helpers.COMPARE_HEIGHT
 
 
@@ -345,7 +345,7 @@ def test_a_clip_of_the_person_as_source(client, real_dir):
     assert all(c.startswith("jixinya_EAMM__test_video_disgusted.mp4 at ") for c in captions), captions
     video, _, still, summary = client.predict([handle_file(str(real_dir / CLIP_WITH_SOUND))], real(real_dir, CLIP_MPG),
                                               None, False, False, 1.0, api_name="/animate_frames")
-    assert still is None and probe(video).width == 64 and "face found" in summary
+    assert still is None and probe(video).width > 64 and "face found" in summary
 
 
 @pytest.mark.slow
@@ -370,7 +370,7 @@ def test_pose_tab_moves_the_preview(client, real_dir):
 
     a = np.asarray(Image.open(client.predict(real(real_dir, PHOTO), yaw, pitch, roll, api_name="/pose_preview")))
     b = np.asarray(Image.open(client.predict(real(real_dir, PHOTO), 40.0, pitch, roll, api_name="/pose_preview")))
-    assert a.shape == b.shape == (64, 64, 3)
+    assert a.shape == b.shape and a.shape[0] == a.shape[1] > 64  # sharp: the face at its size in the photo
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 1.0  # another yaw is another picture
     video, summary = client.predict(real(real_dir, PHOTO), POSE_SWEEP, 0, 0, 0, 1.0, False, api_name="/animate_pose")
     info = probe(video)
@@ -608,10 +608,10 @@ def test_every_tab_runs_on_the_bundled_weights_and_examples(server, monkeypatch,
     photos = [ex("photo_a.jpg"), ex("photo_b.jpg")]
     video, comparison, _, summary = own.predict(photos, ex("driving.mp4"), None, False, True, 1.0,
                                                 api_name="/animate_frames")
-    assert (probe(video).width, probe(video).height) == (128, 128) and "face found in 25/25" in summary
+    assert probe(video).width == probe(video).height > 128 and "face found in 25/25" in summary
     _, yaw, pitch, roll, _ = own.predict(ex("photo_a.jpg"), api_name="/pose_source")
     preview = np.asarray(Image.open(own.predict(ex("photo_a.jpg"), 30.0, pitch, roll, api_name="/pose_preview")))
-    assert preview.shape == (128, 128, 3)
+    assert preview.shape[0] == preview.shape[1] > 128
     video, _ = own.predict(ex("photo_a.jpg"), POSE_SWEEP, 0, 0, 0, 1.0, False, api_name="/animate_pose")
     assert probe(video).num_frames_estimate == 25
     video, _ = own.predict(ex("photo_a.jpg"), ex("speech.wav"), 1.0, False, api_name="/animate_audio")
@@ -619,7 +619,7 @@ def test_every_tab_runs_on_the_bundled_weights_and_examples(server, monkeypatch,
     own.predict([ex("photo_a.jpg")], api_name="/embed_face")
     faces, video, _, _ = own.predict([ex("photo_a.jpg")], None, ex("sticker.png"), 0.5, 0.4, 0.4, ex("driving.mp4"),
                                      1.0, api_name="/edit_video")
-    assert probe(video).width == 128 and Image.open(faces).size[0] > 128
+    assert probe(video).width > 128 and Image.open(faces).size[0] > 128
 
 
 @pytest.mark.slow

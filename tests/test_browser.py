@@ -96,7 +96,7 @@ def test_frame_driven_tab_runs_and_the_video_plays(page, real_dir):
                 width: v.videoWidth, height: v.videoHeight};
     }""")
     assert played["error"] is None and played["t1"] > played["t0"], played
-    assert abs(played["duration"] - app_server.MAX_SECONDS) < 0.2 and played["width"] == 64, played
+    assert abs(played["duration"] - app_server.MAX_SECONDS) < 0.2 and played["width"] > 64, played  # sharp
     page.wait_for_selector("#frames-comparison video")
     page.wait_for_selector("text=face found in")
     page.locator("#frames-result-gif button", has_text="Make a GIF").click()  # the GIF appears to download
@@ -160,7 +160,7 @@ def test_audio_tab_runs_its_example(page):
     page.locator("#audio-examples tbody tr").first.click()
     page.get_by_role("button", name="Speak", exact=True).click()
     video = wait_playable(page, "#audio-result video")
-    assert video["error"] is None and video["width"] == 64 and abs(video["duration"] - app_server.MAX_SECONDS) < 0.2
+    assert video["error"] is None and video["width"] > 64 and abs(video["duration"] - app_server.MAX_SECONDS) < 0.2
     shot(page, "3-audio-driven")
 
 
@@ -170,7 +170,7 @@ def test_edit_tab_runs_its_example(page):
     page.wait_for_selector("text=Paint on the embedded face")  # the embedded face is on the canvas
     page.get_by_role("button", name="Render the edited face", exact=True).click()
     video = wait_playable(page, "#edit-result video")
-    assert video["error"] is None and video["width"] == 64
+    assert video["error"] is None and video["width"] > 64
     page.wait_for_selector("text=edit (an overlay) driven by driving.mp4")
     shot(page, "4-video-editing")
     assert not page.outside_requests, page.outside_requests  # the page works offline

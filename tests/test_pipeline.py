@@ -531,7 +531,9 @@ def test_sharp_paste_back_renders_the_face_at_the_photos_resolution(moving_model
         detail = [cv2.Laplacian(cv2.cvtColor(np.ascontiguousarray(im[y0:y1, x0:x1]), cv2.COLOR_RGB2GRAY),
                                 cv2.CV_64F).var() for im in (p.image, q.image)]
         assert detail[1] > 1.5 * detail[0], detail  # the photo's detail, not an enlarged 64-px face
-    # an edit of the embedded face shows in the sharp face too
+    # an edit of the embedded face shows in the sharp face too (made before the first sharp rendering, as the
+    # command line does)
+    pipe.set_source(real_dir / OBAMA)
     face = pipe.embedded_face().copy()
     face[20:44, 20:44] = (0, 255, 0)
     pipe.set_embedded_face(face)

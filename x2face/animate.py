@@ -31,7 +31,7 @@ from .errors import InputError, MediaError, NoFaceError
 from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter,
                     check_output_path, is_still_image, read_image, write_image)
 from .faces import parse_face_select
-from .pipeline import MAX_MOTION_SCALE, X2FacePipeline, side_by_side
+from .pipeline import MAX_MOTION_SCALE, SHARP_MAX_SIDE, X2FacePipeline, side_by_side
 
 
 @dataclass
@@ -255,8 +255,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--paste-back", action="store_true",
                    help="put the animated face back into the full-resolution source photo")
     p.add_argument("--sharp", action=argparse.BooleanOptionalAction, default=True,
-                   help="with --paste-back, render the face at the photo's own resolution from the full-resolution "
-                        "photo (default); --no-sharp enlarges the model's output instead")
+                   help="render the face from the full-resolution photo at its size there (default; up to "
+                        f"{SHARP_MAX_SIDE} px; pasted back, with the photo's detail); --no-sharp: the model's output, "
+                        "at the model's size (enlarged when pasted back)")
     p.add_argument("--side-by-side", action="store_true", help="output source | driving | result crops side by side")
     p.add_argument("--keep-audio", action=argparse.BooleanOptionalAction, default=True,
                    help="copy the driving clip's audio track into the output (default: yes)")

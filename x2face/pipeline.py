@@ -393,6 +393,7 @@ class X2FacePipeline:
         self.source: SourceInfo | None = None
         self._source_vector: torch.Tensor | None = None
         self._sharp_maps: _SharpMaps | None = None
+        self._unedited: torch.Tensor | None = None  # the embedded face as set_source made it
         self.sharp = bool(sharp)  # the default of every paste-back render (drive_frames, drive_vectors, live)
         self.last_report = None  # faces.TrackReport of the last drive_frames call
         self._shared: _SharedDriver | None = None
@@ -520,7 +521,7 @@ class X2FacePipeline:
             crops = [_to_tensor([c], self.device, torch.float32) for c in src.sharp]  # [1, 3, R_k, R_k] each
             crops = [c if c.shape[-1] == r else F.interpolate(c, size=(r, r), mode="bilinear", antialias=True)
                      for c in crops]
-            self._sharp_maps = _SharpMaps(fields, torch.cat(crops), src.embedded)
+            self._sharp_maps = _SharpMaps(fields, torch.cat(crops), self._unedited)
         return self._sharp_maps
 
     def _render_sharp(self, grids: torch.Tensor) -> list[np.ndarray]:
@@ -612,6 +613,7 @@ class X2FacePipeline:
         self.source = SourceInfo(crops, boxes, names, first, emb.face, emb.confidence, self.cropper.backend, pose,
                                  counts, select, sharp)
         self._sharp_maps = None
+        self._unedited = emb.face  # sharp rendering adds what an edit changes from this
         self._source_vector = None
         return self.source
 
@@ -704,6 +706,7 @@ class X2FacePipeline:
         sources = _to_tensor(src.crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
         emb = self._run(self.model.embed_with_confidence, sources)
         src.embedded, src.confidence = emb.face, emb.confidence
+        self._unedited = emb.face
 
     def edit_embedded_face(self, **edit) -> np.ndarray:
         """Draw on the embedded face (``x2face.control.edit.apply_edit``: ``overlay=`` RGBA at ``position=``,
@@ -747,9 +750,9 @@ class X2FacePipeline:
         src = self._require_source()
         return paste_back(src.photo, generated, src.boxes[0])
 
-    def _source_frame(self, paste: bool) -> np.ndarray:
+    def _source_frame(self, paste: bool, sharp: bool = False) -> np.ndarray:
         src = self._require_source()
-        return src.photo.copy() if paste else src.crops[0].copy()
+        return src.photo.copy() if paste else (src.sharp[0] if sharp else src.crops[0]).copy()
 
     def drive_vectors(self, vectors: torch.Tensor | np.ndarray, *, paste_back: bool = False,
                       batch_size: int = 16, sharp: bool | None = None) -> Iterator[np.ndarray]:
@@ -759,11 +762,10 @@ class X2FacePipeline:
             vectors: float [N, vector_dim] (tensor or array); [vector_dim] is taken as N = 1.
             paste_back: output the source photo with the face pasted in, instead of the crop.
             batch_size: vectors per model call.
-            sharp: with ``paste_back``, the face at the photo's resolution (``drive_frames``); None: the
-                pipeline's ``sharp``.
+            sharp: the face at the photo's resolution (``drive_frames``); None: the pipeline's ``sharp``.
 
         Yields:
-            uint8 RGB frames, [S, S, 3] or (paste_back) [H, W, 3], one per vector.
+            uint8 RGB frames, [S, S, 3] ([R, R, 3] with ``sharp``) or (paste_back) [H, W, 3], one per vector.
         """
         self._require_source()
         v = torch.as_tensor(vectors)
@@ -772,7 +774,7 @@ class X2FacePipeline:
         dim = self.model.config.vector_dim
         if v.dim() != 2 or v.shape[1] != dim or not v.is_floating_point():
             raise InputError(f"vectors must be float [N, {dim}], got {v.dtype} {list(v.shape)}")
-        sharp = bool((self.sharp if sharp is None else sharp) and paste_back)
+        sharp = bool(self.sharp if sharp is None else sharp)
         for i in range(0, v.shape[0], max(1, int(batch_size))):
             chunk = v[i:i + batch_size]
             if sharp and self._shared is not None:
@@ -808,11 +810,12 @@ class X2FacePipeline:
                 taking the driving face's pose (and, through the driving vector, some of its shape).
             motion_scale: with ``relative``, how much of the driving face's motion the source makes (0 none,
                 1 as much, 2 twice as much; at most ``MAX_MOTION_SCALE``).
-            sharp: with ``paste_back``, render the face at the photo's own resolution (up to ``SHARP_MAX_SIDE``)
-                by sampling the full-resolution source through the model's two warps, composed, instead of
-                enlarging the model-size output: the photo's detail stays (``DrivenFrame.generated`` is still
-                the model-size output). An edit of the embedded face is added at the model's resolution.
-                None: the pipeline's ``sharp``.
+            sharp: render the face at its size in the source photo, R = ``SourceInfo.sharp[0]``'s side (at
+                least the model's size, at most ``SHARP_MAX_SIDE``), by sampling the full-resolution source
+                through the model's two warps, composed, instead of the model-size output (enlarged when
+                pasted back): the photo's detail stays. ``image`` is then [R, R, 3] (or the photo);
+                ``generated`` is still the model-size output. An edit of the embedded face is added at the
+                model's resolution. None: the pipeline's ``sharp``.
 
         Yields:
             ``DrivenFrame`` per driving frame, in order. The tracking report is ``self.last_report``
@@ -827,7 +830,7 @@ class X2FacePipeline:
         track = self.cropper.track(frames)
         self.last_report = track.report
         bs = max(1, int(batch_size))
-        sharp = bool((self.sharp if sharp is None else sharp) and paste_back)
+        sharp = bool(self.sharp if sharp is None else sharp)
         drive = functools.partial(self._drive_batch, motion=motion, sharp=sharp)
         if overlap:
             stages = _Stages(track, frames, bs, drive)
@@ -844,7 +847,8 @@ class X2FacePipeline:
                     elif on_missing == "skip":
                         continue
                     else:
-                        image = last if (on_missing == "hold" and last is not None) else self._source_frame(paste_back)
+                        held = on_missing == "hold" and last is not None
+                        image = last if held else self._source_frame(paste_back, sharp)
                         yield DrivenFrame(image, fc.index, False, fc.crop, None)
         finally:
             close()
@@ -986,10 +990,10 @@ class LiveSession:
                 self._track = self.cropper.track(self._inbox)
                 fc = next(self._track)
             if fc.found:
-                generated, pasted = self.pipe._generate([fc.crop], self._motion, self.sharp and self.paste_back)[0]
+                generated, pasted = self.pipe._generate([fc.crop], self._motion, self.sharp)[0]
                 self._last = self.pipe._compose(pasted, self.paste_back)
                 return DrivenFrame(self._last, fc.index, True, fc.crop, generated)
-            image = self._last if self._last is not None else self.pipe._source_frame(self.paste_back)
+            image = self._last if self._last is not None else self.pipe._source_frame(self.paste_back, self.sharp)
             return DrivenFrame(image, fc.index, False, fc.crop, None)
 
 
