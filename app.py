@@ -17,7 +17,7 @@ Tabs (each run is an API endpoint: ``gradio_client.Client(url).predict(..., api_
 Every tab with a photo has a Face menu for a photo of several people (its endpoints' last parameter:
 "largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest). The frame-driven, live and editing
 tabs also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``) and its Motion strength
-slider (``motion_scale``), the two parameters after it.
+slider (``motion_scale``), the two parameters after it; ``/animate_frames`` then takes the Driving face menu.
 
 The handlers only read the widgets and call ``x2face.app_helpers`` (settings, weights and source
 caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is built at import;
@@ -117,7 +117,7 @@ def crop_sources(photos, face, spec):
 
 
 @user_errors
-def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, relative, strength, spec,
+def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, relative, strength, driving_face, spec,
                    progress=gr.Progress(track_tqdm=True)):
     driving = video or image
     if not driving:
@@ -125,8 +125,8 @@ def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, 
     with SOURCES.get(spec, photos, face) as pipe:
         r = helpers.animate_frames(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                    paste_back=bool(paste_back), keep_audio=bool(keep_audio), relative=bool(relative),
-                                   motion_scale=_strength(relative, strength), limits=SETTINGS.limits(),
-                                   batch_size=SETTINGS.batch_size)
+                                   motion_scale=_strength(relative, strength), driving_face=driving_face,
+                                   limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size)
         return r.video, r.comparison, r.still, r.summary + helpers.group_note(pipe)
 
 
@@ -257,9 +257,8 @@ def _photo(label="Photo of a face", elem_id=None):
                     height=280, elem_id=elem_id)
 
 
-def _face_choice(elem_id=None):
-    return gr.Dropdown(FACE_CHOICES, value="largest", label="Face (in a photo of several people)", min_width=160,
-                       elem_id=elem_id)
+def _face_choice(elem_id=None, label="Face (in a photo of several people)"):
+    return gr.Dropdown(FACE_CHOICES, value="largest", label=label, min_width=160, elem_id=elem_id)
 
 
 def _relative_motion(tab):
@@ -309,6 +308,7 @@ def build_demo() -> gr.Blocks:
                         f_video = _video("Driving video or webcam clip", "frames-driving")
                         f_image = gr.Image(label="... or a driving photo or animated GIF", type="filepath",
                                            image_mode=None, sources=["upload", "clipboard"], height=160)
+                        f_dface = _face_choice("frames-driving-face", "Driving face (in a clip of several people)")
                 with gr.Row():
                     f_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                     f_audio = gr.Checkbox(label="Keep the driving clip's sound", value=True)
@@ -326,7 +326,7 @@ def build_demo() -> gr.Blocks:
                 gr.on([f_photos.change, f_face.input], crop_sources, [f_photos, f_face, weights], [f_crops, f_crop_md],
                       api_name="crop_sources", **LIGHT)
                 f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, f_face, f_rel,
-                                             f_strength, weights],
+                                             f_strength, f_dface, weights],
                             [f_out, f_cmp, f_still, f_md], api_name="animate_frames", **JOBS)
 
             # ---------------------------------------------------------------- live webcam

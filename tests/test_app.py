@@ -465,6 +465,13 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     assert "the rightmost of 2 faces" in note
     with pytest.raises(AppError, match="group.png has 2 faces: there is no 4th from the left"):
         client.predict(group, 0, 0, 0, "3", api_name="/pose_preview")
+    # the driving face: a group photo drives with the face chosen (the 4th does not exist)
+    *_, summary = client.predict([real(real_dir, PHOTO)], None, group, False, True, 0.5, "largest", False, 1.0, "0",
+                                 api_name="/animate_frames")
+    assert "face found" in summary
+    with pytest.raises(AppError, match="has 2 faces: there is no 4th from the left"):
+        client.predict([real(real_dir, PHOTO)], None, group, False, True, 0.5, "largest", False, 1.0, "3",
+                       api_name="/animate_frames")
     with pytest.raises(AppError):  # not one of the choices
         client.predict([group], "largest please", api_name="/crop_sources")
     # the live tab, as the stream calls it

@@ -117,6 +117,14 @@ def test_set_source_picks_a_face_of_a_group_photo(pipe, real_dir, grid_frames, t
         pipe.set_source(group, face=2)
     with pytest.raises(InputError, match="select must be"):
         pipe.set_source(group, face="left")
+    # the driving face of a clip of several people, picked per call
+    pipe.set_source(real_dir / ANNE)
+    crops = {sel: FaceCropper(64, backend="opencv", select=sel).crop_image(group).crop for sel in ("largest", 0)}
+    for sel in ("largest", 0):
+        driven = list(pipe.drive_frames([group] * 3, driving_face=None if sel == "largest" else sel))
+        assert all(np.array_equal(d.driving_crop, crops[sel]) for d in driven)
+    with pytest.raises(NoFaceError, match="the video has 2 faces: there is no 3rd from the left"):
+        next(pipe.drive_frames([group], driving_face=2))
     late = _clip_with_a_blank_start(real_dir, tmp_path)  # a source clip: its frames show one face
     with pytest.raises(NoFaceError, match=r"late\.mp4 at .* has 1 face: there is no 2nd from the left"):
         pipe.set_source(late, face=1)

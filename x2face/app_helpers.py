@@ -596,7 +596,7 @@ def _rate(frames: int, elapsed: float) -> str:
 
 def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, paste_back: bool = False,
                    keep_audio: bool = True, limits=None, batch_size: int = 16, relative: bool = False,
-                   motion_scale: float = 1.0) -> JobResult:
+                   motion_scale: float = 1.0, driving_face: str = "largest") -> JobResult:
     """Animate ``pipe``'s source with a driving clip or photo (the frame-driven tab).
 
     Args:
@@ -610,6 +610,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         relative: relative motion (``pipeline.RelativeMotion``): the source keeps its pose and head shape and
             moves as the clip's face moves from its first frame with a face.
         motion_scale: with ``relative``, how much of that motion the source makes (1 = as much).
+        driving_face: which face drives when the clip or photo shows several people (a ``FACE_CHOICES`` value).
 
     Returns:
         ``JobResult`` with ``video`` + ``comparison`` (a clip) or ``still`` (a driving photo).
@@ -618,17 +619,19 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         NoFaceError: no face in the driving photo or in any frame of the clip; MediaError: an
         unreadable or over-limit clip; InputError: relative motion asked of a driving photo.
     """
+    from .faces import parse_face_select
     from .media import VideoReader, VideoWriter, is_still_image, read_image, write_image
     from .pipeline import side_by_side
 
     t0 = time.perf_counter()
+    select = parse_face_select(driving_face or "largest", "the driving face")
     src = pipe.source
     name = Path(driving).name
     if is_still_image(driving):
         if relative:
             raise InputError("relative motion follows a driving video's face as it moves: use a clip, or untick it")
         image = read_image(driving, limits=limits)
-        d = next(pipe.drive_frames([image], paste_back=paste_back, on_missing="source"))
+        d = next(pipe.drive_frames([image], paste_back=paste_back, on_missing="source", driving_face=select))
         if not d.found:
             raise NoFaceError(f"no human face found in the driving photo {name}")
         still = write_image(out_dir / "side_by_side.png",
@@ -642,7 +645,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     video, comparison = out_dir / "result.mp4", out_dir / "side_by_side.mp4"
     with VideoWriter(video, reader.fps, audio=audio) as out, VideoWriter(comparison, reader.fps, audio=audio) as cmp:
         driven = pipe.drive_frames(reader, paste_back=paste_back, batch_size=batch_size, relative=relative,
-                                   motion_scale=motion_scale)
+                                   motion_scale=motion_scale, driving_face=select)
         for d in _progress(driven, reader.num_frames_estimate, "animating"):
             out.write(fit_frame(d.image))
             result = d.generated if d.generated is not None else (d.image if not paste_back else src.crops[0])

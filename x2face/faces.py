@@ -733,10 +733,11 @@ class FaceCropper:
         return FaceCrop(crop, box, True, self.backend, 0, tuple(map(float, det.box)), det.score, det.pose, len(dets))
 
     # -------------------------------------------------------------- videos
-    def track(self, frames: Iterable[np.ndarray]) -> "FaceTrack":
+    def track(self, frames: Iterable[np.ndarray], select: FaceSelect | None = None) -> "FaceTrack":
         """Track one face through video frames (uint8 [H, W, 3] RGB each); iterate the result for one
-        ``FaceCrop`` per frame, in order (``found`` False where the face was lost), then read its ``report``."""
-        return FaceTrack(self, frames)
+        ``FaceCrop`` per frame, in order (``found`` False where the face was lost), then read its ``report``.
+        ``select`` picks the face where faces are first seen (None: the cropper's ``select``)."""
+        return FaceTrack(self, frames, select)
 
 
 class FaceTrack(Iterator[FaceCrop]):
@@ -749,8 +750,11 @@ class FaceTrack(Iterator[FaceCrop]):
     ``detect_every`` frames in memory).
     """
 
-    def __init__(self, cropper: FaceCropper, frames: Iterable[np.ndarray]) -> None:
+    def __init__(self, cropper: FaceCropper, frames: Iterable[np.ndarray], select: FaceSelect | None = None) -> None:
+        if select is not None:
+            check_select(select)
         self.cropper = cropper
+        self.select = cropper.select if select is None else select
         self.report = TrackReport(backend=cropper.backend)
         self._gen = self._run(iter(frames))
 
@@ -777,7 +781,7 @@ class FaceTrack(Iterator[FaceCrop]):
         if not dets:
             return None
         if state is None:
-            return c._choose(dets, "the video")
+            return c._choose(dets, "the video", self.select)
         # lost before: prefer the face nearest to where it was, among faces of similar size
         return min(dets, key=lambda d: float(np.linalg.norm(d.center - state[:2])) / state[2]
                    + abs(math.log(d.side / state[2])))

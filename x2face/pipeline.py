@@ -394,7 +394,7 @@ class X2FacePipeline:
         self._source_vector: torch.Tensor | None = None
         self._sharp_maps: _SharpMaps | None = None
         self._unedited: torch.Tensor | None = None  # the embedded face as set_source made it
-        self.sharp = bool(sharp)  # the default of every paste-back render (drive_frames, drive_vectors, live)
+        self.sharp = bool(sharp)  # the default of every render (drive_frames, drive_vectors, live)
         self.last_report = None  # faces.TrackReport of the last drive_frames call
         self._shared: _SharedDriver | None = None
         self.fast_note = "fast=False: the eager model" if fast is False else ""
@@ -493,8 +493,8 @@ class X2FacePipeline:
 
     def _generate(self, crops: Sequence[np.ndarray], motion: "RelativeMotion | None" = None,
                   sharp: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Driving crops -> per crop (generated uint8 [S, S, 3], what paste-back puts in the photo: the same, or
-        with ``sharp`` the face sampled from the sharp source crops, uint8 [R, R, 3])."""
+        """Driving crops -> per crop (generated uint8 [S, S, 3], what is output or pasted back: the same, or with
+        ``sharp`` the face sampled from the sharp source crops, uint8 [R, R, 3])."""
         if not sharp:
             return [(g, g) for g in self._drive_crops(crops, motion)]
         if self._shared is not None:
@@ -789,7 +789,8 @@ class X2FacePipeline:
 
     def drive_frames(self, frames: Iterable[np.ndarray], *, paste_back: bool = False, batch_size: int = 16,
                      on_missing: str = "hold", overlap: bool = False, relative: bool = False,
-                     motion_scale: float = 1.0, sharp: bool | None = None) -> Iterator[DrivenFrame]:
+                     motion_scale: float = 1.0, sharp: bool | None = None,
+                     driving_face: FaceSelect | None = None) -> Iterator[DrivenFrame]:
         """Animate the source with a driving video.
 
         Args:
@@ -816,6 +817,9 @@ class X2FacePipeline:
                 pasted back): the photo's detail stays. ``image`` is then [R, R, 3] (or the photo);
                 ``generated`` is still the model-size output. An edit of the embedded face is added at the
                 model's resolution. None: the pipeline's ``sharp``.
+            driving_face: which face drives when the frames show several people ("largest", an index from the
+                left, an (x, y) point), picked where faces are first seen and then followed; None: the
+                cropper's ``select``.
 
         Yields:
             ``DrivenFrame`` per driving frame, in order. The tracking report is ``self.last_report``
@@ -827,7 +831,7 @@ class X2FacePipeline:
         motion = self.relative_motion(motion_scale) if relative else None
         if motion is None and motion_scale != 1.0:
             raise InputError("motion_scale scales relative motion: pass relative=True with it")
-        track = self.cropper.track(frames)
+        track = self.cropper.track(frames, driving_face)
         self.last_report = track.report
         bs = max(1, int(batch_size))
         sharp = bool(self.sharp if sharp is None else sharp)
