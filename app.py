@@ -148,7 +148,7 @@ def pose_source(photo, face, spec):
             return (pipe.source.crops[0], 0, 0, 0, "These weights have no pose head, so the sliders cannot move "
                     "the face: fit one with `python -m x2face fit-pose` or choose other weights.")
         yaw, pitch, roll = _pose_values(source_pose(pipe))
-        return pipe.drive_pose(yaw, pitch, roll), yaw, pitch, roll, \
+        return helpers.preview(pipe.drive_pose(yaw, pitch, roll)), yaw, pitch, roll, \
             f"The head in the photo reads as yaw {yaw:g}, pitch {pitch:g}, roll {roll:g} degrees" + \
             (helpers.group_note(pipe) or ".")
 
@@ -158,7 +158,7 @@ def pose_preview(photo, yaw, pitch, roll, face, spec):
     if not photo:
         raise gr.Error("upload a photo first")
     with SOURCES.get(spec, [photo], face) as pipe:
-        return pipe.drive_pose(float(yaw), float(pitch), float(roll))
+        return helpers.preview(pipe.drive_pose(float(yaw), float(pitch), float(roll)))
 
 
 @user_errors

@@ -363,7 +363,7 @@ def test_frame_driven_by_a_photo(client, real_dir):
 
 
 @pytest.mark.slow
-def test_pose_tab_moves_the_preview(client, real_dir):
+def test_pose_tab_moves_the_preview(client, real_dir, tmp_path):
     preview, yaw, pitch, roll, note = client.predict(real(real_dir, PHOTO), api_name="/pose_source")
     assert all(isinstance(a, float) for a in (yaw, pitch, roll)) and "yaw" in note
     from PIL import Image
@@ -371,6 +371,12 @@ def test_pose_tab_moves_the_preview(client, real_dir):
     a = np.asarray(Image.open(client.predict(real(real_dir, PHOTO), yaw, pitch, roll, api_name="/pose_preview")))
     b = np.asarray(Image.open(client.predict(real(real_dir, PHOTO), 40.0, pitch, roll, api_name="/pose_preview")))
     assert a.shape == b.shape and a.shape[0] == a.shape[1] > 64  # sharp: the face at its size in the photo
+    from gradio_client import handle_file
+
+    Image.open(real_dir / PHOTO).resize((1024, 1024)).save(tmp_path / "big.png")  # its face box is ~1000 px
+    big = np.asarray(Image.open(client.predict(handle_file(str(tmp_path / "big.png")), 10.0, 0, 0,
+                                               api_name="/pose_preview")))
+    assert big.shape == (helpers.PREVIEW_SIDE, helpers.PREVIEW_SIDE, 3)  # each slider move sends at most this
     assert np.abs(a.astype(int) - b.astype(int)).mean() > 1.0  # another yaw is another picture
     video, summary = client.predict(real(real_dir, PHOTO), POSE_SWEEP, 0, 0, 0, 1.0, False, api_name="/animate_pose")
     info = probe(video)

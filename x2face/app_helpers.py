@@ -44,6 +44,8 @@ COMPARE_HEIGHT = 256
 EDIT_DISPLAY = 512
 #: Longest side of output video frames (paste-back into a large photo is downscaled to it).
 MAX_OUTPUT_SIDE = 1280
+#: Longest side of the pose tab's preview (sharp rendering makes it the face's size in the photo, up to 1024).
+PREVIEW_SIDE = 512
 #: The choices of the weights chooser.
 WEIGHTS_SOURCES = ("bundled demo weights", "Hugging Face Hub repo", "local folder")
 
@@ -542,6 +544,11 @@ def check_duration(path: str | os.PathLike, limit: float):
 LIVE_HEIGHT = 256
 
 
+def preview(frame: np.ndarray) -> np.ndarray:
+    """A live preview (the pose sliders') at most ``PREVIEW_SIDE`` a side: every slider move sends one."""
+    return fit_frame(frame, PREVIEW_SIDE)
+
+
 def fit_frame(frame: np.ndarray, max_side: int = MAX_OUTPUT_SIDE) -> np.ndarray:
     """Downscale a uint8 [H, W, 3] RGB frame so its longest side is at most ``max_side`` (else as is)."""
     h, w = frame.shape[:2]
@@ -898,8 +905,9 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
 
 
 __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FACE_CHOICES", "FPS", "JobResult", "LIVE_HEIGHT",
-           "LoadedWeights", "ModelCache", "POSE_MOTIONS", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace",
-           "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose", "app_temp", "as_paths",
+           "LoadedWeights", "ModelCache", "POSE_MOTIONS", "PREVIEW_SIDE", "SHIPPED_DEMO_NOTE", "SourceCache",
+           "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose", "app_temp", "as_paths",
            "check_duration", "chooser_default", "device_label", "display_face", "edit_video", "file_digest",
            "fit_frame", "group_note", "job_dir", "live_picture", "live_step", "missing_weights_markdown",
-           "painted_layer", "parse_file_size", "training_summary", "video_gif", "weights_spec", "write_frames"]
+           "painted_layer", "parse_file_size", "preview", "training_summary", "video_gif", "weights_spec",
+           "write_frames"]
