@@ -1,5 +1,6 @@
 """The app's Live webcam tab, timed: how long ``LiveSession.step`` takes per webcam frame, split into finding the
-face (a detection near the last box, every frame) and driving the photo, plus the tab's own side-by-side picture.
+face (a detection near the last box, every frame) and driving the photo (the networks and the sharp rendering, at
+most ``app_helpers.LIVE_SHARP_SIDE`` a side, as the tab does), plus the tab's own side-by-side picture.
 
     python benchmarks/live_latency.py [--weights demo] [--frames 100] [--size 640x480]
         [--json benchmarks/results/cpu-live-latency.json]
@@ -30,7 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
     import torch
 
-    from x2face.app_helpers import live_picture
+    from x2face.app_helpers import LIVE_SHARP_SIDE, live_picture
     from x2face.fast import configure_cpu_threads
     from x2face.media import VideoReader
     from x2face.pipeline import X2FacePipeline
@@ -46,18 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     frames = [clip[i % len(clip)] for i in range(args.frames + WARMUP)]
     pipe = X2FacePipeline.from_pretrained(args.weights, device="cpu")
     pipe.set_source([real / PHOTO])
-    live = pipe.live()
+    live = pipe.live(sharp=LIVE_SHARP_SIDE)  # as the app's tab: the sharp face, at most LIVE_SHARP_SIDE a side
 
     drive_s: list[float] = []
-    drive = pipe._drive_crops
+    drive = pipe._generate
 
-    def timed_drive(crops):  # the networks' share of a step
+    def timed_drive(*a, **k):  # the networks' and the sharp rendering's share of a step
         t = time.perf_counter()
-        out = drive(crops)
+        out = drive(*a, **k)
         drive_s.append(time.perf_counter() - t)
         return out
 
-    pipe._drive_crops = timed_drive
+    pipe._generate = timed_drive
     step_s, picture_s = [], []
     for frame in frames:
         t = time.perf_counter()
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     result = {"weights": args.weights, "image_size": pipe.image_size, "webcam": f"{w}x{h}",
               "frames": args.frames, "faces_found": f"{found} of {len(frames)}",
               "torch_threads": torch.get_num_threads(),
-              "face_detector": pipe.cropper.backend, "step": stats(step), "networks": stats(net),
+              "face_detector": pipe.cropper.backend, "sharp_side": min(LIVE_SHARP_SIDE, pipe.source.sharp[0].shape[0]),
+              "step": stats(step), "networks_and_sharp_rendering": stats(net),
               "face_tracking_and_crop": stats(step - net), "tab_picture": stats(pic),
               "frames_per_s_median": round(1e3 / float(np.median(step + pic)), 1)}
     finish(result, "live_latency.py", argv, args.json)

@@ -557,6 +557,7 @@ def test_sharp_paste_back_renders_the_face_at_the_photos_resolution(moving_model
     assert np.array_equal(out, next(pipe.drive_vectors(v, paste_back=True, sharp=True)))
     assert not np.array_equal(out, next(pipe.drive_vectors(v, paste_back=True, sharp=False)))
     assert pipe.live(paste_back=True).step(frames[0]).image.shape == src.photo.shape
+    assert pipe.live(sharp=100).step(frames[0]).image.shape == (100, 100, 3)  # a cap on the side, for speed
     two = pipe.set_source([real_dir / OBAMA, real_dir / ANNE])
     assert [c.shape[0] for c in two.sharp] == [r, 256 if two.boxes[1][2] - two.boxes[1][0] >= 256 else
                                                max(64, round(two.boxes[1][2] - two.boxes[1][0]))]

@@ -44,6 +44,8 @@ COMPARE_HEIGHT = 256
 EDIT_DISPLAY = 512
 #: Longest side of output video frames (paste-back into a large photo is downscaled to it).
 MAX_OUTPUT_SIDE = 1280
+#: The live tab's sharp face is at most this many pixels a side (a frame then costs ~2 ms more on a 2-core CPU).
+LIVE_SHARP_SIDE = 384
 #: Longest side of the pose tab's preview (sharp rendering makes it the face's size in the photo, up to 1024).
 PREVIEW_SIDE = 512
 #: The choices of the weights chooser.
@@ -762,7 +764,7 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
     with sources.get(spec, photo, face) as pipe:
         options = dict(paste_back=paste_back, relative=relative, motion_scale=motion_scale)
         if session is None or session.pipe is not pipe or any(getattr(session, k) != v for k, v in options.items()):
-            session = pipe.live(**options, sharp=False)  # live: the model-size face, enlarged (faster)
+            session = pipe.live(**options, sharp=LIVE_SHARP_SIDE)  # sharp, at most this size: fast enough
         out = session.step(frame)
         group = group_note(pipe)
     note = f"face in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")
@@ -905,7 +907,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
 
 
 __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FACE_CHOICES", "FPS", "JobResult", "LIVE_HEIGHT",
-           "LoadedWeights", "ModelCache", "POSE_MOTIONS", "PREVIEW_SIDE", "SHIPPED_DEMO_NOTE", "SourceCache",
+           "LIVE_SHARP_SIDE", "LoadedWeights", "ModelCache", "POSE_MOTIONS", "PREVIEW_SIDE", "SHIPPED_DEMO_NOTE", "SourceCache",
            "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose", "app_temp", "as_paths",
            "check_duration", "chooser_default", "device_label", "display_face", "edit_video", "file_digest",
            "fit_frame", "group_note", "job_dir", "live_picture", "live_step", "missing_weights_markdown",

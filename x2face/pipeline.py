@@ -392,7 +392,7 @@ class X2FacePipeline:
             raise InputError(f"the cropper makes {self.cropper.image_size}px crops but the model takes {self.image_size}px")
         self.source: SourceInfo | None = None
         self._source_vector: torch.Tensor | None = None
-        self._sharp_maps: _SharpMaps | None = None
+        self._sharp_maps: dict[int, _SharpMaps] = {}  # by the side of the sharp face
         self._unedited: torch.Tensor | None = None  # the embedded face as set_source made it
         self.sharp = bool(sharp)  # the default of every render (drive_frames, drive_vectors, live)
         self.last_report = None  # faces.TrackReport of the last drive_frames call
@@ -492,9 +492,9 @@ class X2FacePipeline:
         return self._render(v if motion is None else motion(v))  # [N, D] -> [N, S, S, 3]
 
     def _generate(self, crops: Sequence[np.ndarray], motion: "RelativeMotion | None" = None,
-                  sharp: bool = False) -> list[tuple[np.ndarray, np.ndarray]]:
+                  sharp: bool | int = False) -> list[tuple[np.ndarray, np.ndarray]]:
         """Driving crops -> per crop (generated uint8 [S, S, 3], what is output or pasted back: the same, or with
-        ``sharp`` the face sampled from the sharp source crops, uint8 [R, R, 3])."""
+        ``sharp`` the face sampled from the sharp source crops, uint8 [R, R, 3]; an int ``sharp`` caps R)."""
         if not sharp:
             return [(g, g) for g in self._drive_crops(crops, motion)]
         if self._shared is not None:
@@ -508,27 +508,27 @@ class X2FacePipeline:
             v = v if motion is None else motion(v)
             grids = self._run(self.model.driving_grid, v.to(self.dtype))  # [N, S, S, 2]
         small = _to_uint8(warp(self._require_source().embedded.expand(len(crops), -1, -1, -1), grids))
-        return list(zip(small, self._render_sharp(grids)))
+        return list(zip(small, self._render_sharp(grids, SHARP_MAX_SIDE if sharp is True else int(sharp))))
 
-    def _sharp_source(self) -> _SharpMaps:
-        """The embedding's maps and the sharp crops as tensors (made on first use after ``set_source``)."""
+    def _sharp_source(self, side: int = SHARP_MAX_SIDE) -> _SharpMaps:
+        """The embedding's maps and the sharp crops as tensors, at most ``side`` a side (made on first use)."""
         src = self._require_source()
-        if self._sharp_maps is None:
+        r = max(self.image_size, min(src.sharp[0].shape[0], int(side)))
+        if r not in self._sharp_maps:
             sources = _to_tensor(src.crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
             grids, shares = self._run(self.model.embedding_maps, sources)  # [1, K, S, S, 2], [1, K, 1, S, S]
             fields = torch.cat([grids[0].permute(0, 3, 1, 2).float(), shares[0]], 1)  # [K, 2 + 1, S, S]
-            r = src.sharp[0].shape[0]
             crops = [_to_tensor([c], self.device, torch.float32) for c in src.sharp]  # [1, 3, R_k, R_k] each
             crops = [c if c.shape[-1] == r else F.interpolate(c, size=(r, r), mode="bilinear", antialias=True)
                      for c in crops]
-            self._sharp_maps = _SharpMaps(fields, torch.cat(crops), self._unedited)
-        return self._sharp_maps
+            self._sharp_maps[r] = _SharpMaps(fields, torch.cat(crops), self._unedited)
+        return self._sharp_maps[r]
 
-    def _render_sharp(self, grids: torch.Tensor) -> list[np.ndarray]:
+    def _render_sharp(self, grids: torch.Tensor, side: int = SHARP_MAX_SIDE) -> list[np.ndarray]:
         """Driving grids float [N, S, S, 2] -> faces uint8 [R, R, 3]: the sharp source crops sampled through both
         warps composed (the embedding's, then the driving one) instead of the model-size embedded face, plus the
-        (model-size) difference an edit made to the embedded face."""
-        maps = self._sharp_source()
+        (model-size) difference an edit made to the embedded face. R is at most ``side``."""
+        maps = self._sharp_source(side)
         embedded = self._require_source().embedded
         k, r, s = maps.crops.shape[0], maps.crops.shape[-1], self.image_size
         # normalised units of the S-pixel crop -> of the R-pixel crop of the same box (align_corners: +-1 are the
@@ -612,7 +612,7 @@ class X2FacePipeline:
         emb = self._run(self.model.embed_with_confidence, sources)
         self.source = SourceInfo(crops, boxes, names, first, emb.face, emb.confidence, self.cropper.backend, pose,
                                  counts, select, sharp)
-        self._sharp_maps = None
+        self._sharp_maps = {}
         self._unedited = emb.face  # sharp rendering adds what an edit changes from this
         self._source_vector = None
         return self.source
@@ -858,10 +858,10 @@ class X2FacePipeline:
             close()
 
     def live(self, *, paste_back: bool = False, relative: bool = False, motion_scale: float = 1.0,
-             sharp: bool | None = None) -> "LiveSession":
+             sharp: bool | int | None = None) -> "LiveSession":
         """A session that drives the source with frames arriving one at a time (a webcam): ``step(frame)``
         answers each frame at once (``relative``, ``motion_scale``, ``sharp``: as ``drive_frames``'s, from the
-        first frame with a face on). See ``LiveSession``."""
+        first frame with a face on; an int ``sharp`` caps the sharp face's side, for speed). See ``LiveSession``."""
         return LiveSession(self, paste_back=paste_back, relative=relative, motion_scale=motion_scale,
                            sharp=self.sharp if sharp is None else sharp)
 
@@ -950,7 +950,7 @@ class LiveSession:
     """
 
     def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False, relative: bool = False,
-                 motion_scale: float = 1.0, sharp: bool = False) -> None:
+                 motion_scale: float = 1.0, sharp: bool | int = False) -> None:
         pipe._require_source()
         if not relative and motion_scale != 1.0:
             raise InputError("motion_scale scales relative motion: pass relative=True with it")
@@ -958,7 +958,7 @@ class LiveSession:
         self.paste_back = paste_back
         self.relative = relative
         self.motion_scale = float(motion_scale)
-        self.sharp = bool(sharp)
+        self.sharp = sharp if isinstance(sharp, int) and not isinstance(sharp, bool) else bool(sharp)
         self._motion = pipe.relative_motion(motion_scale) if relative else None  # reference: the first face
         self.cropper = copy.copy(pipe.cropper)  # the pipeline's detector, crop and smoothing settings ...
         self.cropper.detect_every = self.cropper.max_gap = 1  # ... with a detection in every frame
