@@ -14,10 +14,11 @@ Tabs (each run is an API endpoint: ``gradio_client.Client(url).predict(..., api_
 4. Video editing ``/edit_video``: paint on the embedded face (``/embed_face``) or overlay a picture;
    a driving clip then renders the edited face, before and after.
 
-Every tab with a photo has a Face menu for a photo of several people (its endpoints' last parameter:
-"largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest). The frame-driven, live and editing
-tabs also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``) and its Motion strength
-slider (``motion_scale``), the two parameters after it; ``/animate_frames`` then takes the Driving face menu.
+Every tab with a photo has a Face menu for a photo of several people (a parameter after the endpoint's
+earlier ones: "largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest). The frame-driven, live
+and editing tabs also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``) and its Motion
+strength slider (``motion_scale``), the two parameters after it; ``/animate_frames`` then takes the Driving face
+menu.
 
 The handlers only read the widgets and call ``x2face.app_helpers`` (settings, weights and source
 caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is built at import;

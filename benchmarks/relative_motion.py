@@ -27,6 +27,7 @@ from _results import finish, weights_parser  # noqa: E402
 from x2face.data.synthetic import SyntheticWorld  # noqa: E402
 from x2face.evaluate import POSE_KEYS, EvalContext, EvalSettings, _draw_pairs, _mean, l1  # noqa: E402
 from x2face.hub import load_model  # noqa: E402
+from x2face.pipeline import RelativeMotion  # noqa: E402
 
 OFFSETS = (0.0, 5.0, 10.0, 20.0)  # degrees between the reference frame's pose and the source's
 
@@ -60,7 +61,7 @@ def measure(model, pairs: int = 1000, offsets=OFFSETS, axes=("yaw", "pitch"), se
                 shift[:, POSE_KEYS.index(axis)] = d
                 v_ref = model.driving_vector(w.render(others, posed.replace(pose=p_src.pose + shift)))
                 truth_rel = w.render(ids, p_drv.replace(pose=p_drv.pose - shift))
-                rel[axis][d].append(l1(model.render(face, v_src + v - v_ref), truth_rel))
+                rel[axis][d].append(l1(model.render(face, RelativeMotion(v_src, v_ref)(v)), truth_rel))
                 rel_base[axis][d].append(l1(src[:, 0], truth_rel))
     table = lambda errs: {a: {f"{d:g}": _mean(e) for d, e in by.items()} for a, by in errs.items()}  # noqa: E731
     return {"pairs": sum(len(x) for x in absolute), "absolute_l1": _mean(absolute), "source_baseline_l1": _mean(base),

@@ -31,7 +31,7 @@ from .errors import InputError, MediaError, NoFaceError
 from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter,
                     check_output_path, is_still_image, read_image, write_image)
 from .faces import parse_face_select
-from .pipeline import MAX_MOTION_SCALE, SHARP_MAX_SIDE, X2FacePipeline, side_by_side
+from .pipeline import MAX_MOTION_SCALE, SHARP_MAX_SIDE, X2FacePipeline, motion_note, side_by_side
 
 
 @dataclass
@@ -371,8 +371,7 @@ def main(argv: list[str]) -> int:
     embedded = (f"; {k} source frames embedded together" if k > 1 else "") + group_note(pipe, args)
     tracked = drive.report()
     driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
-    scale = f" x{args.motion_scale:g}" if args.motion_scale != 1.0 else ""
-    driven += f" ({pipe.cropper.backend})" + (f", relative motion{scale} from its first face" if args.relative else "")
+    driven += f" ({pipe.cropper.backend})" + (f", {motion_note(args.motion_scale)}" if args.relative else "")
     print(f"x2face animate: wrote {what}; {driven}{embedded}{edited}; "
           f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
     return 0

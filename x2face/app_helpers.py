@@ -44,7 +44,7 @@ COMPARE_HEIGHT = 256
 EDIT_DISPLAY = 512
 #: Longest side of output video frames (paste-back into a large photo is downscaled to it).
 MAX_OUTPUT_SIDE = 1280
-#: The live tab's sharp face is at most this many pixels a side (a frame then costs ~2 ms more on a 2-core CPU).
+#: The live tab's sharp face is at most this many pixels a side, for speed (``benchmarks/live_latency.py`` times it).
 LIVE_SHARP_SIDE = 384
 #: Longest side of the pose tab's preview (sharp rendering makes it the face's size in the photo, up to 1024).
 PREVIEW_SIDE = 512
@@ -542,7 +542,7 @@ def check_duration(path: str | os.PathLike, limit: float):
     return info
 
 
-#: height of the live tab's picture (driving crop | result), upscaled from the model's size
+#: least height of the live tab's picture (driving crop | result): smaller results are enlarged to it
 LIVE_HEIGHT = 256
 
 
@@ -630,7 +630,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     """
     from .faces import parse_face_select
     from .media import VideoReader, VideoWriter, is_still_image, read_image, write_image
-    from .pipeline import side_by_side
+    from .pipeline import motion_note, side_by_side
 
     t0 = time.perf_counter()
     select = parse_face_select(driving_face or "largest", "the driving face")
@@ -664,8 +664,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
             raise NoFaceError(f"no human face found in {name} ({out.frames} frames checked)")
     elapsed = time.perf_counter() - t0
     sound = ", with its sound" if audio is not None else (", no sound in the clip" if keep_audio else "")
-    scale = f" x{motion_scale:g}" if motion_scale != 1.0 else ""
-    motion = f" (relative motion{scale} from its first face)" if relative else ""
+    motion = f" ({motion_note(motion_scale)})" if relative else ""
     return JobResult(video, comparison, None, out.frames, out.duration, elapsed,
                      f"{report.summary()} of {name}{motion}; {out.duration:.1f} s at {float(reader.fps):.3g} fps"
                      f"{sound}; {_rate(out.frames, elapsed)}")
@@ -907,9 +906,9 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
 
 
 __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FACE_CHOICES", "FPS", "JobResult", "LIVE_HEIGHT",
-           "LIVE_SHARP_SIDE", "LoadedWeights", "ModelCache", "POSE_MOTIONS", "PREVIEW_SIDE", "SHIPPED_DEMO_NOTE", "SourceCache",
-           "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose", "app_temp", "as_paths",
-           "check_duration", "chooser_default", "device_label", "display_face", "edit_video", "file_digest",
-           "fit_frame", "group_note", "job_dir", "live_picture", "live_step", "missing_weights_markdown",
-           "painted_layer", "parse_file_size", "preview", "training_summary", "video_gif", "weights_spec",
-           "write_frames"]
+           "LIVE_SHARP_SIDE", "LoadedWeights", "ModelCache", "POSE_MOTIONS", "PREVIEW_SIDE", "SHIPPED_DEMO_NOTE",
+           "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose", "app_temp",
+           "as_paths", "check_duration", "chooser_default", "device_label", "display_face", "edit_video",
+           "file_digest", "fit_frame", "group_note", "job_dir", "live_picture", "live_step",
+           "missing_weights_markdown", "painted_layer", "parse_file_size", "preview", "training_summary", "video_gif",
+           "weights_spec", "write_frames"]

@@ -385,6 +385,8 @@ def metric_cross(ctx: EvalContext) -> dict[str, Any]:
     and both for relative motion (``cross_relative_l1``, ``shape_leakage_relative``): the source moved by the
     driving vector's change from a reference frame of the driving identity in the source's pose and expression
     (``pipeline.RelativeMotion``), whose right answer is the same render."""
+    from .pipeline import RelativeMotion
+
     m, w = ctx.model, ctx.world
     errs, rel_errs, shown = [], [], None
     leak = {"absolute": [0.0, 0.0], "relative": [0.0, 0.0]}  # numerator, denominator of the projection
@@ -401,7 +403,7 @@ def metric_cross(ctx: EvalContext) -> dict[str, Any]:
         p_src = params["sources"]  # K = 1: one row per pair
         ref = w.render(others, params["driving_other"].replace(  # the driving identity as the source is, in its light
             pose=p_src.pose, translation=p_src.translation, zoom=p_src.zoom, mouth=p_src.mouth, blink=p_src.blink))
-        v_rel = m.driving_vector(src[:, 0]) + v - m.driving_vector(ref)
+        v_rel = RelativeMotion(m.driving_vector(src[:, 0]), m.driving_vector(ref))(v)  # per pair: [B, D]
         rel_errs.append(l1(m.render(face, v_rel), truth))
         if shown is None:
             shown = [src[:8, 0], drv[:8], gen[:8], truth[:8]]

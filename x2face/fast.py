@@ -386,14 +386,22 @@ class FastDriver:
         embedded = self._embedded.expand(grid.shape[0], -1, -1, -1)  # [1, 3, S, S] -> [B, 3, S, S]
         return F.grid_sample(embedded, grid, mode="bilinear", padding_mode="zeros", align_corners=True)
 
+    def _frame_offsets(self, frames: torch.Tensor) -> torch.Tensor:
+        """frames [B, 3, S, S] in the compute dtype/layout -> raw offsets [B, 2, S, S]."""
+        return self.driving.decode(self.driving.encode_raw(frames))
+
+    def _vector_offsets(self, vectors: torch.Tensor) -> torch.Tensor:
+        """vectors [B, D] in the compute dtype -> raw offsets [B, 2, S, S]."""
+        code = vectors.reshape(vectors.shape[0], -1, 1, 1)  # [B, D] -> [B, D, 1, 1]
+        return self.driving.decode(code.contiguous(memory_format=self.memory_format))
+
     def _drive_core(self, frames: torch.Tensor) -> torch.Tensor:
         """frames [B, 3, S, S] in the compute dtype/layout -> float32 [B, 3, S, S]."""
-        return self._sample(self.driving.decode(self.driving.encode_raw(frames)))
+        return self._sample(self._frame_offsets(frames))
 
     def _render_core(self, vectors: torch.Tensor) -> torch.Tensor:
         """vectors [B, D] in the compute dtype -> float32 [B, 3, S, S]."""
-        code = vectors.reshape(vectors.shape[0], -1, 1, 1)  # [B, D] -> [B, D, 1, 1]
-        return self._sample(self.driving.decode(code.contiguous(memory_format=self.memory_format)))
+        return self._sample(self._vector_offsets(vectors))
 
     def _fallback(self, what: str, exc: BaseException) -> None:
         msg = one_line(exc, 300)
@@ -573,14 +581,13 @@ class FastDriver:
         [B, S, S, 2] in normalised (x, y) units (sharp paste-back samples the full-resolution source with them)."""
         x = self._prepare("drive", self._frames_in(frames))
         with self._math():
-            return self._grid(self.driving.decode(self.driving.encode_raw(x)))
+            return self._grid(self._frame_offsets(x))
 
     @torch.inference_mode()
     def vector_grids(self, vectors: torch.Tensor) -> torch.Tensor:
         """vectors float [B, vector_dim] -> the grids ``render_vectors`` samples with, float32 [B, S, S, 2]."""
-        code = self._prepare("render", vectors.to(self.device)).reshape(vectors.shape[0], -1, 1, 1)  # -> [B, D, 1, 1]
         with self._math():
-            return self._grid(self.driving.decode(code.contiguous(memory_format=self.memory_format)))
+            return self._grid(self._vector_offsets(self._prepare("render", vectors.to(self.device))))
 
     def _grid(self, raw_offset: torch.Tensor) -> torch.Tensor:
         """raw offset [B, 2, S, S] -> sampling grid float32 [B, S, S, 2] (decode's tanh, then render's)."""

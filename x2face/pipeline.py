@@ -479,17 +479,27 @@ class X2FacePipeline:
             x = x.pin_memory()
         return x.to(self.device, non_blocking=True).permute(0, 3, 1, 2)  # [N, S, S, 3] -> [N, 3, S, S]
 
+    def _vectors(self, crops: Sequence[np.ndarray], motion: "RelativeMotion | None" = None) -> torch.Tensor:
+        """uint8 [S, S, 3] driving crops -> driving vectors float [N, D] (``motion``: moved by their change from a
+        reference instead)."""
+        if self._shared is not None:
+            v = self._run_fast("driving_vector", self._crops_in(crops))  # float32 [N, D]
+        else:
+            v = self._run(self.model.driving_vector, _to_tensor(crops, self.device, self.dtype))  # [N, D]
+        return v if motion is None else motion(v)
+
+    def _vector_grids(self, vectors: torch.Tensor) -> torch.Tensor:
+        """float [N, D] driving vectors -> the grids that sample the embedded face, float [N, S, S, 2]."""
+        if self._shared is not None:
+            return self._run_fast("vector_grids", vectors.to(self.device, torch.float32))
+        return self._run(self.model.driving_grid, vectors.to(device=self.device, dtype=self.dtype))
+
     def _drive_crops(self, crops: Sequence[np.ndarray], motion: "RelativeMotion | None" = None) -> np.ndarray:
         """uint8 [S, S, 3] driving crops -> uint8 [N, S, S, 3] generated crops of the cached source (``motion``:
         moved by the driving vectors' change from a reference instead)."""
-        if self._shared is not None:
-            if motion is None:
-                return _to_uint8(self._run_fast("drive", self._crops_in(crops)))
-            v = self._run_fast("driving_vector", self._crops_in(crops))  # float32 [N, D]
-        else:
-            x = _to_tensor(crops, self.device, self.dtype)  # [N, 3, S, S]
-            v = self._run(self.model.driving_vector, x)  # [N, D]
-        return self._render(v if motion is None else motion(v))  # [N, D] -> [N, S, S, 3]
+        if self._shared is not None and motion is None:
+            return _to_uint8(self._run_fast("drive", self._crops_in(crops)))  # the fused path
+        return self._render(self._vectors(crops, motion))  # [N, D] -> [N, S, S, 3]
 
     def _generate(self, crops: Sequence[np.ndarray], motion: "RelativeMotion | None" = None,
                   sharp: bool | int = False) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -497,16 +507,10 @@ class X2FacePipeline:
         ``sharp`` the face sampled from the sharp source crops, uint8 [R, R, 3]; an int ``sharp`` caps R)."""
         if not sharp:
             return [(g, g) for g in self._drive_crops(crops, motion)]
-        if self._shared is not None:
-            x = self._crops_in(crops)
-            if motion is None:
-                grids = self._run_fast("driving_grids", x)  # float32 [N, S, S, 2]
-            else:
-                grids = self._run_fast("vector_grids", motion(self._run_fast("driving_vector", x)))
+        if self._shared is not None and motion is None:
+            grids = self._run_fast("driving_grids", self._crops_in(crops))  # float32 [N, S, S, 2], in one pass
         else:
-            v = self._run(self.model.driving_vector, _to_tensor(crops, self.device, self.dtype))  # [N, D]
-            v = v if motion is None else motion(v)
-            grids = self._run(self.model.driving_grid, v.to(self.dtype))  # [N, S, S, 2]
+            grids = self._vector_grids(self._vectors(crops, motion))  # [N, S, S, 2]
         small = _to_uint8(warp(self._require_source().embedded.expand(len(crops), -1, -1, -1), grids))
         return list(zip(small, self._render_sharp(grids, SHARP_MAX_SIDE if sharp is True else int(sharp))))
 
@@ -777,13 +781,8 @@ class X2FacePipeline:
         sharp = bool(self.sharp if sharp is None else sharp)
         for i in range(0, v.shape[0], max(1, int(batch_size))):
             chunk = v[i:i + batch_size]
-            if sharp and self._shared is not None:
-                faces = self._render_sharp(self._run_fast("vector_grids", chunk.to(self.device, torch.float32)))
-            elif sharp:
-                grids = self._run(self.model.driving_grid, chunk.to(device=self.device, dtype=self.dtype))
-                faces = self._render_sharp(grids)  # [N, S, S, 2] -> uint8 [R, R, 3] each
-            else:
-                faces = self._render(chunk)
+            # uint8 [R, R, 3] each (sharp) or [S, S, 3]
+            faces = self._render_sharp(self._vector_grids(chunk)) if sharp else self._render(chunk)
             for g in faces:
                 yield self._compose(g, paste_back)
 
@@ -828,9 +827,7 @@ class X2FacePipeline:
         if on_missing not in ON_MISSING:
             raise InputError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
         self._require_source()
-        motion = self.relative_motion(motion_scale) if relative else None
-        if motion is None and motion_scale != 1.0:
-            raise InputError("motion_scale scales relative motion: pass relative=True with it")
+        motion = self._motion(relative, motion_scale)
         track = self.cropper.track(frames, driving_face)
         self.last_report = track.report
         bs = max(1, int(batch_size))
@@ -869,6 +866,12 @@ class X2FacePipeline:
         """A fresh ``RelativeMotion`` for this source (its reference is the next driving face it sees)."""
         return RelativeMotion(self.source_vector().float(), scale=scale)
 
+    def _motion(self, relative: bool, motion_scale: float) -> "RelativeMotion | None":
+        """``drive_frames``' and ``live``'s ``relative`` and ``motion_scale`` -> a fresh ``RelativeMotion`` or None."""
+        if not relative and motion_scale != 1.0:
+            raise InputError("motion_scale scales relative motion: pass relative=True with it")
+        return self.relative_motion(motion_scale) if relative else None
+
     def _drive_batch(self, batch: list[FaceCrop], motion: "RelativeMotion | None" = None,
                      sharp: bool = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """``_generate``'s (generated, to paste) pairs for a batch of tracked frames (None where no face was found)."""
@@ -888,6 +891,11 @@ class X2FacePipeline:
                 batch = []
         if batch:
             yield batch, drive(batch)
+
+
+def motion_note(scale: float = 1.0) -> str:
+    """How relative motion reads in a summary: "relative motion from its first face" ("... x2 ..." when scaled)."""
+    return "relative motion" + (f" x{scale:g}" if scale != 1.0 else "") + " from its first face"
 
 
 class RelativeMotion:
@@ -952,14 +960,12 @@ class LiveSession:
     def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False, relative: bool = False,
                  motion_scale: float = 1.0, sharp: bool | int = False) -> None:
         pipe._require_source()
-        if not relative and motion_scale != 1.0:
-            raise InputError("motion_scale scales relative motion: pass relative=True with it")
+        self._motion = pipe._motion(relative, motion_scale)  # its reference: the first frame with a face
         self.pipe = pipe
         self.paste_back = paste_back
         self.relative = relative
         self.motion_scale = float(motion_scale)
         self.sharp = sharp if isinstance(sharp, int) and not isinstance(sharp, bool) else bool(sharp)
-        self._motion = pipe.relative_motion(motion_scale) if relative else None  # reference: the first face
         self.cropper = copy.copy(pipe.cropper)  # the pipeline's detector, crop and smoothing settings ...
         self.cropper.detect_every = self.cropper.max_gap = 1  # ... with a detection in every frame
         self._inbox = _Inbox()
@@ -1002,4 +1008,4 @@ class LiveSession:
 
 
 __all__ = ["DrivenFrame", "LiveSession", "MAX_MOTION_SCALE", "ON_MISSING", "RelativeMotion", "SHARP_MAX_SIDE",
-           "SourceInfo", "X2FacePipeline", "fast_unsupported", "resolve_precision", "side_by_side"]
+           "SourceInfo", "X2FacePipeline", "fast_unsupported", "motion_note", "resolve_precision", "side_by_side"]

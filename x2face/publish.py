@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import InputError, WeightsError, one_line
-from .hub import PROVENANCE_NAME, load_model, read_provenance, resolve, training_summary
+from .hub import PROVENANCE_NAME, load_model, read_provenance, resolve, training_summary, write_provenance
 from .model import CONFIG_NAME, WEIGHTS_NAME, X2Face
 
 #: what the card's metadata says the weights are (Hub search and filters read these)
@@ -104,15 +104,12 @@ def stage(weights: str | os.PathLike | None, repo_id: str, out: str | os.PathLik
     model.save_pretrained(out)  # config.json + model.safetensors, as loaded
     provenance = read_provenance(weights)
     if provenance:
-        (out / PROVENANCE_NAME).write_text(json.dumps(provenance, indent=2, sort_keys=True, default=str) + "\n")
+        write_provenance(out, provenance)
     if report_dir is not None:
         for f in Path(report_dir).iterdir():
             if f.name in REPORT_FILES or f.suffix == ".png":
                 shutil.copy2(f, out / f.name)
     (out / "README.md").write_text(model_card(model, repo_id, provenance, report, license), encoding="utf-8")
-    for name in (CONFIG_NAME, WEIGHTS_NAME):
-        if not (out / name).is_file():  # save_pretrained's contract
-            raise WeightsError(f"staging {where} wrote no {name}")
     return out
 
 
