@@ -191,7 +191,7 @@ def embed_face(photos, face, spec):
     if not photos:
         return None, None, "Upload one or several photos of a person: their embedded face appears to paint on."
     with SOURCES.get(spec, photos, face) as pipe:
-        embedded = helpers.display_face(pipe.embedded_face())
+        embedded = pipe.embedded_face(helpers.EDIT_DISPLAY)  # sampled from the photo: paint keeps its detail
         confidence = helpers.display_face(pipe.confidence_map()[:, :, None].repeat(3, axis=2))
         group = helpers.group_note(pipe)
     editor = {"background": embedded, "layers": [], "composite": embedded}

@@ -174,21 +174,39 @@ def test_embed_then_animate_the_painted_face(real_dir, weights, tmp_path, capsys
     assert "x2face embed: wrote" in capsys.readouterr().out
     pipe = X2FacePipeline.from_pretrained(weights, backend="opencv")
     pipe.set_source([real_dir / ANNE])
-    assert np.array_equal(read_image(face), pipe.embedded_face())  # what the pipeline embeds, 64 x 64
-    assert np.asarray(Image.open(conf)).shape[:2] == (64, 64)
+    r = pipe.sharp_side
+    assert r > 64 and np.array_equal(read_image(face), pipe.embedded_face(r))  # sampled from the photo, at its size
+    assert np.asarray(Image.open(conf)).shape[:2] == (r, r)
+    small = tmp_path / "small.png"
+    assert cli(["embed", "--source", str(real_dir / ANNE), "--out", str(small), "--weights", weights,
+                "--backend", "opencv", "--no-sharp"]) == 0
+    assert np.array_equal(read_image(small), pipe.embedded_face())  # the model's own, 64 x 64
 
-    painted = read_image(face)
-    painted[20:36, 20:36] = (0, 255, 0)  # a green square
+    def paint(image: np.ndarray) -> tuple[np.ndarray, str]:
+        """A green square over a sixteenth of the face, where the face's size puts it; and its share."""
+        n = image.shape[0]
+        a, b = round(n * 20 / 64), round(n * 36 / 64)
+        image = image.copy()
+        image[a:b, a:b] = (0, 255, 0)
+        return image, f"{(b - a) ** 2 / n ** 2:.1%}"
+
+    painted, share = paint(read_image(face))
     Image.fromarray(painted).save(tmp_path / "painted.png")
+    Image.fromarray(paint(read_image(small))[0]).save(tmp_path / "painted-small.png")
     common = ["--source", real_dir / ANNE, "--driving", real_dir / GRID, "--seconds", "0.4", "--no-keep-audio",
               "--weights", weights]
     assert run(*common, "--out", tmp_path / "plain.mp4") == 0
     assert run(*common, "--edit-painted", tmp_path / "painted.png", "--out", tmp_path / "edited.mp4") == 0
     out = capsys.readouterr().out
-    assert "painted 6.2% of the face (painted.png)" in out  # 256 of 4096 pixels
-    plain, edited = (np.stack(list(VideoReader(tmp_path / n))).astype(int) for n in ("plain.mp4", "edited.mp4"))
-    green = (edited[..., 1] - edited[..., [0, 2]].max(-1)) - (plain[..., 1] - plain[..., [0, 2]].max(-1))
-    assert (green > 100).mean(axis=(1, 2)).min() > 0.01  # the paint is in every frame
+    assert f"painted {share} of the face (painted.png)" in out
+    assert run(*common, "--edit-painted", tmp_path / "painted-small.png", "--out", tmp_path / "edited-small.mp4") == 0
+    assert "painted 6.2% of the face (painted-small.png)" in capsys.readouterr().out  # 256 of 4096 pixels
+    plain, edited, coarse = (np.stack(list(VideoReader(tmp_path / n))).astype(int)
+                             for n in ("plain.mp4", "edited.mp4", "edited-small.mp4"))
+    for video in (edited, coarse):
+        green = (video[..., 1] - video[..., [0, 2]].max(-1)) - (plain[..., 1] - plain[..., [0, 2]].max(-1))
+        assert (green > 100).mean(axis=(1, 2)).min() > 0.01  # the paint is in every frame
+    assert np.abs(edited - coarse).mean() < 3  # the same square; painted at the photo's size its edges are crisper
 
     sticker = tmp_path / "sticker.png"
     Image.new("RGBA", (20, 20), (255, 0, 0, 255)).save(sticker)
@@ -203,20 +221,29 @@ def test_embed_then_animate_the_painted_face(real_dir, weights, tmp_path, capsys
     assert cli(["embed", "--source", str(real_dir / OBAMA), "--out", str(other), "--weights", weights,
                 "--backend", "opencv"]) == 0
     capsys.readouterr()
-    assert run(*common, "--edit-painted", other, "--out", tmp_path / "o.mp4") == 0
-    assert "differs from other.png: was it painted on what `python -m x2face embed` wrote" in capsys.readouterr().err
-    other_painted = read_image(other)
-    other_painted[20:36, 20:36] = (0, 255, 0)  # the same square, painted on the other person's embedded face
+    assert run(*common, "--edit-painted", tmp_path / "small.png", "--edit-painted-on", other,
+               "--out", tmp_path / "o.mp4") == 2  # a painting and a face of different sizes
+    assert "is 64x64 but the embedded face" in capsys.readouterr().err
+    other_small = tmp_path / "other-small.png"
+    assert cli(["embed", "--source", str(real_dir / OBAMA), "--out", str(other_small), "--weights", weights,
+                "--backend", "opencv", "--no-sharp"]) == 0
+    capsys.readouterr()
+    assert run(*common, "--edit-painted", other_small, "--out", tmp_path / "o.mp4") == 0
+    assert "differs from other-small.png: was it painted on what `python -m x2face embed` wrote" \
+        in capsys.readouterr().err
+    other_painted, other_share = paint(read_image(other))  # the same square, on the other person's embedded face
     Image.fromarray(other_painted).save(tmp_path / "other-painted.png")
     assert run(*common, "--edit-painted", tmp_path / "other-painted.png", "--edit-painted-on", other,
                "--out", tmp_path / "moved.mp4") == 0
-    assert "painted 6.2% of the face (other-painted.png, moved from other.png)" in capsys.readouterr().out
+    assert f"painted {other_share} of the face (other-painted.png, moved from other.png)" in capsys.readouterr().out
     moved = np.stack(list(VideoReader(tmp_path / "moved.mp4"))).astype(int)
     assert np.abs(moved - edited).mean() < 2  # the same edit as painting this person's face (H.264 aside)
 
     Image.new("RGB", (100, 100)).save(tmp_path / "big.png")
     cases = [(["--edit-painted", tmp_path / "big.png"],
-              "the painting is 100x100 but the embedded face 64x64; paint on"),
+              f"the painting is 100x100 but this photo's embedded face is {r}x{r} (what `python -m x2face embed` "
+              f"writes for it) or 64x64 (`embed --no-sharp`); paint on"),
+             (["--edit-painted", other], f"the painting is {read_image(other).shape[0]}x"),
              (["--edit-painted", tmp_path / "painted.png", "--edit-overlay", sticker], "not both"),
              (["--edit-overlay", sticker, "--edit-at", "middle"], "--edit-at takes X,Y fractions"),
              (["--edit-painted-on", other], "--edit-painted-on goes with --edit-painted"),

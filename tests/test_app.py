@@ -196,8 +196,13 @@ def test_painted_layer_finds_the_paint(real_dir, tmp_path):
     app_server.save_tiny_weights(tmp_path / "w")
     sources = SourceCache(ModelCache(AppSettings(weights=str(tmp_path / "w"), device="cpu")))
     with sources.get(None, [str(real_dir / PHOTO)]) as pipe:
-        shown = helpers.display_face(pipe.embedded_face())
+        shown = pipe.embedded_face(helpers.EDIT_DISPLAY)  # sampled from the photo, resized to the canvas
         assert shown.shape == (helpers.EDIT_DISPLAY, helpers.EDIT_DISPLAY, 3)
+        import cv2
+
+        detail = [cv2.Laplacian(cv2.cvtColor(im, cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
+                  for im in (shown, helpers.display_face(pipe.embedded_face()))]
+        assert detail[0] > 1.5 * detail[1], detail  # the photo's detail to paint on, not the model's 64 px enlarged
         assert helpers.painted_layer(pipe, {"background": shown, "layers": [], "composite": shown}) is None
         painted = shown.copy()
         painted[100:200, 150:300] = (255, 0, 0)

@@ -147,7 +147,7 @@ def test_an_edit_shows_in_the_generated_frames_and_moves_with_the_driving():
     pipe = pipe_with(shifting_model(), [photo(0)])
     assert green_centroid(drive_dx(pipe, 0.0))[2] == 0  # nothing green before the edit
     layer = pipe.edit_embedded_face(overlay=square(), position=(0.5, 0.5), scale=8 / 64)
-    assert layer.shape == (64, 64, 4)
+    assert layer.shape == (96, 96, 4) and pipe.sharp_side == 96  # kept at the sharp face's size (the photo's)
     x0, y0, n0 = green_centroid(drive_dx(pipe, 0.0))
     assert n0 >= 50 and abs(x0 - 31.5) < 1.0 and abs(y0 - 31.5) < 1.0
     for dx in (0.25, -0.4):
@@ -155,6 +155,63 @@ def test_an_edit_shows_in_the_generated_frames_and_moves_with_the_driving():
         assert abs(x - (x0 - dx * 63 / 2)) < 1.0 and abs(y - y0) < 0.5 and n >= 40  # moved with the flow
     pipe.reset_embedded_face()
     assert green_centroid(drive_dx(pipe, 0.0))[2] == 0
+
+
+def checker(size: int, cell: int = 2) -> np.ndarray:
+    """An opaque RGBA checkerboard of green and black cells: detail the model's 64 px cannot hold."""
+    yy, xx = np.mgrid[:size, :size]
+    on = ((yy // cell + xx // cell) % 2 == 0)[..., None]
+    out = np.where(on, np.array([0, 255, 0, 255], np.uint8), np.array([0, 0, 0, 255], np.uint8))
+    return out.astype(np.uint8)
+
+
+def test_edits_keep_their_resolution_in_sharp_renders():
+    """Sharp rendering draws an edit at the resolution it was made at (an overlay at the sharp face's size, paint
+    at the size it was painted): a 2-px checkerboard and a 1-px line survive, and still move with the head."""
+    big = np.asarray(Image.fromarray(photo(0)).resize((256, 256), Image.BILINEAR))
+    pipe = pipe_with(shifting_model(), [big])
+    assert pipe.sharp_side == 256
+    zero = torch.zeros(1, pipe.model.config.vector_dim)
+    plain = next(pipe.drive_vectors(zero, sharp=True))
+    layer = pipe.edit_embedded_face(overlay=checker(64), position=(0.5, 0.5), scale=0.25)
+    assert layer.shape == (256, 256, 4)
+    sharp, small = next(pipe.drive_vectors(zero, sharp=True)), next(pipe.drive_vectors(zero, sharp=False))
+    assert sharp.shape == (256, 256, 3) and small.shape == (64, 64, 3)
+    patch = sharp[100:156, 100:156].astype(int)  # inside the 64-px sticker at the middle
+    assert patch[..., 1].std() > 100 and np.abs(np.diff(patch[..., 1], axis=1)).mean() > 60  # the checkerboard
+    assert np.array_equal(sharp[:80], plain[:80])  # the rest of the face is the unedited sharp face
+    # it moves with the flow like the face does: dx = 0.25 shifts left by 0.25 * 255 / 2 pixels
+    moved = next(pipe.drive_vectors(zero + torch.eye(1, zero.shape[1]) * 0.25, sharp=True))
+    x0, _, n0 = green_centroid(sharp)
+    x1, _, n1 = green_centroid(moved)
+    assert abs((x0 - x1) - 0.25 * 255 / 2) < 1.5 and n1 > 0.3 * n0  # (a sub-pixel shift blends the cells)
+    # paint at the sharp size: a 1-px line, over the sticker's layer (the two stack)
+    canvas = pipe.embedded_face(256)
+    assert canvas.shape == (256, 256, 3) and np.abs(canvas[100:156, 100:156].astype(int) - patch).max() <= 2
+    canvas = canvas.copy()
+    canvas[20:60, 40] = (255, 0, 255)
+    lay = pipe.edit_embedded_face(painted=canvas)
+    assert lay.shape == (256, 256, 4) and lay[20:60, 40, 3].min() == 1.0 and lay[100:156, 100:156, 3].max() == 0
+    out = next(pipe.drive_vectors(zero, sharp=True))
+    np.testing.assert_array_equal(out[20:60, 40], np.broadcast_to((255, 0, 255), (40, 3)))
+    assert np.abs(out[20:60, 42].astype(int) - plain[20:60, 42]).max() <= 1  # 1 px wide, not smeared
+    assert np.abs(out[100:156, 100:156].astype(int) - patch).max() <= 2  # the sticker is still there
+    # a snapshot of the edits comes back exactly; without edits the sharp face is the plain one again
+    state = pipe.edit_state()
+    pipe.reset_embedded_face()
+    assert np.array_equal(next(pipe.drive_vectors(zero, sharp=True)), plain)
+    pipe.restore_edit(state)
+    assert np.array_equal(next(pipe.drive_vectors(zero, sharp=True)), out)
+    # an embedded face set by hand replaces the layers: its difference is drawn, at the model's size
+    pipe.set_embedded_face(pipe.embedded_face())
+    hand = next(pipe.drive_vectors(zero, sharp=True))
+    tint = hand[100:156, 100:156].astype(int)
+    assert (tint[..., 1] - tint[..., 0]).mean() > 50 and np.abs(np.diff(tint[..., 1], axis=1)).mean() < 30  # blurred
+    for bad in (0, 8, 10**6, 1.5, True):
+        with pytest.raises(InputError, match="side"):
+            pipe.embedded_face(bad)
+    with pytest.raises(InputError, match="square"):
+        pipe.edit_embedded_face(painted=canvas[:, :200])
 
 
 def test_edits_with_several_source_frames_and_across_people():

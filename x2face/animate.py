@@ -231,6 +231,12 @@ def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits:
         layer = pipe.edit_embedded_face(layer=edit_layer(base, picture))
         moved = f", moved from {Path(args.edit_painted_on).name}"
     else:
+        side, s, r = picture.shape[0], pipe.image_size, pipe.sharp_side
+        if picture.shape[1] != side or side not in (s, r):
+            raise InputError(f"the painting is {picture.shape[1]}x{side} but this photo's embedded face is {r}x{r} "
+                             f"(what `python -m x2face embed` writes for it) or {s}x{s} (`embed --no-sharp`); paint on "
+                             f"what embed wrote for the same --source, --face and --weights, or name the face it was "
+                             f"painted on with --edit-painted-on")
         layer = pipe.edit_embedded_face(painted=picture)
         moved = ""
     share = float((layer[:, :, 3] > 0.5).mean())

@@ -40,7 +40,8 @@ from .hub import training_summary  # noqa: F401  (re-exported: the app's weights
 FPS = 25
 #: Height of the side-by-side comparison frames (crops are upscaled to it so they are visible).
 COMPARE_HEIGHT = 256
-#: Side of the embedded face as shown for painting (the edit is mapped back to the model's size).
+#: Side of the embedded face as shown for painting (sampled from the photo; the networks get the edit at the model's
+#: size, sharp rendering at this one).
 EDIT_DISPLAY = 512
 #: Longest side of output video frames (paste-back into a large photo is downscaled to it).
 MAX_OUTPUT_SIDE = 1280
@@ -563,7 +564,7 @@ def fit_frame(frame: np.ndarray, max_side: int = MAX_OUTPUT_SIDE) -> np.ndarray:
 
 
 def display_face(face: np.ndarray, size: int = EDIT_DISPLAY) -> np.ndarray:
-    """The embedded face (uint8 [S, S, 3]) upscaled to ``size`` for painting (as is when S >= size)."""
+    """A face-sized picture (uint8 [S, S, 3], e.g. the confidence map) upscaled to ``size`` (as is when S >= size)."""
     if face.shape[0] >= size:
         return face
     import cv2
@@ -805,7 +806,7 @@ def video_gif(video: str | os.PathLike, out_dir: Path) -> str:
 
 
 def painted_layer(pipe, painting: Any) -> np.ndarray | None:
-    """The edit painted on the displayed embedded face (``display_face``) as an RGBA layer, or None when
+    """The edit painted on the displayed embedded face (``embedded_face(EDIT_DISPLAY)``) as an RGBA layer, or None when
     nothing was painted.
 
     Args:
@@ -821,7 +822,7 @@ def painted_layer(pipe, painting: Any) -> np.ndarray | None:
         return None
     if isinstance(painting, dict) and painting.get("composite") is None and not painting.get("layers"):
         return None
-    shown = as_float_image(display_face(pipe.embedded_face()), (3,), "embedded face")
+    shown = as_float_image(pipe.embedded_face(EDIT_DISPLAY), (3,), "embedded face")
 
     def flat(image: Any) -> np.ndarray:
         """An image or editor value -> float RGB at the displayed size (transparency over the face)."""
@@ -864,31 +865,29 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
     layer = painted_layer(pipe, painting)
     if layer is None and overlay is None:
         raise InputError("paint on the embedded face or choose an overlay picture first")
-    src = pipe.source
-    original = src.embedded.clone()
+    original = pipe.edit_state()
     name = Path(driving).name
     try:
-        before = pipe.embedded_face()
+        before = pipe.embedded_face(COMPARE_HEIGHT)
         if layer is not None:
             pipe.edit_embedded_face(layer=layer)
         if overlay is not None:
             pipe.edit_embedded_face(overlay=overlay, position=tuple(position), scale=float(scale))
-        after = pipe.embedded_face()
-        edited = src.embedded.clone()
-        still = write_image(out_dir / "embedded_before_after.png",
-                            side_by_side(display_face(before, COMPARE_HEIGHT), display_face(after, COMPARE_HEIGHT)))
+        after = pipe.embedded_face(COMPARE_HEIGHT)
+        edited = pipe.edit_state()
+        still = write_image(out_dir / "embedded_before_after.png", side_by_side(before, after))
         info = check_duration(driving, limits.max_seconds) if limits is not None else None
         reader = VideoReader(driving, seconds=seconds, limits=limits, info=info)
         video, comparison = out_dir / "edited.mp4", out_dir / "before_after.mp4"
         # pass 1: the unedited face, keeping its frames (the clip is at most max_seconds long)
-        pipe.set_embedded_face(original)
+        pipe.restore_edit(original)
         motion = dict(relative=relative, motion_scale=motion_scale)
         driven = pipe.drive_frames(reader, batch_size=batch_size, **motion)
         plain = [(d.driving_crop, d.image) for d in _progress(driven, reader.num_frames_estimate, "unedited")]
         if pipe.last_report is None or pipe.last_report.found == 0:
             raise NoFaceError(f"no human face found in {name} ({len(plain)} frames checked)")
         # pass 2: the edited face
-        pipe.set_embedded_face(edited)
+        pipe.restore_edit(edited)
         with VideoWriter(video, reader.fps) as out, VideoWriter(comparison, reader.fps) as cmp:
             for (crop, plain_frame), d in zip(plain, _progress(pipe.drive_frames(reader, batch_size=batch_size,
                                                                                  **motion), len(plain), "edited")):
@@ -896,7 +895,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
                 cmp.write(side_by_side(crop, plain_frame, d.image, height=COMPARE_HEIGHT))
         report = pipe.last_report
     finally:
-        pipe.set_embedded_face(original)
+        pipe.restore_edit(original)
     elapsed = time.perf_counter() - t0
     what = " and ".join(w for w, on in (("paint", layer is not None), ("an overlay", overlay is not None)) if on)
     return JobResult(video, comparison, still, out.frames, out.duration, elapsed,

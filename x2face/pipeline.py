@@ -45,7 +45,7 @@ from .errors import ConfigError, FaceIndexError, InputError, NoFaceError
 from .faces import FaceCrop, FaceCropper, FaceSelect, check_select, crop_square, describe_select, paste_back
 from .media import Limits, VideoReader, is_still_image, probe_video, read_image, to_rgb_array
 from .model import X2Face
-from .warp import warp
+from .warp import identity_grid, warp
 
 #: A photo as the pipeline takes it: a path, an array (uint8 [H, W, 3] RGB or any layout
 #: ``media.to_rgb_array`` reads) or a PIL image (``Any`` keeps PIL out of the import).
@@ -114,6 +114,23 @@ class _SharpMaps:
     fields: torch.Tensor  # float32 [K, 3, S, S]: channels 0-1 the embedding grid (x, y), 2 the frame's share
     crops: torch.Tensor  # float32 [K, 3, R, R] in [0, 1]: the sharp crops, at the first one's size
     embedded: torch.Tensor  # the embedded face they reproduce [1, 3, S, S]; an edit is the difference to it
+
+
+@dataclass
+class _EditLayer:
+    """The edits drawn on the embedded face at their own resolution, for sharp rendering (``add_edit_layer``)."""
+
+    layer: torch.Tensor  # float32 [1, 4, E, E] in [0, 1]: RGB premultiplied by alpha, then alpha
+    embedded: torch.Tensor  # the (model-size) embedded face the layer is drawn into; stale once that is replaced
+    base: torch.Tensor  # the embedded face under the layer (sharp rendering adds its difference to the unedited)
+
+
+@dataclass(frozen=True)
+class EditState:
+    """A snapshot of the embedded face and its edits (``X2FacePipeline.edit_state``/``restore_edit``)."""
+
+    embedded: torch.Tensor
+    edit: _EditLayer | None
 
 
 @dataclass
@@ -188,6 +205,13 @@ def resolve_precision(precision: str | torch.dtype, device: torch.device, model_
     if isinstance(precision, str) and precision == "auto" and model_dtype in (torch.bfloat16, torch.float16):
         return model_dtype
     return resolve_dtype(precision, device)
+
+
+def _resize_layer(layer: torch.Tensor, side: int) -> torch.Tensor:
+    """float [1, 4, h, w] premultiplied RGBA -> [1, 4, side, side] (bilinear, antialiased when shrinking)."""
+    if tuple(layer.shape[-2:]) == (side, side):
+        return layer
+    return F.interpolate(layer, size=(side, side), mode="bilinear", align_corners=False, antialias=True).clamp(0, 1)
 
 
 class _SharedDriver:
@@ -394,6 +418,7 @@ class X2FacePipeline:
         self._source_vector: torch.Tensor | None = None
         self._sharp_maps: dict[int, _SharpMaps] = {}  # by the side of the sharp face
         self._unedited: torch.Tensor | None = None  # the embedded face as set_source made it
+        self._edit: _EditLayer | None = None  # edits at their own resolution (add_edit_layer)
         self.sharp = bool(sharp)  # the default of every render (drive_frames, drive_vectors, live)
         self.last_report = None  # faces.TrackReport of the last drive_frames call
         self._shared: _SharedDriver | None = None
@@ -538,20 +563,38 @@ class X2FacePipeline:
         # normalised units of the S-pixel crop -> of the R-pixel crop of the same box (align_corners: +-1 are the
         # border pixels' centres, which sit further in on the coarser crop)
         scale = (1.0 - 1.0 / s) / (1.0 - 1.0 / r)
-        edit = None if embedded is maps.embedded else embedded.float() - maps.embedded.float()  # [1, 3, S, S]
+        layer = self._edit if self._edit is not None and self._edit.embedded is embedded else None
+        under = layer.base if layer is not None else embedded  # what the sharp crops plus a difference stand for
+        edit = None if under is maps.embedded else under.float() - maps.embedded.float()  # [1, 3, S, S]
+        if layer is not None:
+            e = layer.layer.shape[-1]
+            layer_scale = (1.0 - 1.0 / s) / (1.0 - 1.0 / e)  # as ``scale``, for the E-pixel layer
         out = []
         with torch.inference_mode():
             for g in grids.float():  # one frame at a time (R may be 1024): [S, S, 2]
                 f = warp(maps.fields, g.expand(k, s, s, 2))  # [K, 3, S, S]: the maps where this frame samples them
-                f = F.interpolate(f, size=(r, r), mode="bilinear", align_corners=True)  # [K, 3, R, R]
+                # [K, 3, S, S] -> [K, 3, R, R]; align_corners=False puts each of the R pixels where it lies in the box
+                f = F.interpolate(f, size=(r, r), mode="bilinear", align_corners=False)
                 where = f[:, :2].permute(0, 2, 3, 1) * scale  # [K, 2, R, R] -> [K, R, R, 2]
                 face = f[:, 2:3] * warp(maps.crops, where)  # [K, 3, R, R]: each source's share
                 if k > 1:
                     face = face.sum(0, keepdim=True)  # [K, 3, R, R] -> [1, 3, R, R]
                 if edit is not None:
-                    face = face + F.interpolate(warp(edit, g[None]), size=(r, r), mode="bilinear", align_corners=True)
+                    face = face + F.interpolate(warp(edit, g[None]), size=(r, r), mode="bilinear", align_corners=False)
+                if layer is not None:  # the edits drawn at their own resolution, "over" the face
+                    up = F.interpolate(g.permute(2, 0, 1)[None], size=(r, r), mode="bilinear",
+                                       align_corners=False)  # [S, S, 2] -> [1, 2, S, S] -> [1, 2, R, R]
+                    paint = warp(layer.layer, up.permute(0, 2, 3, 1) * layer_scale)  # [1, 4, R, R]
+                    face = face * (1.0 - paint[:, 3:]) + paint[:, :3]
                 out.append(_to_uint8(face)[0])
         return out
+
+    @property
+    def sharp_side(self) -> int:
+        """Side in pixels of the sharp face (the first source face's size in its photo, between the model's size
+        and ``SHARP_MAX_SIDE``): what sharp rendering outputs, and the resolution edits are kept at."""
+        src = self._require_source()
+        return max(self.image_size, min(src.sharp[0].shape[0], SHARP_MAX_SIDE))
 
     def _require_source(self) -> SourceInfo:
         if self.source is None:
@@ -618,6 +661,7 @@ class X2FacePipeline:
                                  counts, select, sharp)
         self._sharp_maps = {}
         self._unedited = emb.face  # sharp rendering adds what an edit changes from this
+        self._edit = None
         self._source_vector = None
         return self.source
 
@@ -656,9 +700,30 @@ class X2FacePipeline:
                               f"clip where one face is clearly visible)")
         return [found[k] for k in spread(len(found), count)]
 
-    def embedded_face(self) -> np.ndarray:
-        """The cached embedded face as uint8 [S, S, 3] RGB (edit it and hand it to ``set_embedded_face``)."""
-        return _to_uint8(self._require_source().embedded)[0]
+    def embedded_face(self, side: int | None = None) -> np.ndarray:
+        """The cached embedded face, with its edits, as uint8 RGB.
+
+        Args:
+            side: None: the model's own embedded face, [S, S, 3] (edit it and hand it to ``set_embedded_face``).
+                A number of pixels: the embedded face sampled from the full-resolution source photos (as sharp
+                rendering does), at most ``sharp_side`` pixels and resized to exactly [side, side, 3]. Paint on it
+                at that size and give it to ``edit_embedded_face(painted=...)``: the paint keeps its detail in sharp
+                renders.
+        """
+        src = self._require_source()
+        if side is None:
+            return _to_uint8(src.embedded)[0]
+        if isinstance(side, bool) or not isinstance(side, (int, np.integer)) or not 16 <= side <= 4096:
+            raise InputError(f"side must be a whole number of pixels from 16 to 4096, got {side!r}")
+        s = self.image_size
+        itself = identity_grid(1, s, s, device=self.device)  # [1, S, S, 2]: the embedded face, unmoved
+        still = self._render_sharp(itself, min(int(side), self.sharp_side))[0]  # uint8 [R, R, 3]
+        if still.shape[0] == side:
+            return still
+        import cv2
+
+        shrink = still.shape[0] > side
+        return cv2.resize(still, (int(side), int(side)), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_CUBIC)
 
     def set_embedded_face(self, image: np.ndarray | torch.Tensor) -> None:
         """Replace the cached embedded face (texture editing: the edit then follows the driving head).
@@ -705,12 +770,48 @@ class X2FacePipeline:
         return confidence_image(self._require_source().confidence)
 
     def reset_embedded_face(self) -> None:
-        """Undo edits: embed the source crops again."""
+        """Undo edits: the embedded face as ``set_source`` made it."""
+        self._require_source().embedded = self._unedited
+        self._edit = None
+
+    def add_edit_layer(self, layer: np.ndarray) -> None:
+        """Draw an RGBA layer over the embedded face (what ``edit_embedded_face`` does with an edit).
+
+        The networks get it at the model's size; sharp rendering keeps it at its own size E, so a sticker or
+        paint made at the sharp face's size (``embedded_face(side)``) stays crisp. Layers added one after another
+        stack.
+
+        Args:
+            layer: float [E, E, 4] in [0, 1] (or uint8), straight (not premultiplied) alpha, the embedded face's
+                square at any size (a non-square layer is stretched onto it).
+        """
+        from .control.edit import apply_layer, as_float_image
+
         src = self._require_source()
-        sources = _to_tensor(src.crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
-        emb = self._run(self.model.embed_with_confidence, sources)
-        src.embedded, src.confidence = emb.face, emb.confidence
-        self._unedited = emb.face
+        lay = as_float_image(layer, (4,), "layer")  # float32 [h, w, 4]
+        before, old = src.embedded, self._edit
+        self.set_embedded_face(apply_layer(self.embedded_face(), lay))
+        e = max(lay.shape[:2])
+        t = torch.from_numpy(lay).permute(2, 0, 1)[None].to(self.device)  # [h, w, 4] -> [1, 4, h, w]
+        pre = torch.cat([t[:, :3] * t[:, 3:], t[:, 3:]], 1)  # [1, 4, h, w], premultiplied
+        if old is not None and old.embedded is before:  # stack over the earlier layers, at the finer size
+            e = max(e, old.layer.shape[-1])
+            under = _resize_layer(old.layer, e)
+            pre = _resize_layer(pre, e)
+            pre = pre + under * (1.0 - pre[:, 3:])  # [1, 4, E, E]: straight "over" in premultiplied form
+            base = old.base
+        else:
+            pre, base = _resize_layer(pre, e), before
+        self._edit = _EditLayer(pre, src.embedded, base)
+
+    def edit_state(self) -> EditState:
+        """The embedded face and its edits as they are now (``restore_edit`` puts them back)."""
+        return EditState(self._require_source().embedded, self._edit)
+
+    def restore_edit(self, state: EditState) -> None:
+        """Put back the embedded face and edits of an ``edit_state()`` of the same source."""
+        self._require_source().embedded = state.embedded
+        self._edit = state.edit
 
     def edit_embedded_face(self, **edit) -> np.ndarray:
         """Draw on the embedded face (``x2face.control.edit.apply_edit``: ``overlay=`` RGBA at ``position=``,

@@ -274,33 +274,52 @@ def apply_edit(pipeline, *, overlay: Any = None, position: Sequence[float] = (0.
                painted: Any = None, layer: np.ndarray | None = None) -> np.ndarray:
     """Edit the pipeline's embedded face; every frame driven afterwards shows the edit.
 
-    Give exactly one of: ``overlay`` (RGBA image, placed at ``position``/``scale``), ``painted`` (a
-    painted copy of ``pipeline.embedded_face()``, see ``flatten_painting``) or ``layer`` (an RGBA layer
-    from an earlier edit, e.g. of another person).
+    Give exactly one of: ``overlay`` (RGBA image, placed at ``position``/``scale``, at the sharp face's
+    resolution), ``painted`` (a painted copy of ``pipeline.embedded_face()``, [S, S], or of
+    ``pipeline.embedded_face(side)``, [side, side], see ``flatten_painting``) or ``layer`` (an RGBA layer
+    from an earlier edit, e.g. of another person, at any size).
 
     Returns:
-        the edit as a float32 [S, S, 4] RGBA layer (``transfer_edit`` puts it on another face).
+        the edit as a float32 [E, E, 4] RGBA layer (E: the overlay's or painting's resolution;
+        ``transfer_edit`` puts it on another face).
     """
     given = [x is not None for x in (overlay, painted, layer)]
     if sum(given) != 1:
         raise InputError("give exactly one of overlay, painted or layer")
-    base = pipeline.embedded_face()
-    size = as_float_image(base, (3,), "embedded face").shape[:2]
     if overlay is not None:
-        layer = overlay_layer(overlay, size, position, scale)
+        layer = overlay_layer(overlay, pipeline.sharp_side, position, scale)
     elif painted is not None:
+        h, w = painting_size(painted)
+        if h != w:
+            raise InputError(f"the painted face is {w}x{h}; paint on the embedded face itself (it is square)")
+        base = pipeline.embedded_face() if h == pipeline.image_size else pipeline.embedded_face(h)
         layer = edit_layer(base, painted)
-    pipeline.set_embedded_face(apply_layer(base, layer))
-    return as_float_image(layer, (4,), "layer")
+    layer = as_float_image(layer, (4,), "layer")
+    pipeline.add_edit_layer(layer)
+    return layer
+
+
+def painting_size(painted: Any) -> tuple[int, int]:
+    """(height, width) of a painting as ``flatten_painting`` takes it (an image or an ``ImageEditor`` value)."""
+    if isinstance(painted, dict):
+        first = painted.get("composite") if painted.get("composite") is not None else painted.get("background")
+        if first is None:
+            layers = painted.get("layers") or []
+            if not layers:
+                raise InputError("the painting has neither a composite nor a background image")
+            first = layers[0]
+        return painting_size(first)
+    h, w = as_float_image(painted, name="painted face").shape[:2]
+    return h, w
 
 
 def transfer_edit(pipeline, layer: np.ndarray) -> np.ndarray:
     """Put an edit made on one embedded face (``apply_edit``'s layer) on another pipeline's face;
-    returns the edited embedded face."""
-    edited = apply_layer(pipeline.embedded_face(), layer)
-    pipeline.set_embedded_face(edited)
-    return edited
+    returns the edited embedded face, uint8 [S, S, 3]."""
+    pipeline.add_edit_layer(as_float_image(layer, (4,), "layer"))
+    return pipeline.embedded_face()
 
 
 __all__ = ["PAINT_THRESHOLD", "apply_edit", "apply_layer", "apply_overlay", "as_float_image", "composite",
-           "confidence_image", "edit_layer", "flatten_painting", "overlay_layer", "read_overlay", "transfer_edit"]
+           "confidence_image", "edit_layer", "flatten_painting", "overlay_layer", "painting_size", "read_overlay",
+           "transfer_edit"]
