@@ -116,8 +116,11 @@ def test_tolerance_check_and_markdown():
     assert not tolerance_ok(_result(max_abs_diff_vs_fp32=None))  # not measured is not passed
     assert not tolerance_ok(_result(errors={"accuracy": "boom"}))
     md = markdown(_result(animate_10s_seconds={"decode": 0.1, "crop": 0.2, "drive": 0.3, "paste": 0.1,
-                                               "encode": 0.2, "total": 0.9, "overlapped_total": 0.5}))
+                                               "encode": 0.2, "total": 0.9, "overlapped_total": 0.5,
+                                               "pipeline_total": 1.2, "pipeline_sharp_total": 1.4}))
     assert "| drive, batch 256 (frames/s) | 100 | 10 | 10.0x |" in md
+    assert "as the app runs, first use (s) | 1.20" in md
+    assert "sharp rendering, the CLI's and the app's default (s) | 1.40" in md
     assert "decode 0.10, crop 0.20" in md and "| 0.90 (" in md and "overlapped (s) | 0.50" in md
     assert "tolerance 0.25 / 0.002 | ok" in md
     md = markdown(_result(train_images_per_s=None, baseline_train_images_per_s=None, train_speedup=None))
@@ -243,3 +246,20 @@ def test_compile_networks_keeps_the_model_and_its_gradients(tiny_model):
         # same direction (bilinear sampling's gradient jumps at pixel edges, so float reordering moves it a little)
         cos = torch.nn.functional.cosine_similarity(q.grad.flatten(), p.grad.flatten(), dim=0)
         assert cos > 0.99, (name, float(cos))
+
+
+def test_the_pipeline_animate_times_the_sharp_default_too(tiny_model, real_dir, tmp_path):
+    """``animate_with_pipeline(sharp=True)`` (``pipeline_sharp_total``) runs the CLI's default end to end: the face
+    rendered from the full-resolution first frame and pasted back into it."""
+    from x2face.bench import animate_with_pipeline
+    from x2face.media import VideoReader, probe_video
+
+    clip = real_dir / "clips" / "rizkiarm_LipNet__evaluation_samples_GRID_bbaf2n.mpg"
+    outs = {}
+    for sharp in (False, True):
+        out = tmp_path / f"out-{sharp}.mp4"
+        assert animate_with_pipeline(tiny_model, torch.device("cpu"), clip, out, sharp=sharp) > 0
+        outs[sharp] = next(iter(VideoReader(out))).astype(int)
+    info = probe_video(clip)
+    assert outs[True].shape == outs[False].shape == (info.height, info.width, 3)
+    assert abs(outs[True] - outs[False]).max() > 20  # a different face rendering, the same frame around it

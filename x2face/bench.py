@@ -800,16 +800,17 @@ def animate_overlapped(driver: FastDriver, clip: Path, out_path: Path, batch: in
 
 
 def animate_with_pipeline(model: X2Face, device: torch.device, clip: Path, out_path: Path,
-                          overlap: bool = False) -> float:
+                          overlap: bool = False, sharp: bool = False) -> float:
     """Seconds for ``X2FacePipeline`` to animate the first frame of ``clip`` with the clip, end to end
-    (``overlap``: ``drive_frames(overlap=True)``, what ``python -m x2face animate`` does on a GPU)."""
+    (``overlap``: ``drive_frames(overlap=True)``, what ``python -m x2face animate`` does on a GPU; ``sharp``: the
+    face rendered from the full-resolution source frame, the CLI's and the app's default)."""
     import numpy as np
 
     from .media import VideoReader, VideoWriter
     from .pipeline import X2FacePipeline
 
     t0 = time.perf_counter()
-    pipe = X2FacePipeline(model, device=device)
+    pipe = X2FacePipeline(model, device=device, sharp=sharp)
     frames = iter(VideoReader(clip))
     pipe.set_source(next(frames))
     frames.close()  # stops that ffmpeg
@@ -841,7 +842,7 @@ def measure_animate(settings: BenchSettings, driver: FastDriver, result: dict[st
         animate_stages(driver, clip, Path(tmp) / "warm.mp4")
         stages = animate_stages(driver, clip, Path(tmp) / "out.mp4")
         overlapped = animate_overlapped(driver, clip, Path(tmp) / "out2.mp4")
-        pipeline_total = pipeline_overlap = None
+        pipeline_total = pipeline_overlap = pipeline_sharp = None
         if importlib.util.find_spec("x2face.pipeline") is None:
             result["skipped"]["animate_10s_seconds.pipeline_total"] = "x2face.pipeline is not in this checkout"
         elif settings.quick and settings.device.type != "cuda":
@@ -851,6 +852,8 @@ def measure_animate(settings: BenchSettings, driver: FastDriver, result: dict[st
             if settings.device.type == "cuda":  # the CLI's default there: the pipeline's own overlap
                 pipeline_overlap = animate_with_pipeline(driver.reference, settings.device, clip,
                                                          Path(tmp) / "out4.mp4", overlap=True)
+            pipeline_sharp = animate_with_pipeline(driver.reference, settings.device, clip, Path(tmp) / "out5.mp4",
+                                                   overlap=settings.device.type == "cuda", sharp=True)
     result["animate_10s_seconds"] = {k: round(float(stages[k]), 3) for k in (*ANIMATE_STAGES, "total")}
     result["animate_10s_seconds"]["overlapped_total"] = round(overlapped, 3)
     if pipeline_total is not None:
@@ -863,6 +866,11 @@ def measure_animate(settings: BenchSettings, driver: FastDriver, result: dict[st
         result["notes"].append("animate pipeline_overlap_total: the same with drive_frames(overlap=True), what "
                                "`python -m x2face animate` does on a GPU (the first pipeline_total paid compilation "
                                "and CUDA-graph capture; this one reuses the model's driver)")
+    if pipeline_sharp is not None:
+        result["animate_10s_seconds"]["pipeline_sharp_total"] = round(pipeline_sharp, 3)
+        result["notes"].append("animate pipeline_sharp_total: the same with sharp rendering (the face sampled from the "
+                               "full-resolution source frame at its size there), what `python -m x2face animate "
+                               "--paste-back` and the app do by default (with the overlap on a GPU)")
     result["animate_clip"] = (f"{source.name} looped/cut to {CLIP_SECONDS:g} s at {CLIP_FPS} fps: "
                               f"{stages['frames']} frames of {info.width}x{info.height}, face found in "
                               f"{stages['faces_found']} by {stages['face_detector']}; the source face is its first frame")
@@ -961,6 +969,9 @@ def markdown(result: dict[str, Any]) -> str:
         if anim.get("pipeline_overlap_total") is not None:
             lines.append(f"| the same with the pipeline's overlap, as the CLI runs on a GPU (s) | "
                          f"{_fmt(anim['pipeline_overlap_total'], 2)} | | |")
+        if anim.get("pipeline_sharp_total") is not None:
+            lines.append(f"| the same with sharp rendering, the CLI's and the app's default (s) | "
+                         f"{_fmt(anim['pipeline_sharp_total'], 2)} | | |")
     else:
         lines.append(f"| animate a 10 s 25 fps clip (s) | n/a: {r['skipped'].get('animate_10s_seconds', '')} | | |")
     lines.append(f"| peak memory (MB, {r['peak_memory_kind']}) | {_fmt(r['peak_memory_mb'])} | | |")
