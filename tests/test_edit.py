@@ -193,11 +193,24 @@ def test_edits_keep_their_resolution_in_sharp_renders():
     lay = pipe.edit_embedded_face(painted=canvas)
     assert lay.shape == (256, 256, 4) and lay[20:60, 40, 3].min() == 1.0 and lay[100:156, 100:156, 3].max() == 0
     out = next(pipe.drive_vectors(zero, sharp=True))
+    state = pipe.edit_state()
     np.testing.assert_array_equal(out[20:60, 40], np.broadcast_to((255, 0, 255), (40, 3)))
     assert np.abs(out[20:60, 42].astype(int) - plain[20:60, 42]).max() <= 1  # 1 px wide, not smeared
     assert np.abs(out[100:156, 100:156].astype(int) - patch).max() <= 2  # the sticker is still there
+    # painted finer than the face is rendered (1024 px for a 256 px face): the layer is shrunk with antialiasing, so
+    # a thin stroke keeps its ink wherever it falls between the output's pixels (point sampling would catch some
+    # phases and miss others)
+    fine = pipe.embedded_face(1024).copy()
+    assert fine.shape == (1024, 1024, 3)
+    for band, column in enumerate(range(160, 164)):  # four strokes, at the four phases of a 4:1 shrink
+        fine[400 + 48 * band:440 + 48 * band, column] = (255, 0, 255)
+    pipe.edit_embedded_face(painted=fine)
+    faint = next(pipe.drive_vectors(zero, sharp=True)).astype(int)
+    ink = [(faint[102 + 12 * b:108 + 12 * b, 36:45, 0] - out[102 + 12 * b:108 + 12 * b, 36:45, 0]).sum(1).mean()
+           for b in range(4)]
+    assert min(ink) > 0.5 * max(ink) and min(ink) > 30, ink  # point sampling: 17 to 107
+    pipe.restore_edit(state)
     # a snapshot of the edits comes back exactly; without edits the sharp face is the plain one again
-    state = pipe.edit_state()
     pipe.reset_embedded_face()
     assert np.array_equal(next(pipe.drive_vectors(zero, sharp=True)), plain)
     pipe.restore_edit(state)

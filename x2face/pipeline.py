@@ -18,8 +18,8 @@ with fp32 sampling on CUDA and on CPUs with AMX (fp32 on other CPUs), ``torch.co
 graphs on CUDA, all under ``torch.inference_mode``, within ``x2face.fast.TOLERANCE`` of the fp32
 eager model. ``X2FacePipeline(model, fast=False)`` runs the plain eager model instead (the reference).
 Pipelines of the same model share one ``FastDriver`` (compiled once, CUDA graphs captured once).
-The pipeline holds no state between sources except the cached source (crops, embedded face, source
-vector).
+The pipeline holds no state between sources except the cached source (crops, embedded face and its edits,
+source vector).
 """
 from __future__ import annotations
 
@@ -123,6 +123,15 @@ class _EditLayer:
     layer: torch.Tensor  # float32 [1, 4, E, E] in [0, 1]: RGB premultiplied by alpha, then alpha
     embedded: torch.Tensor  # the (model-size) embedded face the layer is drawn into; stale once that is replaced
     base: torch.Tensor  # the embedded face under the layer (sharp rendering adds its difference to the unedited)
+    shrunk: dict[int, torch.Tensor] = field(default_factory=dict)  # the layer antialiased down to smaller faces
+
+    def at(self, side: int) -> torch.Tensor:
+        """The layer for a face ``side`` pixels wide: as is, or shrunk to it (a fine stroke is not aliased away)."""
+        if self.layer.shape[-1] <= side:
+            return self.layer
+        if side not in self.shrunk:
+            self.shrunk[side] = _resize_layer(self.layer, side)
+        return self.shrunk[side]
 
 
 @dataclass(frozen=True)
@@ -567,7 +576,8 @@ class X2FacePipeline:
         under = layer.base if layer is not None else embedded  # what the sharp crops plus a difference stand for
         edit = None if under is maps.embedded else under.float() - maps.embedded.float()  # [1, 3, S, S]
         if layer is not None:
-            e = layer.layer.shape[-1]
+            paint_layer = layer.at(r)  # [1, 4, E, E], E <= R
+            e = paint_layer.shape[-1]
             layer_scale = (1.0 - 1.0 / s) / (1.0 - 1.0 / e)  # as ``scale``, for the E-pixel layer
         out = []
         with torch.inference_mode():
@@ -584,7 +594,7 @@ class X2FacePipeline:
                 if layer is not None:  # the edits drawn at their own resolution, "over" the face
                     up = F.interpolate(g.permute(2, 0, 1)[None], size=(r, r), mode="bilinear",
                                        align_corners=False)  # [S, S, 2] -> [1, 2, S, S] -> [1, 2, R, R]
-                    paint = warp(layer.layer, up.permute(0, 2, 3, 1) * layer_scale)  # [1, 4, R, R]
+                    paint = warp(paint_layer, up.permute(0, 2, 3, 1) * layer_scale)  # [1, 4, R, R]
                     face = face * (1.0 - paint[:, 3:]) + paint[:, :3]
                 out.append(_to_uint8(face)[0])
         return out
@@ -727,6 +737,9 @@ class X2FacePipeline:
 
     def set_embedded_face(self, image: np.ndarray | torch.Tensor) -> None:
         """Replace the cached embedded face (texture editing: the edit then follows the driving head).
+
+        It replaces the edit layers too (``add_edit_layer``, what ``edit_embedded_face`` uses): sharp rendering then
+        adds this face's difference to the unedited one at the model's size.
 
         Args:
             image: uint8 [S, S, 3] RGB or float [S, S, 3] in [0, 1] (numpy), or a float tensor
@@ -915,8 +928,8 @@ class X2FacePipeline:
                 least the model's size, at most ``SHARP_MAX_SIDE``), by sampling the full-resolution source
                 through the model's two warps, composed, instead of the model-size output (enlarged when
                 pasted back): the photo's detail stays. ``image`` is then [R, R, 3] (or the photo);
-                ``generated`` is still the model-size output. An edit of the embedded face is added at the
-                model's resolution. None: the pipeline's ``sharp``.
+                ``generated`` is still the model-size output. Edits of the embedded face are drawn at their own
+                resolution (``add_edit_layer``). None: the pipeline's ``sharp``.
             driving_face: which face drives when the frames show several people ("largest", an index from the
                 left, an (x, y) point), picked where faces are first seen and then followed; None: the
                 cropper's ``select``.
