@@ -1121,5 +1121,6 @@ class LiveSession:
             return DrivenFrame(image, fc.index, False, fc.crop, None)
 
 
-__all__ = ["DrivenFrame", "LiveSession", "MAX_MOTION_SCALE", "ON_MISSING", "RelativeMotion", "SHARP_MAX_SIDE",
-           "SourceInfo", "X2FacePipeline", "fast_unsupported", "motion_note", "resolve_precision", "side_by_side"]
+__all__ = ["DrivenFrame", "EditState", "LiveSession", "MAX_MOTION_SCALE", "ON_MISSING", "RelativeMotion",
+           "SHARP_MAX_SIDE", "SourceInfo", "X2FacePipeline", "fast_unsupported", "motion_note", "resolve_precision",
+           "side_by_side"]
