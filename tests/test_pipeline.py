@@ -3,6 +3,8 @@ back, hold frames without faces, drive by vectors, edit the embedded face; the f
 against the eager model, and the three-stage overlap against the sequential path."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -562,6 +564,36 @@ def test_sharp_paste_back_renders_the_face_at_the_photos_resolution(moving_model
     assert [c.shape[0] for c in two.sharp] == [r, 256 if two.boxes[1][2] - two.boxes[1][0] >= 256 else
                                                max(64, round(two.boxes[1][2] - two.boxes[1][0]))]
     assert next(pipe.drive_frames(frames[:1], paste_back=True)).image.shape == src.photo.shape
+
+
+def test_sharp_rendering_finds_the_photo_past_the_crop_box(tiny_model, real_dir):
+    """Where the warps sample past the crop box (here an embedding that zooms out by 1.3), sharp rendering shows the
+    photo around the box (``SourceInfo.surround``), not black: the embedded face is the photo's larger box."""
+    from x2face.faces import crop_square
+    from x2face.pipeline import SHARP_MARGIN
+    from x2face.warp import identity_grid
+
+    pipe = X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32")
+    src = pipe.set_source(real_dir / OBAMA)
+    r = pipe.sharp_side
+    big, n, q = src.surround[0]
+    assert q == math.ceil(SHARP_MARGIN * n) and big.shape == (round(r * (n + 2 * q) / n),) * 2 + (3,)
+    zoom = 1.3
+
+    def embedding_maps(sources):  # [1, K, 3, S, S] -> an identity grid zoomed out, every frame's share 1
+        grid = identity_grid(1, 64, 64) * zoom  # [1, S, S, 2]
+        return grid[:, None], torch.ones(1, 1, 1, 64, 64)
+
+    pipe.model.embedding_maps = embedding_maps
+    seen = pipe.embedded_face(r).astype(int)
+    x0, y0, x1, y1 = src.boxes[0]
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, (x1 - x0) / 2 * zoom  # output pixels sample where they lie
+    want = crop_square(src.photo, (cx - half, cy - half, cx + half, cy + half), r).astype(int)
+    ring = np.ones((r, r), bool)
+    ring[r // 8:-r // 8, r // 8:-r // 8] = False  # the outer eighth: past the box
+    assert (seen.max(-1) < 8)[ring].mean() < 0.01  # no black where the box ends
+    assert np.abs(seen - want)[ring].mean() < 2, np.abs(seen - want)[ring].mean()  # the photo around the box
+    assert np.abs(seen - want)[~ring].mean() < 2  # (0.5 measured: the geometry is exact, the resampling not)
 
 
 def test_live_session_carries_on_after_a_failed_step(tiny_model, real_dir, grid_frames, monkeypatch):

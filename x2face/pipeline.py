@@ -27,6 +27,7 @@ import copy
 import functools
 import inspect
 import itertools
+import math
 import os
 import queue
 import threading
@@ -60,6 +61,10 @@ MAX_MOTION_SCALE = 4.0
 #: Sharp paste-back renders the face at its photo's resolution up to this many pixels a side.
 SHARP_MAX_SIDE = 1024
 
+#: Sharp rendering also keeps this share of the crop box's side around it on every side, so that where the warps
+#: sample just past the box they find the photo, not black.
+SHARP_MARGIN = 0.25
+
 #: A source video contributes frames from this many of its first seconds (``X2FacePipeline.set_source``).
 SOURCE_VIDEO_SECONDS = 60.0
 
@@ -87,6 +92,9 @@ class SourceInfo:
         select: which face was taken where there were several (``FaceCropper``'s ``select``).
         sharp: each crop box again at its photo's own resolution (at least the model's size, at most
             ``SHARP_MAX_SIDE``), uint8 [R, R, 3]: what ``drive_frames(sharp=True)`` samples.
+        surround: for each ``sharp`` crop, (the box with ``SHARP_MARGIN`` of its side added on every side at the
+            same resolution, uint8 [B, B, 3]; the box's side n and the margin q, in photo pixels): what sharp
+            rendering samples, so that the photo, not black, shows where the warps reach past the box.
     """
 
     crops: list[np.ndarray]
@@ -100,6 +108,7 @@ class SourceInfo:
     faces: list[int] = field(default_factory=list)
     select: FaceSelect = "largest"
     sharp: list[np.ndarray] = field(default_factory=list)
+    surround: list[tuple[np.ndarray, int, int]] = field(default_factory=list)
 
     def group_photos(self) -> str:
         """Which source photos had several faces and which was taken, e.g. "group.jpg: the largest of 3
@@ -112,8 +121,11 @@ class _SharpMaps:
     """What sharp rendering samples, made once per source (``X2FacePipeline._sharp_source``)."""
 
     fields: torch.Tensor  # float32 [K, 3, S, S]: channels 0-1 the embedding grid (x, y), 2 the frame's share
-    crops: torch.Tensor  # float32 [K, 3, R, R] in [0, 1]: the sharp crops, at the first one's size
+    crops: torch.Tensor  # float32 [K, 3, B, B] in [0, 1]: the sharp crops with their margins (SourceInfo.surround)
     embedded: torch.Tensor  # the embedded face they reproduce [1, 3, S, S]; an edit is the difference to it
+    side: int  # R: the side of the sharp face (the first crop box's, at most the side asked for)
+    scale: torch.Tensor  # float32 [K, 1, 1, 1]: normalised units of the S-pixel crop -> of each B-pixel crop
+    shift: torch.Tensor  # float32 [K, 1, 1, 1]: ... plus this (the same along x and y)
 
 
 @dataclass
@@ -214,6 +226,13 @@ def resolve_precision(precision: str | torch.dtype, device: torch.device, model_
     if isinstance(precision, str) and precision == "auto" and model_dtype in (torch.bfloat16, torch.float16):
         return model_dtype
     return resolve_dtype(precision, device)
+
+
+def _in_margin(i: float, s: int, n: int, q: int, b: int) -> float:
+    """Where pixel ``i`` of an S-pixel crop of an n-pixel box lies in the B-pixel crop of the box with q photo
+    pixels added on every side, in normalised (align_corners) units: -1 and 1 are the end pixels' centres."""
+    photo = q + (i + 0.5) * n / s  # photo pixels from the margin's corner (the S crop's pixels are n / S wide)
+    return 2.0 * (photo * b / (n + 2 * q) - 0.5) / (b - 1) - 1.0
 
 
 def _resize_layer(layer: torch.Tensor, side: int) -> torch.Tensor:
@@ -556,10 +575,17 @@ class X2FacePipeline:
             sources = _to_tensor(src.crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
             grids, shares = self._run(self.model.embedding_maps, sources)  # [1, K, S, S, 2], [1, K, 1, S, S]
             fields = torch.cat([grids[0].permute(0, 3, 1, 2).float(), shares[0]], 1)  # [K, 2 + 1, S, S]
-            crops = [_to_tensor([c], self.device, torch.float32) for c in src.sharp]  # [1, 3, R_k, R_k] each
-            crops = [c if c.shape[-1] == r else F.interpolate(c, size=(r, r), mode="bilinear", antialias=True)
-                     for c in crops]
-            self._sharp_maps[r] = _SharpMaps(fields, torch.cat(crops), self._unedited)
+            _, n0, q0 = src.surround[0]
+            b = max(1, round(r * (n0 + 2 * q0) / n0))  # the margins' side at the sharp face's resolution
+            crops, ends = [], []
+            for image, n, q in src.surround:
+                c = _to_tensor([image], self.device, torch.float32)  # [1, 3, B_k, B_k]
+                crops.append(c if c.shape[-1] == b else F.interpolate(c, size=(b, b), mode="bilinear",
+                                                                      antialias=True))  # [1, 3, B, B]
+                ends.append([_in_margin(i, self.image_size, n, q, b) for i in (0, self.image_size - 1)])
+            ends_t = torch.tensor(ends, device=self.device, dtype=torch.float32).view(-1, 2, 1, 1, 1)  # [K, 2, 1, 1, 1]
+            scale, shift = (ends_t[:, 1] - ends_t[:, 0]) / 2, (ends_t[:, 1] + ends_t[:, 0]) / 2  # [K, 1, 1, 1] each
+            self._sharp_maps[r] = _SharpMaps(fields, torch.cat(crops), self._unedited, r, scale, shift)
         return self._sharp_maps[r]
 
     def _render_sharp(self, grids: torch.Tensor, side: int = SHARP_MAX_SIDE) -> list[np.ndarray]:
@@ -568,10 +594,7 @@ class X2FacePipeline:
         (model-size) difference an edit made to the embedded face. R is at most ``side``."""
         maps = self._sharp_source(side)
         embedded = self._require_source().embedded
-        k, r, s = maps.crops.shape[0], maps.crops.shape[-1], self.image_size
-        # normalised units of the S-pixel crop -> of the R-pixel crop of the same box (align_corners: +-1 are the
-        # border pixels' centres, which sit further in on the coarser crop)
-        scale = (1.0 - 1.0 / s) / (1.0 - 1.0 / r)
+        k, r, s = maps.crops.shape[0], maps.side, self.image_size
         layer = self._edit if self._edit is not None and self._edit.embedded is embedded else None
         under = layer.base if layer is not None else embedded  # what the sharp crops plus a difference stand for
         edit = None if under is maps.embedded else under.float() - maps.embedded.float()  # [1, 3, S, S]
@@ -585,7 +608,7 @@ class X2FacePipeline:
                 f = warp(maps.fields, g.expand(k, s, s, 2))  # [K, 3, S, S]: the maps where this frame samples them
                 # [K, 3, S, S] -> [K, 3, R, R]; align_corners=False puts each of the R pixels where it lies in the box
                 f = F.interpolate(f, size=(r, r), mode="bilinear", align_corners=False)
-                where = f[:, :2].permute(0, 2, 3, 1) * scale  # [K, 2, R, R] -> [K, R, R, 2]
+                where = f[:, :2].permute(0, 2, 3, 1) * maps.scale + maps.shift  # [K, 2, R, R] -> [K, R, R, 2]
                 face = f[:, 2:3] * warp(maps.crops, where)  # [K, 3, R, R]: each source's share
                 if k > 1:
                     face = face.sum(0, keepdim=True)  # [K, 3, R, R] -> [1, 3, R, R]
@@ -644,7 +667,7 @@ class X2FacePipeline:
             raise InputError(f"video_frames must be a whole number >= 1, got {video_frames!r}")
         select = self.cropper.select if face is None else face
         check_select(select)
-        crops, boxes, names, counts, sharp, first, pose = [], [], [], [], [], None, None
+        crops, boxes, names, counts, sharp, surround, first, pose = [], [], [], [], [], [], None, None
         for i, item in enumerate(images):
             is_path = isinstance(item, (str, os.PathLike))
             if is_path and not is_still_image(item):
@@ -657,9 +680,10 @@ class X2FacePipeline:
                 photo = read_image(item)
                 found = self.cropper.crop_image(photo, name, select)
                 faces = [(name, photo, found, self._sharp_crop(photo, found.box))]
-            for name, photo, found, big in faces:
+            for name, photo, found, (big, around) in faces:
                 crops.append(found.crop)
                 sharp.append(big)
+                surround.append(around)
                 boxes.append(found.box)
                 names.append(name)
                 counts.append(found.faces)
@@ -668,29 +692,35 @@ class X2FacePipeline:
         sources = _to_tensor(crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
         emb = self._run(self.model.embed_with_confidence, sources)
         self.source = SourceInfo(crops, boxes, names, first, emb.face, emb.confidence, self.cropper.backend, pose,
-                                 counts, select, sharp)
+                                 counts, select, sharp, surround)
         self._sharp_maps = {}
         self._unedited = emb.face  # sharp rendering adds what an edit changes from this
         self._edit = None
         self._source_vector = None
         return self.source
 
-    def _sharp_crop(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """``box`` of ``image`` at its own resolution (at least the model's size, at most ``SHARP_MAX_SIDE``)."""
-        side = max(self.image_size, min(int(round(box[2] - box[0])), SHARP_MAX_SIDE))
-        return crop_square(image, box, side, self.cropper.pad)
+    def _sharp_crop(self, image: np.ndarray, box: tuple[float, float, float, float],
+                    ) -> tuple[np.ndarray, tuple[np.ndarray, int, int]]:
+        """``box`` of ``image`` at its own resolution (at least the model's size, at most ``SHARP_MAX_SIDE``),
+        uint8 [R, R, 3], and the same with ``SHARP_MARGIN`` around it (``SourceInfo.surround``'s entry)."""
+        n = max(1, int(round(box[2] - box[0])))  # the box's side in photo pixels, as crop_square takes it
+        side = max(self.image_size, min(n, SHARP_MAX_SIDE))
+        q = int(math.ceil(SHARP_MARGIN * n))  # whole photo pixels, so the margin's pixels line up with the box's
+        around = (box[0] - q, box[1] - q, box[2] + q, box[3] + q)
+        big = crop_square(image, around, max(1, round(side * (n + 2 * q) / n)), self.cropper.pad)
+        return crop_square(image, box, side, self.cropper.pad), (big, n, q)
 
     def _video_faces(self, path: str | os.PathLike, count: int, limits: Limits | None,
-                     select: FaceSelect) -> list[tuple[str, np.ndarray | None, FaceCrop, np.ndarray]]:
-        """Up to ``count`` (name, frame, FaceCrop, sharp crop) of a source video: three candidates per wanted
-        frame are decoded evenly over its first ``SOURCE_VIDEO_SECONDS`` s, and ``count`` of those with a face are
-        taken evenly (first and last included). Only the first frame is kept at full resolution (the paste-back
+                     select: FaceSelect) -> list[tuple[str, np.ndarray | None, FaceCrop, tuple]]:
+        """Up to ``count`` (name, frame, FaceCrop, ``_sharp_crop``'s pair) of a source video: three candidates per
+        wanted frame are decoded evenly over its first ``SOURCE_VIDEO_SECONDS`` s, and ``count`` of those with a face
+        are taken evenly (first and last included). Only the first frame is kept at full resolution (the paste-back
         target); the others carry None."""
         info = probe_video(path)
         span = min(info.duration or SOURCE_VIDEO_SECONDS, SOURCE_VIDEO_SECONDS)
         fps = min(float(info.fps), 3 * count / max(span, 1e-3))
         reader = VideoReader(path, seconds=span, fps=fps, limits=limits, info=info)
-        found: list[tuple[str, np.ndarray | None, FaceCrop, np.ndarray]] = []
+        found: list[tuple[str, np.ndarray | None, FaceCrop, tuple]] = []
         short: FaceIndexError | None = None
         for j, frame in enumerate(reader):
             name = f"{Path(path).name} at {j / float(reader.fps):.1f} s"
@@ -701,7 +731,7 @@ class X2FacePipeline:
                 continue
             except NoFaceError:
                 continue
-            sharp = self._sharp_crop(frame, face.box)
+            sharp = self._sharp_crop(frame, face.box)  # (crop, surround)
             found.append((name, frame if not found else None, replace(face, faces=0), sharp))
         if not found and short is not None:
             raise short
