@@ -46,6 +46,7 @@ from x2face.app_helpers import (FACE_CHOICES, POSE_MOTIONS, WEIGHTS_SOURCES, App
 from x2face.control.edit import read_overlay  # noqa: E402
 from x2face.control.pose import POSE_RANGE, SWEEP_AMPLITUDE, source_pose  # noqa: E402
 from x2face.errors import X2FaceError  # noqa: E402
+from x2face.faces import EVERY_FACE  # noqa: E402
 from x2face.pipeline import MAX_MOTION_SCALE  # noqa: E402
 
 TEMP = helpers.app_temp()  # before gradio is imported: its cache goes inside the app's own temp folder
@@ -111,9 +112,10 @@ def crop_sources(photos, face, spec):
         return [], ("Upload one or several photos (or a short clip) of the same person; their face crops appear "
                     "here.")
     with SOURCES.get(spec, photos, face) as pipe:
-        src = pipe.source
-        crops = [(c, n) for c, n in zip(src.crops, src.names)]
-        return crops, f"{len(crops)} face crop(s) found ({src.backend} detector), embedded together" + \
+        sources = pipe.sources
+        crops = [(c, n) for src in sources for c, n in zip(src.crops, src.names)]
+        what = "each animated and pasted back" if len(sources) > 1 else "embedded together"
+        return crops, f"{len(crops)} face crop(s) found ({pipe.source.backend} detector), {what}" + \
             (helpers.group_note(pipe) or ".")
 
 
@@ -258,8 +260,10 @@ def _photo(label="Photo of a face", elem_id=None):
                     height=280, elem_id=elem_id)
 
 
-def _face_choice(elem_id=None, label="Face (in a photo of several people)"):
-    return gr.Dropdown(FACE_CHOICES, value="largest", label=label, min_width=160, elem_id=elem_id)
+def _face_choice(elem_id=None, label="Face (in a photo of several people)", every=False):
+    """The face menu; ``every``: with "every face" (each driven and pasted back into the group photo)."""
+    choices = FACE_CHOICES + ([("every face (pasted back)", EVERY_FACE)] if every else [])
+    return gr.Dropdown(choices, value="largest", label=label, min_width=160, elem_id=elem_id)
 
 
 def _relative_motion(tab):
@@ -301,7 +305,7 @@ def build_demo() -> gr.Blocks:
                                                  "embedded together", file_count="multiple",
                                            file_types=["image", "video"], height=140,
                                            elem_id="frames-photos")
-                        f_face = _face_choice("frames-face")
+                        f_face = _face_choice("frames-face", every=True)
                         f_crops = gr.Gallery(label="Face crops the model sees", columns=4, height=180,
                                              object_fit="contain", interactive=False, elem_id="frames-crops")
                         f_crop_md = gr.Markdown()

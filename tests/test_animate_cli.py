@@ -276,7 +276,7 @@ def test_animate_a_face_of_a_group_photo(real_dir, weights, tmp_path, capsys):
     assert "group.png: the face nearest (60, 40) of 2;" in capsys.readouterr().out
     assert VideoReader(out).info.width == 640  # pasted into the whole group photo
     for args, message in [(["--face", "2"], "group.png has 2 faces: there is no 3rd from the left"),
-                          (["--face", "left"], "--face must be 'largest', a face index"),
+                          (["--face", "left"], "--face must be 'largest', 'all', a face index"),
                           (["--driving-face", "1"], "the video has 1 face: there is no 2nd from the left"),
                           (["--driving-face", "1,2,3"], "--driving-face must be")]:
         assert run("--source", group, *args, *common) == 2
@@ -285,6 +285,22 @@ def test_animate_a_face_of_a_group_photo(real_dir, weights, tmp_path, capsys):
     assert cli(["embed", "--source", str(group), "--face", "-1", "--out", str(tmp_path / "face.png"),
                 "--weights", weights, "--backend", "opencv"]) == 0
     assert "group.png: the rightmost of 2 faces;" in capsys.readouterr().out
+    # every face: each driven by the clip and pasted back (no --paste-back needed), with relative motion too
+    assert run("--source", group, "--face", "all", *common, "--relative") == 0
+    assert "group.png: all 2 faces;" in capsys.readouterr().out
+    assert VideoReader(out).info.width == 640
+    sticker = write_image(tmp_path / "sticker.png", np.full((8, 8, 3), 255, np.uint8))
+    for args, message in [(["--pose=10,0,0"], "--pose/--pose-sweep/--audio works on one face"),
+                          (["--driving", real_dir / GRID, "--edit-overlay", sticker], "an edit works on one face"),
+                          (["--driving", real_dir / GRID, "--side-by-side"], "--side-by-side works on one face")]:
+        argv = ["--source", group, "--face", "all", "--out", out, "--weights", weights, "--overwrite", *args]
+        assert run(*argv) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert run("--source", group, "--source", real_dir / ANNE, "--face", "all", *common) == 2
+    assert "every face (face='all') is for one group photo" in capsys.readouterr().err
+    assert cli(["embed", "--source", str(group), "--face", "all", "--out", str(tmp_path / "all.png")]) == 2
+    assert "--face must be 'largest', a face index" in capsys.readouterr().err  # embed writes one face
 
 
 def test_animate_relative_motion(real_dir, weights, tmp_path, capsys):

@@ -468,6 +468,14 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     *_, summary = client.predict([group], real(real_dir, CLIP_SILENT), None, False, True, 0.5, "-1",
                                  api_name="/animate_frames")
     assert "face found in" in summary and "the rightmost of 2 faces" in summary
+    # every face of the group photo (the frame-driven tab's menu only): both crops, the photo out
+    crops_all, note = client.predict([group], "all", api_name="/crop_sources")
+    assert len(crops_all) == 2 and "each animated and pasted back" in note and "group.png: all 2 faces" in note
+    video, _, _, summary = client.predict([group], real(real_dir, CLIP_SILENT), None, False, True, 0.5, "all",
+                                          api_name="/animate_frames")
+    assert "group.png: all 2 faces" in summary and probe(video).width == 640  # pasted back into the photo
+    with pytest.raises(AppError):  # not a choice of the pose tab
+        client.predict(group, "all", api_name="/pose_source")
     *_, note = client.predict(group, "0", api_name="/pose_source")
     assert "the leftmost of 2 faces" in note
     _, note = client.predict(group, real(real_dir, SPEECH), 0.5, False, "0", api_name="/animate_audio")

@@ -133,6 +133,39 @@ def test_set_source_picks_a_face_of_a_group_photo(pipe, real_dir, grid_frames, t
     assert pipe.set_source(late, face=-1).faces == [0, 0, 0, 0]  # not counted in a clip's frames
 
 
+@pytest.mark.parametrize("sharp", [False, True])
+def test_every_face_of_a_group_photo_is_animated(moving_model, real_dir, grid_frames, sharp):
+    """``set_source(face="all")``: every face of the group photo is driven by the same driving face and pasted
+    back: each face's region is what driving that face alone gives."""
+    group = group_photo(real_dir)
+    pipe = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32", sharp=sharp)
+    frames = grid_frames[:4]
+    alone = []
+    for i in (0, 1):
+        pipe.set_source(group, face=i)
+        alone.append((pipe.source.boxes[0], [d.image for d in pipe.drive_frames(frames, paste_back=True)]))
+    info = pipe.set_source(group, face="all")
+    assert info.select == "all" and info.faces == [2] and info.group_photos() == "the source photo: all 2 faces"
+    every = list(pipe.drive_frames(frames))  # paste-back is implied: the output is the photo
+    assert all(d.found and d.image.shape == group.shape for d in every)
+    for (x0, y0, x1, y1), frames_alone in alone:
+        x0, y0, x1, y1 = max(0, round(x0)), max(0, round(y0)), round(x1), round(y1)
+        for d, want in zip(every, frames_alone):
+            np.testing.assert_array_equal(d.image[y0:y1, x0:x1], want[y0:y1, x0:x1])  # (the boxes do not overlap)
+            assert np.abs(d.image[y0:y1, x0:x1].astype(int) - group[y0:y1, x0:x1]).mean() > 1  # both faces move
+    relative = list(pipe.drive_frames(frames, relative=True, motion_scale=2.0))
+    assert len(relative) == 4 and not np.array_equal(relative[-1].image, every[-1].image)
+    for call, what in ((lambda: next(pipe.drive_vectors(pipe.source_vector())), "driving by vectors"),
+                       (lambda: pipe.live(), "a live session"),
+                       (lambda: pipe.edit_embedded_face(overlay=np.zeros((4, 4, 4), np.uint8)), "editing")):
+        with pytest.raises(InputError, match=f"{what}.* works on one face"):
+            call()
+    with pytest.raises(InputError, match="for one group photo"):
+        pipe.set_source([real_dir / ANNE, group], face="all")
+    pipe.set_source(group, face=1)  # one face again: everything works on it
+    assert next(pipe.drive_vectors(pipe.source_vector())).ndim == 3
+
+
 def test_set_source_names_the_video_without_face(pipe, tmp_path):
     import subprocess
 

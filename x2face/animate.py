@@ -30,7 +30,7 @@ import numpy as np
 from .errors import InputError, MediaError, NoFaceError
 from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter,
                     check_output_path, is_still_image, read_image, write_image)
-from .faces import parse_face_select
+from .faces import EVERY_FACE, parse_face_select
 from .pipeline import MAX_MOTION_SCALE, SHARP_MAX_SIDE, X2FacePipeline, motion_note, side_by_side
 
 
@@ -135,8 +135,9 @@ from .control.drivers import CONTROL_DRIVERS  # noqa: E402  (--pose, --pose-swee
 DRIVERS.update(CONTROL_DRIVERS)
 
 
-def add_source_arguments(p: argparse.ArgumentParser) -> None:
-    """The options that pick the source face, the weights and the device (``animate`` and ``embed``)."""
+def add_source_arguments(p: argparse.ArgumentParser, every: bool = False) -> None:
+    """The options that pick the source face, the weights and the device (``animate`` and ``embed``; ``every``:
+    ``--face all`` is offered)."""
     p.add_argument("--source", action="append", required=True, metavar="PHOTO",
                    help="photo of the face to animate; repeat for several photos of the same person; a video of "
                         "the person gives --source-frames of its frames")
@@ -147,7 +148,9 @@ def add_source_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--backend", default="auto", help="face detector: auto (default), opencv, face-alignment")
     p.add_argument("--face", default="largest",
                    help="which face of a source photo with several people: largest (default), an index from the left "
-                        "(0 = leftmost, -1 = rightmost) or X,Y (the face nearest that pixel)")
+                        "(0 = leftmost, -1 = rightmost) or X,Y (the face nearest that pixel)"
+                        + ("; all: every face, each driven by --driving and pasted back into the photo" if every
+                           else ""))
     p.add_argument("--scale", type=float, default=1.6, help="crop size / face box size (1.6 = VoxCeleb, default)")
 
 
@@ -168,15 +171,15 @@ def add_edit_arguments(p: argparse.ArgumentParser) -> None:
                         "(`embed` of another --source): the paint moves to this face")
 
 
-def open_pipeline(args: argparse.Namespace, limits: Limits, **options) -> X2FacePipeline:
-    """The pipeline of ``add_source_arguments``' options with its source set (``options`` go to
-    ``X2FacePipeline.from_pretrained``)."""
+def open_pipeline(args: argparse.Namespace, limits: Limits, every: bool = False, **options) -> X2FacePipeline:
+    """The pipeline of ``add_source_arguments``' options with its source set (``every``: ``--face all`` is taken;
+    ``options`` go to ``X2FacePipeline.from_pretrained``)."""
     if args.source_frames < 1:
         raise InputError(f"--source-frames must be >= 1, got {args.source_frames}")
     for src in args.source:
         if not Path(src).is_file():
             raise MediaError(f"no such photo: {src}")
-    face = parse_face_select(args.face, "--face")
+    face = parse_face_select(args.face, "--face", every=every)
     driving_face = parse_face_select(getattr(args, "driving_face", "largest"), "--driving-face")
     pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
                                           select=driving_face, scale=args.scale, **options)
@@ -252,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m x2face animate",
         description="Animate the face in a photo with a driving video (X2Face). The output shows the "
                     "source person moving like the driving face.")
-    add_source_arguments(p)
+    add_source_arguments(p, every=True)
     for driver in DRIVERS.values():
         driver.add_arguments(p)
     p.add_argument("--out", required=True, metavar="FILE",
@@ -328,6 +331,12 @@ def main(argv: list[str]) -> int:
         raise InputError("--motion-scale scales relative motion: add --relative")
     if not 0.0 <= args.motion_scale <= MAX_MOTION_SCALE:
         raise InputError(f"--motion-scale must be from 0 to {MAX_MOTION_SCALE:g}, got {args.motion_scale:g}")
+    if args.face.strip() == EVERY_FACE:
+        clash = [o for o, on in (("--pose/--pose-sweep/--audio", driver.name != "video"),
+                                 ("an edit", bool(edit_inputs(args))), ("--side-by-side", args.side_by_side)) if on]
+        if clash:
+            raise InputError(f"--face all drives every face of a group photo with --driving and pastes each back; "
+                             f"{clash[0]} works on one face: choose it with --face")
     out = check_output_path(args.out, [*args.source, *driver.inputs(args), *edit_inputs(args)],
                             overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
     edit_at = check_edit_arguments(args)
@@ -338,7 +347,7 @@ def main(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    pipe = open_pipeline(args, limits, detect_every=args.detect_every, max_gap=args.max_gap,
+    pipe = open_pipeline(args, limits, every=True, detect_every=args.detect_every, max_gap=args.max_gap,
                          fast=False if args.eager else "auto", precision=args.precision, sharp=args.sharp)
     edited = apply_edit_arguments(args, pipe, limits, edit_at)
     drive = driver.open(args, pipe, limits)

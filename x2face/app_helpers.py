@@ -482,7 +482,8 @@ class SourceCache:
         """``with cache.get(spec, photos) as pipe:`` an ``X2FacePipeline`` whose source is ``photos``
         (paths; several photos of one person are embedded together; a clip of the person gives four of
         its frames, ``X2FacePipeline.set_source``); ``face`` picks the face in a photo of several people
-        (a ``FACE_CHOICES`` value: "largest", or an index from the left, "0" = leftmost, "-1" = rightmost).
+        (a ``FACE_CHOICES`` value: "largest", or an index from the left, "0" = leftmost, "-1" = rightmost; or
+        "all", every face of one group photo: ``X2FacePipeline.set_source(face="all")``).
 
         Raises:
             InputError: no photo given, or a face choice that is none of those; MediaError: unreadable or too
@@ -496,7 +497,7 @@ class SourceCache:
         paths = as_paths(photos)
         if not paths:
             raise InputError("upload a photo of a face first")
-        select = parse_face_select(face or "largest", "the face choice")
+        select = parse_face_select(face or "largest", "the face choice", every=True)
         settings = self.models.settings
         limit = settings.max_image_pixels
         for p in paths:

@@ -579,11 +579,16 @@ def check_select(select: object) -> None:
         raise InputError(f"select must be 'largest', a face index or an (x, y) point, got {select!r}")
 
 
-def parse_face_select(text: str, option: str = "--face") -> FaceSelect:
+#: The source choice that animates every face of a group photo (``X2FacePipeline.set_source(face=EVERY_FACE)``).
+EVERY_FACE = "all"
+
+
+def parse_face_select(text: str, option: str = "--face", every: bool = False) -> FaceSelect:
     """A face choice as typed on the command line: ``largest``, an index from the left (``0`` =
-    leftmost, ``-1`` = rightmost) or ``X,Y`` (the face nearest to that pixel of the photo)."""
+    leftmost, ``-1`` = rightmost) or ``X,Y`` (the face nearest to that pixel of the photo); with ``every``,
+    also ``all`` (``EVERY_FACE``: every face of a group photo)."""
     value = str(text).strip()
-    if value == "largest":
+    if value == "largest" or every and value == EVERY_FACE:
         return value
     try:
         if "," in value:
@@ -594,8 +599,9 @@ def parse_face_select(text: str, option: str = "--face") -> FaceSelect:
         check_select(select)
         return select
     except (ValueError, InputError):
-        raise InputError(f"{option} must be 'largest', a face index from the left (0 = leftmost) or an X,Y pixel "
-                         f"point, got {text!r}") from None
+        also = "'all', " if every else ""
+        raise InputError(f"{option} must be 'largest', {also}a face index from the left (0 = leftmost) or an X,Y "
+                         f"pixel point, got {text!r}") from None
 
 
 def _ordinal(n: int) -> str:
@@ -608,6 +614,8 @@ def describe_select(select: FaceSelect, faces: int) -> str:
     of 3 faces" (index 1), "the rightmost of 3 faces" (index 2 or -1), "the face nearest (x, y) of 3"."""
     if select == "largest":
         return f"the largest of {faces} faces"
+    if select == EVERY_FACE:
+        return f"all {faces} faces"
     if isinstance(select, int):
         i = select % faces if faces else select
         if i == 0 or i == faces - 1:
@@ -974,7 +982,7 @@ def box_motion(boxes: Sequence[Box]) -> np.ndarray:
     return np.maximum(move, grow) / side[:-1]
 
 
-__all__ = ["DETECTORS", "Detection", "FaceAlignmentDetector", "FaceCrop", "FaceCropper", "FaceDetector",
+__all__ = ["DETECTORS", "EVERY_FACE", "Detection", "FaceAlignmentDetector", "FaceCrop", "FaceCropper", "FaceDetector",
            "FaceSelect", "FaceTrack", "HaarDetector", "TrackReport", "available_backends", "box_motion",
            "check_select", "crop_square", "describe_select", "face_alignment_available", "face_alignment_weights",
            "feather_mask", "head_pose_from_landmarks", "make_detector", "parse_face_select", "paste_back"]

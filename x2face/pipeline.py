@@ -43,7 +43,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ConfigError, FaceIndexError, InputError, NoFaceError
-from .faces import FaceCrop, FaceCropper, FaceSelect, check_select, crop_square, describe_select, paste_back
+from .faces import (EVERY_FACE, FaceCrop, FaceCropper, FaceSelect, check_select, crop_square, describe_select,
+                    paste_back)
 from .media import Limits, VideoReader, is_still_image, probe_video, read_image, to_rgb_array
 from .model import X2Face
 from .warp import identity_grid, warp
@@ -447,6 +448,7 @@ class X2FacePipeline:
         self._sharp_maps: dict[int, _SharpMaps] = {}  # by the side of the sharp face
         self._unedited: torch.Tensor | None = None  # the embedded face as set_source made it
         self._edit: _EditLayer | None = None  # edits at their own resolution (add_edit_layer)
+        self._group: list[X2FacePipeline] = []  # set_source(face="all"): a pipeline for each other face
         self.sharp = bool(sharp)  # the default of every render (drive_frames, drive_vectors, live)
         self.last_report = None  # faces.TrackReport of the last drive_frames call
         self._shared: _SharedDriver | None = None
@@ -649,7 +651,10 @@ class X2FacePipeline:
             limits: ``media.Limits`` for source videos (default ``media.DEFAULT_LIMITS``).
             face: which face of a group photo: "largest", an index from the left (0 = leftmost) or an
                 (x, y) pixel point (``FaceCropper``'s ``select``); None: the cropper's own ``select``, which
-                also picks the driving face.
+                also picks the driving face. ``"all"`` (``faces.EVERY_FACE``, one photo): every face; the
+                leftmost is this pipeline's source (``SourceInfo``), and ``drive_frames`` animates all of them
+                with the same driving face and pastes each back into the photo (driving vectors, edits and live
+                sessions work on one face and refuse this).
 
         Returns:
             the new ``SourceInfo`` (also ``self.source``); a video's frames are named "clip.mp4 at 2.5 s".
@@ -665,6 +670,8 @@ class X2FacePipeline:
             raise InputError("set_source needs at least one photo")
         if isinstance(video_frames, bool) or not isinstance(video_frames, int) or video_frames < 1:
             raise InputError(f"video_frames must be a whole number >= 1, got {video_frames!r}")
+        if face == EVERY_FACE:
+            return self._set_every_face(images, limits)
         select = self.cropper.select if face is None else face
         check_select(select)
         crops, boxes, names, counts, sharp, surround, first, pose = [], [], [], [], [], [], None, None
@@ -697,7 +704,37 @@ class X2FacePipeline:
         self._unedited = emb.face  # sharp rendering adds what an edit changes from this
         self._edit = None
         self._source_vector = None
+        self._group = []
         return self.source
+
+    def _set_every_face(self, images: Sequence[ImageLike], limits: Limits | None) -> SourceInfo:
+        """``set_source(face="all")``: the leftmost face here, each other face in a copy of this pipeline (the same
+        model, cropper and fast driver; its own source)."""
+        if len(images) != 1 or isinstance(images[0], (str, os.PathLike)) and not is_still_image(images[0]):
+            raise InputError("every face (face='all') is for one group photo: several photos, or a video, show one "
+                             "person; choose a face for them")
+        info = self.set_source(images, limits=limits, face=0)
+        group = []
+        for i in range(1, info.faces[0]):
+            other = copy.copy(self)  # set_source replaces every per-source attribute of the copy
+            other.set_source([info.photo], limits=limits, face=i)  # the photo decoded once, and shared
+            other.source.names, other.source.photo = info.names, info.photo
+            group.append(other)
+        self._group = group
+        info.select = EVERY_FACE
+        return info
+
+    @property
+    def sources(self) -> list[SourceInfo]:
+        """Every face the pipeline animates: ``[self.source]``, or with ``set_source(face="all")`` one ``SourceInfo``
+        per face of the group photo, from the left."""
+        return [self._require_source(), *(m.source for m in self._group)]
+
+    def _single(self, what: str) -> None:
+        """Refuse ``what`` when every face of a group photo is the source (it works on one face)."""
+        if self._group:
+            raise InputError(f"{what} works on one face; every face of a group photo is driven by a video only "
+                             f"(set_source with face= one of them)")
 
     def _sharp_crop(self, image: np.ndarray, box: tuple[float, float, float, float],
                     ) -> tuple[np.ndarray, tuple[np.ndarray, int, int]]:
@@ -831,6 +868,7 @@ class X2FacePipeline:
         from .control.edit import apply_layer, as_float_image
 
         src = self._require_source()
+        self._single("editing the embedded face")
         lay = as_float_image(layer, (4,), "layer")  # float32 [h, w, 4]
         before, old = src.embedded, self._edit
         self.set_embedded_face(apply_layer(self.embedded_face(), lay))
@@ -916,6 +954,7 @@ class X2FacePipeline:
             uint8 RGB frames, [S, S, 3] ([R, R, 3] with ``sharp``) or (paste_back) [H, W, 3], one per vector.
         """
         self._require_source()
+        self._single("driving by vectors (pose, audio)")
         v = torch.as_tensor(vectors)
         if v.dim() == 1:
             v = v.unsqueeze(0)  # [D] -> [1, D]
@@ -964,6 +1003,9 @@ class X2FacePipeline:
                 left, an (x, y) point), picked where faces are first seen and then followed; None: the
                 cropper's ``select``.
 
+        With every face of a group photo as the source (``set_source(face="all")``) each frame is the photo with
+        every face animated (``paste_back`` is implied) and ``generated`` is the leftmost face's render.
+
         Yields:
             ``DrivenFrame`` per driving frame, in order. The tracking report is ``self.last_report``
             (updated as frames go).
@@ -976,7 +1018,12 @@ class X2FacePipeline:
         self.last_report = track.report
         bs = max(1, int(batch_size))
         sharp = bool(self.sharp if sharp is None else sharp)
-        drive = functools.partial(self._drive_batch, motion=motion, sharp=sharp)
+        if self._group:  # every face of a group photo: rendered together and pasted back (the output is the photo)
+            motions = [motion] + [m._motion(relative, motion_scale) for m in self._group]
+            drive = functools.partial(self._drive_every, motions=motions, sharp=sharp)
+            paste_back = True
+        else:
+            drive = functools.partial(self._drive_batch, motion=motion, sharp=sharp)
         if overlap:
             stages = _Stages(track, frames, bs, drive)
             batches, close = iter(stages), stages.close
@@ -987,7 +1034,7 @@ class X2FacePipeline:
             for batch, generated in batches:
                 for fc, g in zip(batch, generated):
                     if fc.found:
-                        last = self._compose(g[1], paste_back)
+                        last = g[1] if self._group else self._compose(g[1], paste_back)
                         yield DrivenFrame(last, fc.index, True, fc.crop, g[0])
                     elif on_missing == "skip":
                         continue
@@ -1003,6 +1050,7 @@ class X2FacePipeline:
         """A session that drives the source with frames arriving one at a time (a webcam): ``step(frame)``
         answers each frame at once (``relative``, ``motion_scale``, ``sharp``: as ``drive_frames``'s, from the
         first frame with a face on; an int ``sharp`` caps the sharp face's side, for speed). See ``LiveSession``."""
+        self._single("a live session")
         return LiveSession(self, paste_back=paste_back, relative=relative, motion_scale=motion_scale,
                            sharp=self.sharp if sharp is None else sharp)
 
@@ -1022,6 +1070,29 @@ class X2FacePipeline:
         found = [fc.crop for fc in batch if fc.found]
         generated = iter(self._generate(found, motion, sharp) if found else [])
         return [next(generated) if fc.found else None for fc in batch]
+
+    def _drive_every(self, batch: list[FaceCrop], motions: list["RelativeMotion | None"],
+                     sharp: bool = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
+        """``_drive_batch`` with every face of a group photo as the source: each face is rendered from the same
+        driving vectors (moved by its own relative motion) and pasted back; per frame (the leftmost face's
+        render, the photo with every face animated), None where no driving face was found."""
+        found = [fc.crop for fc in batch if fc.found]
+        if not found:
+            return [None] * len(batch)
+        vectors = self._vectors(found)  # float [N, D]: once for every face
+        members = [self, *self._group]
+        renders = []  # per face: N uint8 faces ([R, R, 3] sharp, else [S, S, 3])
+        for m, motion in zip(members, motions):
+            v = vectors if motion is None else motion(vectors)
+            renders.append(m._render_sharp(m._vector_grids(v)) if sharp else list(m._render(v)))
+        out = []
+        for faces in zip(*renders):  # one frame: a face per member
+            photo = self.source.photo
+            for m, face in zip(members, faces):
+                photo = paste_back(photo, face, m.source.boxes[0])
+            out.append((faces[0], photo))
+        rendered = iter(out)
+        return [next(rendered) if fc.found else None for fc in batch]
 
     @staticmethod
     def _batches(track, batch_size: int, drive: Callable[[list[FaceCrop]], list[Any]],
