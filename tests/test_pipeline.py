@@ -162,6 +162,9 @@ def test_every_face_of_a_group_photo_is_animated(moving_model, real_dir, grid_fr
             call()
     with pytest.raises(InputError, match="for one group photo"):
         pipe.set_source([real_dir / ANNE, group], face="all")
+    photo = read_image(real_dir / ANNE)  # one face: "all" is that face, still pasted back into the photo
+    assert pipe.set_source(photo, face="all").select == "all" and pipe.sources == [pipe.source]
+    assert next(pipe.drive_frames(frames)).image.shape == photo.shape
     pipe.set_source(group, face=1)  # one face again: everything works on it
     assert next(pipe.drive_vectors(pipe.source_vector())).ndim == 3
 

@@ -591,9 +591,10 @@ class X2FacePipeline:
         return self._sharp_maps[r]
 
     def _render_sharp(self, grids: torch.Tensor, side: int = SHARP_MAX_SIDE) -> list[np.ndarray]:
-        """Driving grids float [N, S, S, 2] -> faces uint8 [R, R, 3]: the sharp source crops sampled through both
-        warps composed (the embedding's, then the driving one) instead of the model-size embedded face, plus the
-        (model-size) difference an edit made to the embedded face. R is at most ``side``."""
+        """Driving grids float [N, S, S, 2] -> faces uint8 [R, R, 3]: the sharp source crops (with their margins)
+        sampled through both warps composed (the embedding's, then the driving one) instead of the model-size
+        embedded face; then the edit layers through the driving warp at their own resolution (``add_edit_layer``),
+        or the (model-size) difference of an embedded face set by hand. R is at most ``side``."""
         maps = self._sharp_source(side)
         embedded = self._require_source().embedded
         k, r, s = maps.crops.shape[0], maps.side, self.image_size
@@ -1018,10 +1019,10 @@ class X2FacePipeline:
         self.last_report = track.report
         bs = max(1, int(batch_size))
         sharp = bool(self.sharp if sharp is None else sharp)
-        if self._group:  # every face of a group photo: rendered together and pasted back (the output is the photo)
+        paste_back = paste_back or self.source.select == EVERY_FACE  # every face: the output is the photo
+        if self._group:  # every face of a group photo: rendered together and pasted back
             motions = [motion] + [m._motion(relative, motion_scale) for m in self._group]
             drive = functools.partial(self._drive_every, motions=motions, sharp=sharp)
-            paste_back = True
         else:
             drive = functools.partial(self._drive_batch, motion=motion, sharp=sharp)
         if overlap:
