@@ -873,7 +873,7 @@ class X2FacePipeline:
         lay = as_float_image(layer, (4,), "layer")  # float32 [h, w, 4]
         before, old = src.embedded, self._edit
         self.set_embedded_face(apply_layer(self.embedded_face(), lay))
-        e = max(lay.shape[:2])
+        e = max(*lay.shape[:2], self.image_size)  # at least the model's size (E = 1 cannot be sampled)
         t = torch.from_numpy(lay).permute(2, 0, 1)[None].to(self.device)  # [h, w, 4] -> [1, 4, h, w]
         pre = torch.cat([t[:, :3] * t[:, 3:], t[:, 3:]], 1)  # [1, 4, h, w], premultiplied
         if old is not None and old.embedded is before:  # stack over the earlier layers, at the finer size
