@@ -347,7 +347,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     l_paste = gr.Checkbox(label="Paste back into the original photo", value=False, scale=0,
                                           min_width=300)
-                    l_face = _face_choice("live-face")
+                    l_face = _face_choice("live-face", every=True)
                     l_rel, l_strength = _relative_motion("live")
                     l_md = gr.Markdown(elem_id="live-status")
                 l_session = gr.State(None)

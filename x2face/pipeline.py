@@ -653,9 +653,9 @@ class X2FacePipeline:
             face: which face of a group photo: "largest", an index from the left (0 = leftmost) or an
                 (x, y) pixel point (``FaceCropper``'s ``select``); None: the cropper's own ``select``, which
                 also picks the driving face. ``"all"`` (``faces.EVERY_FACE``, one photo): every face; the
-                leftmost is this pipeline's source (``SourceInfo``), and ``drive_frames`` animates all of them
-                with the same driving face and pastes each back into the photo (driving vectors, edits and live
-                sessions work on one face and refuse this).
+                leftmost is this pipeline's source (``SourceInfo``), and ``drive_frames`` and ``live`` animate
+                all of them with the same driving face and paste each back into the photo (driving vectors and
+                edits refuse this: they work on one face).
 
         Returns:
             the new ``SourceInfo`` (also ``self.source``); a video's frames are named "clip.mp4 at 2.5 s".
@@ -734,8 +734,8 @@ class X2FacePipeline:
     def _single(self, what: str) -> None:
         """Refuse ``what`` when every face of a group photo is the source (it works on one face)."""
         if self._group:
-            raise InputError(f"{what} works on one face; every face of a group photo is driven by a video only "
-                             f"(set_source with face= one of them)")
+            raise InputError(f"{what} works on one face; every face of a group photo is driven by a video or a "
+                             f"webcam only (set_source with face= one of them)")
 
     def _sharp_crop(self, image: np.ndarray, box: tuple[float, float, float, float],
                     ) -> tuple[np.ndarray, tuple[np.ndarray, int, int]]:
@@ -1050,8 +1050,8 @@ class X2FacePipeline:
              sharp: bool | int | None = None) -> "LiveSession":
         """A session that drives the source with frames arriving one at a time (a webcam): ``step(frame)``
         answers each frame at once (``relative``, ``motion_scale``, ``sharp``: as ``drive_frames``'s, from the
-        first frame with a face on; an int ``sharp`` caps the sharp face's side, for speed). See ``LiveSession``."""
-        self._single("a live session")
+        first frame with a face on; an int ``sharp`` caps the sharp face's side, for speed; with every face of a
+        group photo as the source, each is driven and pasted back). See ``LiveSession``."""
         return LiveSession(self, paste_back=paste_back, relative=relative, motion_scale=motion_scale,
                            sharp=self.sharp if sharp is None else sharp)
 
@@ -1073,10 +1073,11 @@ class X2FacePipeline:
         return [next(generated) if fc.found else None for fc in batch]
 
     def _drive_every(self, batch: list[FaceCrop], motions: list["RelativeMotion | None"],
-                     sharp: bool = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
+                     sharp: bool | int = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """``_drive_batch`` with every face of a group photo as the source: each face is rendered from the same
         driving vectors (moved by its own relative motion) and pasted back; per frame (the leftmost face's
-        render, the photo with every face animated), None where no driving face was found."""
+        render, the photo with every face animated), None where no driving face was found (an int ``sharp``
+        caps the sharp faces' side)."""
         found = [fc.crop for fc in batch if fc.found]
         if not found:
             return [None] * len(batch)
@@ -1085,7 +1086,8 @@ class X2FacePipeline:
         renders = []  # per face: N uint8 faces ([R, R, 3] sharp, else [S, S, 3])
         for m, motion in zip(members, motions):
             v = vectors if motion is None else motion(vectors)
-            renders.append(m._render_sharp(m._vector_grids(v)) if sharp else list(m._render(v)))
+            side = SHARP_MAX_SIDE if sharp is True else int(sharp)
+            renders.append(m._render_sharp(m._vector_grids(v), side) if sharp else list(m._render(v)))
         out = []
         for faces in zip(*renders):  # one frame: a face per member
             photo = self.source.photo
@@ -1175,10 +1177,11 @@ class LiveSession:
 
     def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False, relative: bool = False,
                  motion_scale: float = 1.0, sharp: bool | int = False) -> None:
-        pipe._require_source()
+        src = pipe._require_source()
         self._motion = pipe._motion(relative, motion_scale)  # its reference: the first frame with a face
+        self._motions = [self._motion] + [m._motion(relative, motion_scale) for m in pipe._group]  # every face
         self.pipe = pipe
-        self.paste_back = paste_back
+        self.paste_back = paste_back or src.select == EVERY_FACE  # every face: the output is the photo
         self.relative = relative
         self.motion_scale = float(motion_scale)
         self.sharp = sharp if isinstance(sharp, int) and not isinstance(sharp, bool) else bool(sharp)
@@ -1215,6 +1218,9 @@ class LiveSession:
             except StopIteration:  # an error in an earlier step ended the tracker: start a fresh one
                 self._track = self.cropper.track(self._inbox)
                 fc = next(self._track)
+            if fc.found and self.pipe._group:  # every face of a group photo, pasted back
+                generated, self._last = self.pipe._drive_every([fc], self._motions, self.sharp)[0]
+                return DrivenFrame(self._last, fc.index, True, fc.crop, generated)
             if fc.found:
                 generated, pasted = self.pipe._generate([fc.crop], self._motion, self.sharp)[0]
                 self._last = self.pipe._compose(pasted, self.paste_back)
