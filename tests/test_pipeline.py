@@ -157,10 +157,22 @@ def test_every_face_of_a_group_photo_is_animated(moving_model, real_dir, grid_fr
     assert len(relative) == 4 and not np.array_equal(relative[-1].image, every[-1].image)
     live = pipe.live()  # the webcam drives every face too, one frame at a time: what the batches gave
     assert all(np.abs(live.step(f).image.astype(int) - d.image).max() <= 1 for f, d in zip(frames, every))
-    for call, what in ((lambda: next(pipe.drive_vectors(pipe.source_vector())), "driving by vectors"),
-                       (lambda: pipe.edit_embedded_face(overlay=np.zeros((4, 4, 4), np.uint8)), "editing")):
-        with pytest.raises(InputError, match=f"{what}.* works on one face"):
-            call()
+    with pytest.raises(InputError, match="driving by vectors.* works on one face"):
+        next(pipe.drive_vectors(pipe.source_vector()))
+    # an edit goes on every face (embedded faces line up across people); a snapshot brings it back
+    green = np.zeros((8, 8, 4), np.uint8)
+    green[..., 1] = green[..., 3] = 255
+    plain = next(pipe.drive_frames(frames[:1])).image
+    pipe.edit_embedded_face(overlay=green, position=(0.5, 0.5), scale=0.3)
+    edited = next(pipe.drive_frames(frames[:1])).image
+    state = pipe.edit_state()
+    pipe.reset_embedded_face()
+    assert np.array_equal(next(pipe.drive_frames(frames[:1])).image, plain)
+    pipe.restore_edit(state)
+    assert np.array_equal(next(pipe.drive_frames(frames[:1])).image, edited)
+    for (x0, y0, x1, y1), _ in alone:
+        region = edited[max(0, round(y0)):round(y1), max(0, round(x0)):round(x1)].astype(int)
+        assert ((region[..., 1] > 200) & (region[..., 0] < 60)).mean() > 0.01  # the sticker on each face
     with pytest.raises(InputError, match="for one group photo"):
         pipe.set_source([real_dir / ANNE, group], face="all")
     photo = read_image(real_dir / ANNE)  # one face: "all" is that face, still pasted back into the photo

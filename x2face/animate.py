@@ -226,9 +226,10 @@ def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits:
     if not path:
         return ""
     picture = read_overlay(path, limits.max_image_pixels, "the edit")
+    every = len(pipe.sources) > 1  # --face all: the edit goes on every face
     if args.edit_overlay:
         pipe.edit_embedded_face(overlay=picture, position=at, scale=args.edit_scale)
-        return f"; {Path(path).name} on the face at {at[0]:g},{at[1]:g}"
+        return f"; {Path(path).name} on {'every' if every else 'the'} face at {at[0]:g},{at[1]:g}"
     if args.edit_painted_on:
         base = read_overlay(args.edit_painted_on, limits.max_image_pixels, "the embedded face")[:, :, :3]
         layer = pipe.edit_embedded_face(layer=edit_layer(base, picture))
@@ -238,8 +239,8 @@ def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits:
         if picture.shape[1] != side or side not in (s, r):
             raise InputError(f"the painting is {picture.shape[1]}x{side} but this photo's embedded face is {r}x{r} "
                              f"(what `python -m x2face embed` writes for it) or {s}x{s} (`embed --no-sharp`); paint on "
-                             f"what embed wrote for the same --source, --face and --weights, or name the face it was "
-                             f"painted on with --edit-painted-on")
+                             f"what embed wrote for the same --source, --face{' 0' if every else ''} and --weights, or "
+                             f"name the face it was painted on with --edit-painted-on")
         layer = pipe.edit_embedded_face(painted=picture)
         moved = ""
     share = float((layer[:, :, 3] > 0.5).mean())
@@ -247,7 +248,7 @@ def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits:
         print(f"note: {share:.0%} of the embedded face differs from {Path(path).name}: was it painted on what "
               f"`python -m x2face embed` wrote for the same --source and --weights? (another person's: give that "
               f"one with --edit-painted-on)", file=sys.stderr)
-    return f"; painted {share:.1%} of the face ({Path(path).name}{moved})"
+    return f"; painted {share:.1%} of {'every' if every else 'the'} face ({Path(path).name}{moved})"
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -333,7 +334,7 @@ def main(argv: list[str]) -> int:
         raise InputError(f"--motion-scale must be from 0 to {MAX_MOTION_SCALE:g}, got {args.motion_scale:g}")
     if args.face.strip() == EVERY_FACE:
         clash = [o for o, on in (("--pose/--pose-sweep/--audio", driver.name != "video"),
-                                 ("an edit", bool(edit_inputs(args))), ("--side-by-side", args.side_by_side)) if on]
+                                 ("--side-by-side", args.side_by_side)) if on]
         if clash:
             raise InputError(f"--face all drives every face of a group photo with --driving and pastes each back; "
                              f"{clash[0]} works on one face: choose it with --face")

@@ -153,6 +153,7 @@ class EditState:
 
     embedded: torch.Tensor
     edit: _EditLayer | None
+    others: tuple["EditState", ...] = ()  # the other faces' of a group photo (set_source(face="all"))
 
 
 @dataclass
@@ -654,8 +655,8 @@ class X2FacePipeline:
                 (x, y) pixel point (``FaceCropper``'s ``select``); None: the cropper's own ``select``, which
                 also picks the driving face. ``"all"`` (``faces.EVERY_FACE``, one photo): every face; the
                 leftmost is this pipeline's source (``SourceInfo``), and ``drive_frames`` and ``live`` animate
-                all of them with the same driving face and paste each back into the photo (driving vectors and
-                edits refuse this: they work on one face).
+                all of them with the same driving face and paste each back into the photo; an edit goes on every
+                face (driving vectors refuse this: they work on one face).
 
         Returns:
             the new ``SourceInfo`` (also ``self.source``); a video's frames are named "clip.mp4 at 2.5 s".
@@ -807,7 +808,8 @@ class X2FacePipeline:
         """Replace the cached embedded face (texture editing: the edit then follows the driving head).
 
         It replaces the edit layers too (``add_edit_layer``, what ``edit_embedded_face`` uses): sharp rendering then
-        adds this face's difference to the unedited one at the model's size.
+        adds this face's difference to the unedited one at the model's size. With every face of a group photo as
+        the source it is the leftmost face's (the others keep theirs; ``add_edit_layer`` edits them all).
 
         Args:
             image: uint8 [S, S, 3] RGB or float [S, S, 3] in [0, 1] (numpy), or a float tensor
@@ -851,16 +853,19 @@ class X2FacePipeline:
         return confidence_image(self._require_source().confidence)
 
     def reset_embedded_face(self) -> None:
-        """Undo edits: the embedded face as ``set_source`` made it."""
+        """Undo edits: the embedded face as ``set_source`` made it (every face's, for a group photo)."""
         self._require_source().embedded = self._unedited
         self._edit = None
+        for other in self._group:
+            other.reset_embedded_face()
 
     def add_edit_layer(self, layer: np.ndarray) -> None:
         """Draw an RGBA layer over the embedded face (what ``edit_embedded_face`` does with an edit).
 
         The networks get it at the model's size; sharp rendering keeps it at its own size E, so a sticker or
         paint made at the sharp face's size (``embedded_face(side)``) stays crisp. Layers added one after another
-        stack.
+        stack. With every face of a group photo as the source, the layer goes on each face's embedded face (they
+        line up across people, as the paper's edits do).
 
         Args:
             layer: float [E, E, 4] in [0, 1] (or uint8), straight (not premultiplied) alpha, the embedded face's
@@ -869,8 +874,9 @@ class X2FacePipeline:
         from .control.edit import apply_layer, as_float_image
 
         src = self._require_source()
-        self._single("editing the embedded face")
         lay = as_float_image(layer, (4,), "layer")  # float32 [h, w, 4]
+        for other in self._group:
+            other.add_edit_layer(lay)
         before, old = src.embedded, self._edit
         self.set_embedded_face(apply_layer(self.embedded_face(), lay))
         e = max(*lay.shape[:2], self.image_size)  # at least the model's size (E = 1 cannot be sampled)
@@ -888,12 +894,14 @@ class X2FacePipeline:
 
     def edit_state(self) -> EditState:
         """The embedded face and its edits as they are now (``restore_edit`` puts them back)."""
-        return EditState(self._require_source().embedded, self._edit)
+        return EditState(self._require_source().embedded, self._edit, tuple(m.edit_state() for m in self._group))
 
     def restore_edit(self, state: EditState) -> None:
         """Put back the embedded face and edits of an ``edit_state()`` of the same source."""
         self._require_source().embedded = state.embedded
         self._edit = state.edit
+        for other, theirs in zip(self._group, state.others):
+            other.restore_edit(theirs)
 
     def edit_embedded_face(self, **edit) -> np.ndarray:
         """Draw on the embedded face (``x2face.control.edit.apply_edit``: ``overlay=`` RGBA at ``position=``,
