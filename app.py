@@ -196,9 +196,10 @@ def embed_face(photos, face, spec):
         embedded = pipe.embedded_face(helpers.EDIT_DISPLAY)  # sampled from the photo: paint keeps its detail
         confidence = helpers.display_face(pipe.confidence_map()[:, :, None].repeat(3, axis=2))
         group = helpers.group_note(pipe)
+        every = " (the leftmost face's: the paint goes on every face)" if len(pipe.sources) > 1 else ""
     editor = {"background": embedded, "layers": [], "composite": embedded}
-    return editor, confidence, ("Paint on the embedded face (it is the face's texture: the paint will follow the "
-                                "head), or choose an overlay picture, then add a driving clip and render"
+    return editor, confidence, (f"Paint on the embedded face{every} (it is the face's texture: the paint will follow "
+                                "the head), or choose an overlay picture, then add a driving clip and render"
                                 + (group or "."))
 
 
@@ -415,7 +416,7 @@ def build_demo() -> gr.Blocks:
                     with gr.Column():
                         e_photos = gr.File(label="Source photo(s) or a clip of the person", file_count="multiple",
                                            file_types=["image", "video"], height=140)
-                        e_face = _face_choice("edit-face")
+                        e_face = _face_choice("edit-face", every=True)
                         e_conf = gr.Image(label="Where the embedded face has evidence (bright)", height=200)
                         e_md = gr.Markdown()
                     with gr.Column(scale=2):

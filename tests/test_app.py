@@ -480,6 +480,12 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     assert "the leftmost of 2 faces" in note
     _, note = client.predict(group, real(real_dir, SPEECH), 0.5, False, "0", api_name="/animate_audio")
     assert "the leftmost of 2 faces" in note
+    *_, note = client.predict([group], "all", api_name="/embed_face")
+    assert "the paint goes on every face" in note and "group.png: all 2 faces" in note
+    sticker = handle_file(str(app_server.EXAMPLES / "sticker.png"))
+    _, video, _, summary = client.predict([group], None, sticker, 0.5, 0.4, 0.4, real(real_dir, CLIP_SILENT), 0.5,
+                                          "all", api_name="/edit_video")
+    assert "group.png: all 2 faces" in summary and probe(video).width == 640  # every face edited, in the photo
     *_, note = client.predict([group], "1", api_name="/embed_face")
     assert "the rightmost of 2 faces" in note
     with pytest.raises(AppError, match="group.png has 2 faces: there is no 4th from the left"):
