@@ -366,7 +366,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column():
                         p_photo = _photo(elem_id="pose-photo")
-                        p_face = _face_choice("pose-face")
+                        p_face = _face_choice("pose-face", every=True)
                         p_md = gr.Markdown()
                     with gr.Column():
                         p_preview = gr.Image(label="Preview", height=280, elem_id="pose-preview", format="png")
@@ -395,7 +395,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column():
                         a_photo = _photo()
-                        a_face = _face_choice("audio-face")
+                        a_face = _face_choice("audio-face", every=True)
                     with gr.Column():
                         a_audio = gr.Audio(label="Speech: record it or upload a file", sources=["microphone", "upload"],
                                            type="filepath")

@@ -474,8 +474,11 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     video, _, _, summary = client.predict([group], real(real_dir, CLIP_SILENT), None, False, True, 0.5, "all",
                                           api_name="/animate_frames")
     assert "group.png: all 2 faces" in summary and probe(video).width == 640  # pasted back into the photo
-    with pytest.raises(AppError):  # not a choice of the pose tab
-        client.predict(group, "all", api_name="/pose_source")
+    *_, note = client.predict(group, "all", api_name="/pose_source")  # the pose tab turns everyone alike
+    assert "group.png: all 2 faces" in note
+    preview = client.predict(group, 10, 0, 0, "all", api_name="/pose_preview")
+    h, w = np.asarray(Image.open(preview).convert("RGB")).shape[:2]
+    assert w == 2 * h == helpers.PREVIEW_SIDE  # the whole 2:1 photo, every face turned, at the preview's size
     *_, note = client.predict(group, "0", api_name="/pose_source")
     assert "the leftmost of 2 faces" in note
     _, note = client.predict(group, real(real_dir, SPEECH), 0.5, False, "0", api_name="/animate_audio")

@@ -157,8 +157,20 @@ def test_every_face_of_a_group_photo_is_animated(moving_model, real_dir, grid_fr
     assert len(relative) == 4 and not np.array_equal(relative[-1].image, every[-1].image)
     live = pipe.live()  # the webcam drives every face too, one frame at a time: what the batches gave
     assert all(np.abs(live.step(f).image.astype(int) - d.image).max() <= 1 for f, d in zip(frames, every))
-    with pytest.raises(InputError, match="driving by vectors.* works on one face"):
-        next(pipe.drive_vectors(pipe.source_vector()))
+    # driving vectors (pose, audio) move every face by the same change from its own vector: at the leftmost
+    # face's own vector, each face is at its own
+    still = next(pipe.drive_vectors(pipe.source_vector()))
+    change = torch.zeros_like(pipe.source_vector())
+    change[0, :8] = 0.5
+    moved = next(pipe.drive_vectors(pipe.source_vector() + change))
+    assert still.shape == group.shape and not np.array_equal(still, moved)
+    for i, ((x0, y0, x1, y1), _) in enumerate(alone):
+        one = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32", sharp=sharp)
+        one.set_source(group, face=i)
+        box = slice(max(0, round(y0)), round(y1)), slice(max(0, round(x0)), round(x1))
+        for got, v in ((still, one.source_vector()), (moved, one.source_vector() + change)):
+            want = next(one.drive_vectors(v, paste_back=True))
+            assert np.abs(got[box].astype(int) - want[box]).max() <= 1  # (float rounding of v + change - v_0)
     # an edit goes on every face (embedded faces line up across people); a snapshot brings it back
     green = np.zeros((8, 8, 4), np.uint8)
     green[..., 1] = green[..., 3] = 255

@@ -149,7 +149,7 @@ def add_source_arguments(p: argparse.ArgumentParser, every: bool = False) -> Non
     p.add_argument("--face", default="largest",
                    help="which face of a source photo with several people: largest (default), an index from the left "
                         "(0 = leftmost, -1 = rightmost) or X,Y (the face nearest that pixel)"
-                        + ("; all: every face, each driven by --driving and pasted back into the photo" if every
+                        + ("; all: every face of the photo, each driven alike and pasted back into it" if every
                            else ""))
     p.add_argument("--scale", type=float, default=1.6, help="crop size / face box size (1.6 = VoxCeleb, default)")
 
@@ -332,12 +332,9 @@ def main(argv: list[str]) -> int:
         raise InputError("--motion-scale scales relative motion: add --relative")
     if not 0.0 <= args.motion_scale <= MAX_MOTION_SCALE:
         raise InputError(f"--motion-scale must be from 0 to {MAX_MOTION_SCALE:g}, got {args.motion_scale:g}")
-    if args.face.strip() == EVERY_FACE:
-        clash = [o for o, on in (("--pose/--pose-sweep/--audio", driver.name != "video"),
-                                 ("--side-by-side", args.side_by_side)) if on]
-        if clash:
-            raise InputError(f"--face all drives every face of a group photo with --driving and pastes each back; "
-                             f"{clash[0]} works on one face: choose it with --face")
+    if args.face.strip() == EVERY_FACE and args.side_by_side:
+        raise InputError("--face all pastes every face back into the group photo; --side-by-side shows one face's "
+                         "crops: choose it with --face")
     out = check_output_path(args.out, [*args.source, *driver.inputs(args), *edit_inputs(args)],
                             overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
     edit_at = check_edit_arguments(args)

@@ -655,8 +655,9 @@ class X2FacePipeline:
                 (x, y) pixel point (``FaceCropper``'s ``select``); None: the cropper's own ``select``, which
                 also picks the driving face. ``"all"`` (``faces.EVERY_FACE``, one photo): every face; the
                 leftmost is this pipeline's source (``SourceInfo``), and ``drive_frames`` and ``live`` animate
-                all of them with the same driving face and paste each back into the photo; an edit goes on every
-                face (driving vectors refuse this: they work on one face).
+                all of them with the same driving face and paste each back into the photo; ``drive_vectors``
+                (pose, audio) moves each face by the same change from its own driving vector, and an edit goes on
+                every face.
 
         Returns:
             the new ``SourceInfo`` (also ``self.source``); a video's frames are named "clip.mp4 at 2.5 s".
@@ -731,12 +732,6 @@ class X2FacePipeline:
         """Every face the pipeline animates: ``[self.source]``, or with ``set_source(face="all")`` one ``SourceInfo``
         per face of the group photo, from the left."""
         return [self._require_source(), *(m.source for m in self._group)]
-
-    def _single(self, what: str) -> None:
-        """Refuse ``what`` when every face of a group photo is the source (it works on one face)."""
-        if self._group:
-            raise InputError(f"{what} works on one face; every face of a group photo is driven by a video or a "
-                             f"webcam only (set_source with face= one of them)")
 
     def _sharp_crop(self, image: np.ndarray, box: tuple[float, float, float, float],
                     ) -> tuple[np.ndarray, tuple[np.ndarray, int, int]]:
@@ -960,10 +955,12 @@ class X2FacePipeline:
             sharp: the face at the photo's resolution (``drive_frames``); None: the pipeline's ``sharp``.
 
         Yields:
-            uint8 RGB frames, [S, S, 3] ([R, R, 3] with ``sharp``) or (paste_back) [H, W, 3], one per vector.
+            uint8 RGB frames, [S, S, 3] ([R, R, 3] with ``sharp``) or (paste_back) [H, W, 3], one per vector. With
+            every face of a group photo as the source, the photo (paste-back is implied) with each face moved by
+            the same change from its own driving vector as ``vectors`` make from the leftmost face's
+            (``source_vector``): a pose or a voice moves everyone alike.
         """
         self._require_source()
-        self._single("driving by vectors (pose, audio)")
         v = torch.as_tensor(vectors)
         if v.dim() == 1:
             v = v.unsqueeze(0)  # [D] -> [1, D]
@@ -973,10 +970,13 @@ class X2FacePipeline:
         sharp = bool(self.sharp if sharp is None else sharp)
         for i in range(0, v.shape[0], max(1, int(batch_size))):
             chunk = v[i:i + batch_size]
-            # uint8 [R, R, 3] each (sharp) or [S, S, 3]
-            faces = self._render_sharp(self._vector_grids(chunk)) if sharp else self._render(chunk)
-            for g in faces:
-                yield self._compose(g, paste_back)
+            if self._group:
+                change = chunk.to(self.device, torch.float32) - self.source_vector().float()  # [n, D]
+                yield from self._paste_every([m._faces(m.source_vector().float() + change, sharp)
+                                              for m in (self, *self._group)])
+                continue
+            for g in self._faces(chunk, sharp):  # uint8 [R, R, 3] each (sharp) or [S, S, 3]
+                yield self._compose(g, paste_back or self.source.select == EVERY_FACE)
 
     def drive_frames(self, frames: Iterable[np.ndarray], *, paste_back: bool = False, batch_size: int = 16,
                      on_missing: str = "hold", overlap: bool = False, relative: bool = False,
@@ -1090,20 +1090,28 @@ class X2FacePipeline:
         if not found:
             return [None] * len(batch)
         vectors = self._vectors(found)  # float [N, D]: once for every face
-        members = [self, *self._group]
-        renders = []  # per face: N uint8 faces ([R, R, 3] sharp, else [S, S, 3])
-        for m, motion in zip(members, motions):
-            v = vectors if motion is None else motion(vectors)
-            side = SHARP_MAX_SIDE if sharp is True else int(sharp)
-            renders.append(m._render_sharp(m._vector_grids(v), side) if sharp else list(m._render(v)))
+        renders = [m._faces(vectors if motion is None else motion(vectors), sharp)
+                   for m, motion in zip((self, *self._group), motions)]
+        rendered = iter(zip(renders[0], self._paste_every(renders)))
+        return [next(rendered) if fc.found else None for fc in batch]
+
+    def _faces(self, vectors: torch.Tensor, sharp: bool | int) -> list[np.ndarray]:
+        """float [N, D] driving vectors -> N uint8 faces of this source: [R, R, 3] with ``sharp`` (an int caps R),
+        else [S, S, 3]."""
+        if sharp:
+            return self._render_sharp(self._vector_grids(vectors), SHARP_MAX_SIDE if sharp is True else int(sharp))
+        return list(self._render(vectors))
+
+    def _paste_every(self, renders: list[list[np.ndarray]]) -> list[np.ndarray]:
+        """Each face's N renders (every face of a group photo, from the left) -> N uint8 [H, W, 3] photos with every
+        face pasted back."""
         out = []
         for faces in zip(*renders):  # one frame: a face per member
             photo = self.source.photo
-            for m, face in zip(members, faces):
+            for m, face in zip((self, *self._group), faces):
                 photo = paste_back(photo, face, m.source.boxes[0])
-            out.append((faces[0], photo))
-        rendered = iter(out)
-        return [next(rendered) if fc.found else None for fc in batch]
+            out.append(photo)
+        return out
 
     @staticmethod
     def _batches(track, batch_size: int, drive: Callable[[list[FaceCrop]], list[Any]],
