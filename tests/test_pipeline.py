@@ -148,6 +148,8 @@ def test_every_face_of_a_group_photo_is_animated(moving_model, real_dir, grid_fr
     assert info.select == "all" and info.faces == [2] and info.group_photos() == "the source photo: all 2 faces"
     every = list(pipe.drive_frames(frames))  # paste-back is implied: the output is the photo
     assert all(d.found and d.image.shape == group.shape for d in every)
+    overlapped = list(pipe.drive_frames(frames, overlap=True))  # the GPU default of the command line
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(every, overlapped)) and len(overlapped) == 4
     for (x0, y0, x1, y1), frames_alone in alone:
         x0, y0, x1, y1 = max(0, round(x0)), max(0, round(y0)), round(x1), round(y1)
         for d, want in zip(every, frames_alone):
