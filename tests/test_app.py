@@ -507,8 +507,10 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
     _, _, note = app.live_frame(frame, group.get("path"), False, None, "0", False, 1.0, None)
     assert note.startswith("face in 1 of 1 webcam frames") and "the leftmost of 2 faces" in note
-    shown, _, note = app.live_frame(frame, group.get("path"), False, None, "all", False, 1.0, None)
+    shown, session, note = app.live_frame(frame, group.get("path"), False, None, "all", False, 1.0, None)
     assert "all 2 faces" in note and shown.shape[1] == 3 * shown.shape[0] + 4  # webcam | the 2:1 group photo
+    _, again, note = app.live_frame(frame, group.get("path"), False, session, "all", False, 1.0, None)
+    assert again is session and note.startswith("face in 2 of 2 webcam frames")  # one session follows the stream
 
 
 @pytest.mark.slow

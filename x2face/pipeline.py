@@ -230,6 +230,11 @@ def resolve_precision(precision: str | torch.dtype, device: torch.device, model_
     return resolve_dtype(precision, device)
 
 
+def _sharp_cap(sharp: bool | int) -> int:
+    """A render's ``sharp`` (True, or an int cap on the side) -> the most pixels a side of the sharp face."""
+    return SHARP_MAX_SIDE if sharp is True else int(sharp)
+
+
 def _in_margin(i: float, s: int, n: int, q: int, b: int) -> float:
     """Where pixel ``i`` of an S-pixel crop of an n-pixel box lies in the B-pixel crop of the box with q photo
     pixels added on every side, in normalised (align_corners) units: -1 and 1 are the end pixels' centres."""
@@ -568,12 +573,12 @@ class X2FacePipeline:
         else:
             grids = self._vector_grids(self._vectors(crops, motion))  # [N, S, S, 2]
         small = _to_uint8(warp(self._require_source().embedded.expand(len(crops), -1, -1, -1), grids))
-        return list(zip(small, self._render_sharp(grids, SHARP_MAX_SIDE if sharp is True else int(sharp))))
+        return list(zip(small, self._render_sharp(grids, _sharp_cap(sharp))))
 
     def _sharp_source(self, side: int = SHARP_MAX_SIDE) -> _SharpMaps:
         """The embedding's maps and the sharp crops as tensors, at most ``side`` a side (made on first use)."""
         src = self._require_source()
-        r = max(self.image_size, min(src.sharp[0].shape[0], int(side)))
+        r = self._sharp_side(side)
         if r not in self._sharp_maps:
             sources = _to_tensor(src.crops, self.device, self.dtype).unsqueeze(0)  # [K, 3, S, S] -> [1, K, 3, S, S]
             grids, shares = self._run(self.model.embedding_maps, sources)  # [1, K, S, S, 2], [1, K, 1, S, S]
@@ -630,8 +635,11 @@ class X2FacePipeline:
     def sharp_side(self) -> int:
         """Side in pixels of the sharp face (the first source face's size in its photo, between the model's size
         and ``SHARP_MAX_SIDE``): what sharp rendering outputs, and the resolution edits are kept at."""
-        src = self._require_source()
-        return max(self.image_size, min(src.sharp[0].shape[0], SHARP_MAX_SIDE))
+        return self._sharp_side(SHARP_MAX_SIDE)
+
+    def _sharp_side(self, cap: int) -> int:
+        """The sharp face's side with at most ``cap`` pixels (never under the model's size)."""
+        return max(self.image_size, min(self._require_source().sharp[0].shape[0], int(cap)))
 
     def _require_source(self) -> SourceInfo:
         if self.source is None:
@@ -791,7 +799,7 @@ class X2FacePipeline:
             raise InputError(f"side must be a whole number of pixels from 16 to 4096, got {side!r}")
         s = self.image_size
         itself = identity_grid(1, s, s, device=self.device)  # [1, S, S, 2]: the embedded face, unmoved
-        still = self._render_sharp(itself, min(int(side), self.sharp_side))[0]  # uint8 [R, R, 3]
+        still = self._render_sharp(itself, int(side))[0]  # uint8 [R, R, 3], R at most sharp_side
         if still.shape[0] == side:
             return still
         import cv2
@@ -940,6 +948,10 @@ class X2FacePipeline:
         src = self._require_source()
         return paste_back(src.photo, generated, src.boxes[0])
 
+    def _pastes(self, paste_back: bool) -> bool:
+        """Whether output is pasted back: as asked, and always with every face of a group photo as the source."""
+        return paste_back or self._require_source().select == EVERY_FACE
+
     def _source_frame(self, paste: bool, sharp: bool = False) -> np.ndarray:
         src = self._require_source()
         return src.photo.copy() if paste else (src.sharp[0] if sharp else src.crops[0]).copy()
@@ -976,7 +988,7 @@ class X2FacePipeline:
                                               for m in (self, *self._group)])
                 continue
             for g in self._faces(chunk, sharp):  # uint8 [R, R, 3] each (sharp) or [S, S, 3]
-                yield self._compose(g, paste_back or self.source.select == EVERY_FACE)
+                yield self._compose(g, self._pastes(paste_back))
 
     def drive_frames(self, frames: Iterable[np.ndarray], *, paste_back: bool = False, batch_size: int = 16,
                      on_missing: str = "hold", overlap: bool = False, relative: bool = False,
@@ -1022,17 +1034,16 @@ class X2FacePipeline:
         if on_missing not in ON_MISSING:
             raise InputError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
         self._require_source()
-        motion = self._motion(relative, motion_scale)
+        motions = self._face_motions(relative, motion_scale)
         track = self.cropper.track(frames, driving_face)
         self.last_report = track.report
         bs = max(1, int(batch_size))
         sharp = bool(self.sharp if sharp is None else sharp)
-        paste_back = paste_back or self.source.select == EVERY_FACE  # every face: the output is the photo
+        paste_back = self._pastes(paste_back)
         if self._group:  # every face of a group photo: rendered together and pasted back
-            motions = [motion] + [m._motion(relative, motion_scale) for m in self._group]
             drive = functools.partial(self._drive_every, motions=motions, sharp=sharp)
         else:
-            drive = functools.partial(self._drive_batch, motion=motion, sharp=sharp)
+            drive = functools.partial(self._drive_batch, motion=motions[0], sharp=sharp)
         if overlap:
             stages = _Stages(track, frames, bs, drive)
             batches, close = iter(stages), stages.close
@@ -1073,6 +1084,10 @@ class X2FacePipeline:
             raise InputError("motion_scale scales relative motion: pass relative=True with it")
         return self.relative_motion(motion_scale) if relative else None
 
+    def _face_motions(self, relative: bool, motion_scale: float) -> list["RelativeMotion | None"]:
+        """``_motion`` for each face the pipeline animates (``sources``: one, or every face of a group photo)."""
+        return [m._motion(relative, motion_scale) for m in (self, *self._group)]
+
     def _drive_batch(self, batch: list[FaceCrop], motion: "RelativeMotion | None" = None,
                      sharp: bool = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
         """``_generate``'s (generated, to paste) pairs for a batch of tracked frames (None where no face was found)."""
@@ -1099,7 +1114,7 @@ class X2FacePipeline:
         """float [N, D] driving vectors -> N uint8 faces of this source: [R, R, 3] with ``sharp`` (an int caps R),
         else [S, S, 3]."""
         if sharp:
-            return self._render_sharp(self._vector_grids(vectors), SHARP_MAX_SIDE if sharp is True else int(sharp))
+            return self._render_sharp(self._vector_grids(vectors), _sharp_cap(sharp))
         return list(self._render(vectors))
 
     def _paste_every(self, renders: list[list[np.ndarray]]) -> list[np.ndarray]:
@@ -1193,11 +1208,10 @@ class LiveSession:
 
     def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False, relative: bool = False,
                  motion_scale: float = 1.0, sharp: bool | int = False) -> None:
-        src = pipe._require_source()
-        self._motion = pipe._motion(relative, motion_scale)  # its reference: the first frame with a face
-        self._motions = [self._motion] + [m._motion(relative, motion_scale) for m in pipe._group]  # every face
+        pipe._require_source()
+        self._motions = pipe._face_motions(relative, motion_scale)  # their reference: the first frame with a face
         self.pipe = pipe
-        self.paste_back = paste_back or src.select == EVERY_FACE  # every face: the output is the photo
+        self.paste_back = paste_back  # as asked (``_pastes``: every face of a group photo is always pasted back)
         self.relative = relative
         self.motion_scale = float(motion_scale)
         self.sharp = sharp if isinstance(sharp, int) and not isinstance(sharp, bool) else bool(sharp)
@@ -1238,10 +1252,11 @@ class LiveSession:
                 generated, self._last = self.pipe._drive_every([fc], self._motions, self.sharp)[0]
                 return DrivenFrame(self._last, fc.index, True, fc.crop, generated)
             if fc.found:
-                generated, pasted = self.pipe._generate([fc.crop], self._motion, self.sharp)[0]
-                self._last = self.pipe._compose(pasted, self.paste_back)
+                generated, pasted = self.pipe._generate([fc.crop], self._motions[0], self.sharp)[0]
+                self._last = self.pipe._compose(pasted, self.pipe._pastes(self.paste_back))
                 return DrivenFrame(self._last, fc.index, True, fc.crop, generated)
-            image = self._last if self._last is not None else self.pipe._source_frame(self.paste_back, self.sharp)
+            image = self._last if self._last is not None else \
+                self.pipe._source_frame(self.pipe._pastes(self.paste_back), self.sharp)
             return DrivenFrame(image, fc.index, False, fc.crop, None)
 
 
