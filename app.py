@@ -261,9 +261,10 @@ def _photo(label="Photo of a face", elem_id=None):
                     height=280, elem_id=elem_id)
 
 
-def _face_choice(elem_id=None, label="Face (in a photo of several people)", every=False):
-    """The face menu; ``every``: with "every face" (each driven and pasted back into the group photo)."""
-    choices = FACE_CHOICES + ([("every face (pasted back)", EVERY_FACE)] if every else [])
+def _face_choice(elem_id=None, label="Face (in a photo of several people)", every="every face (pasted back)"):
+    """The face menu; ``every``: the label of its "all" choice, if any (the source: every face of a group photo,
+    each driven and pasted back; the driving face: each face of the clip drives the photo's face in its place)."""
+    choices = FACE_CHOICES + ([(every, EVERY_FACE)] if every else [])
     return gr.Dropdown(choices, value="largest", label=label, min_width=160, elem_id=elem_id)
 
 
@@ -306,7 +307,7 @@ def build_demo() -> gr.Blocks:
                                                  "embedded together", file_count="multiple",
                                            file_types=["image", "video"], height=140,
                                            elem_id="frames-photos")
-                        f_face = _face_choice("frames-face", every=True)
+                        f_face = _face_choice("frames-face")
                         f_crops = gr.Gallery(label="Face crops the model sees", columns=4, height=180,
                                              object_fit="contain", interactive=False, elem_id="frames-crops")
                         f_crop_md = gr.Markdown()
@@ -314,7 +315,8 @@ def build_demo() -> gr.Blocks:
                         f_video = _video("Driving video or webcam clip", "frames-driving")
                         f_image = gr.Image(label="... or a driving photo or animated GIF", type="filepath",
                                            image_mode=None, sources=["upload", "clipboard"], height=160)
-                        f_dface = _face_choice("frames-driving-face", "Driving face (in a clip of several people)")
+                        f_dface = _face_choice("frames-driving-face", "Driving face (in a clip of several people)",
+                                               every="each face: the one in its place (with every face above)")
                 with gr.Row():
                     f_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                     f_audio = gr.Checkbox(label="Keep the driving clip's sound", value=True)
@@ -348,7 +350,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     l_paste = gr.Checkbox(label="Paste back into the original photo", value=False, scale=0,
                                           min_width=300)
-                    l_face = _face_choice("live-face", every=True)
+                    l_face = _face_choice("live-face")
                     l_rel, l_strength = _relative_motion("live")
                     l_md = gr.Markdown(elem_id="live-status")
                 l_session = gr.State(None)
@@ -366,7 +368,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column():
                         p_photo = _photo(elem_id="pose-photo")
-                        p_face = _face_choice("pose-face", every=True)
+                        p_face = _face_choice("pose-face")
                         p_md = gr.Markdown()
                     with gr.Column():
                         p_preview = gr.Image(label="Preview", height=280, elem_id="pose-preview", format="png")
@@ -395,7 +397,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     with gr.Column():
                         a_photo = _photo()
-                        a_face = _face_choice("audio-face", every=True)
+                        a_face = _face_choice("audio-face")
                     with gr.Column():
                         a_audio = gr.Audio(label="Speech: record it or upload a file", sources=["microphone", "upload"],
                                            type="filepath")
@@ -416,7 +418,7 @@ def build_demo() -> gr.Blocks:
                     with gr.Column():
                         e_photos = gr.File(label="Source photo(s) or a clip of the person", file_count="multiple",
                                            file_types=["image", "video"], height=140)
-                        e_face = _face_choice("edit-face", every=True)
+                        e_face = _face_choice("edit-face")
                         e_conf = gr.Image(label="Where the embedded face has evidence (bright)", height=200)
                         e_md = gr.Markdown()
                     with gr.Column(scale=2):

@@ -79,3 +79,16 @@ def group_photo(real_dir: Path) -> np.ndarray:
     canvas[0:128, 40:168] = scarlett
     canvas[40:296, 340:596] = anne
     return canvas
+
+
+def group_clip(real_dir: Path, frames: int = 4) -> list[np.ndarray]:
+    """Two people side by side, each moving on their own: ``frames`` uint8 [288, 648, 3] RGB frames, a GRID speaker
+    (360 px wide) on the left and Donald Trump (a first-order-model demo clip, 288 px) on the right."""
+    from PIL import Image
+
+    from x2face.media import VideoReader
+
+    left = VideoReader(real_dir / "clips/rizkiarm_LipNet__evaluation_samples_GRID_bbaf2n.mpg", seconds=1.0)
+    right = VideoReader(real_dir / "clips/AliaksandrSiarohin_first-order-model__demo_old_04.mp4", seconds=1.0)
+    pairs = list(zip(list(left), list(right)))[:frames]
+    return [np.concatenate([a, np.asarray(Image.fromarray(b).resize((288, 288)))], axis=1) for a, b in pairs]

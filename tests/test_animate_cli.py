@@ -14,7 +14,7 @@ import torch
 from x2face.cli import main as cli
 from x2face.media import VideoReader, decode_check, ffmpeg_exe, probe_video, read_audio, read_image
 
-from helpers import best_lag, ffmpeg_children, group_photo
+from helpers import best_lag, ffmpeg_children, group_clip, group_photo
 
 ANNE = "photos/jixinya_EAMM__test_image_anne.png"
 OBAMA = "photos/ageitgey_face_recognition__examples_knn_examples_train_obama_obama2.jpg"  # 626x1200
@@ -306,6 +306,32 @@ def test_animate_a_face_of_a_group_photo(real_dir, weights, tmp_path, capsys):
     assert cli(["embed", "--source", str(group), "--face", "all", "--out", str(tmp_path / "all.png")]) == 2
     assert "--face must be 'largest', a face index" in capsys.readouterr().err  # embed writes one face
 
+
+
+def test_animate_a_group_photo_with_a_clip_of_several_people(real_dir, weights, tmp_path, capsys):
+    """--face all --driving-face all: each face of the group photo is driven by the clip's face in its place."""
+    from x2face.media import VideoWriter, write_image
+
+    group = write_image(tmp_path / "group.png", group_photo(real_dir))
+    clip = tmp_path / "two.mp4"
+    with VideoWriter(clip, 25) as w:
+        for frame in group_clip(real_dir, 10):
+            w.write(frame)
+    out, png = tmp_path / "out.mp4", tmp_path / "out.png"
+    common = ["--source", group, "--weights", weights, "--overwrite"]
+    assert run(*common, "--out", out, "--face", "all", "--driving", clip, "--driving-face", "all") == 0
+    assert "all 2 faces found in 10/10 frames of two.mp4" in capsys.readouterr().out
+    assert VideoReader(out).info.width == 640  # the group photo, every face pasted back
+    still = write_image(tmp_path / "two.png", group_clip(real_dir, 1)[0])  # a driving photo of two people
+    assert run(*common, "--out", png, "--face", "all", "--driving", still, "--driving-face", "all") == 0
+    for args, message in [([out, "--driving", clip, "--driving-face", "all"], "add --face all"),
+                          ([out, "--face", "all", "--driving", real_dir / GRID, "--driving-face", "all",
+                            "--seconds", "0.4"], "bbaf2n.mpg never shows 2 faces at once (10 frames checked)"),
+                          ([png, "--face", "all", "--driving", real_dir / ANNE, "--driving-face", "all"],
+                           "the driving photo jixinya_EAMM__test_image_anne.png never shows 2 faces at once")]:
+        assert run(*common, "--out", *args) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
 
 def test_animate_relative_motion(real_dir, weights, tmp_path, capsys):
     out = tmp_path / "out.mp4"

@@ -19,7 +19,7 @@ from x2face.app_helpers import AppSettings, ModelCache, SourceCache, TempSpace, 
 from x2face.errors import InputError, MediaError, NoFaceError, WeightsError
 
 import app_server
-from helpers import group_photo, write_silence  # tests/helpers.py (``helpers`` here is x2face.app_helpers)
+from helpers import group_clip, group_photo, write_silence  # tests/helpers.py (``helpers`` here is x2face.app_helpers)
 
 PHOTO = "photos/jixinya_EAMM__test_image_anne.png"
 PHOTO_PAIR = ["photos/ageitgey_face_recognition__examples_knn_examples_train_rose_leslie_img1.jpg",
@@ -456,7 +456,7 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     from gradio_client.exceptions import AppError
     from PIL import Image
 
-    from x2face.media import VideoReader, write_image
+    from x2face.media import VideoReader, VideoWriter, write_image
 
     group = handle_file(str(write_image(tmp_path / "group.png", group_photo(real_dir))))  # small left, large right
     crops, note = client.predict([group], api_name="/crop_sources")  # the choice left out: the largest
@@ -499,6 +499,20 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     assert "face found" in summary
     with pytest.raises(AppError, match="has 2 faces: there is no 4th from the left"):
         client.predict([real(real_dir, PHOTO)], None, group, False, True, 0.5, "largest", False, 1.0, "3",
+                       api_name="/animate_frames")
+    # a clip (or photo) of two people drives the group photo, each face by the face in its place
+    clip = tmp_path / "two.mp4"
+    with VideoWriter(clip, 25) as w:
+        for f in group_clip(real_dir, 10):
+            w.write(f)
+    video, _, _, summary = client.predict([group], handle_file(str(clip)), None, False, True, 0.5, "all", False, 1.0,
+                                          "all", api_name="/animate_frames")
+    assert "all 2 faces found in 10/10 frames of two.mp4" in summary and probe(video).width == 640
+    with pytest.raises(AppError, match="set the source with every face"):
+        client.predict([group], handle_file(str(clip)), None, False, True, 0.5, "0", False, 1.0, "all",
+                       api_name="/animate_frames")
+    with pytest.raises(AppError, match="never shows 2 faces at once"):
+        client.predict([group], real(real_dir, CLIP_SILENT), None, False, True, 0.5, "all", False, 1.0, "all",
                        api_name="/animate_frames")
     with pytest.raises(AppError):  # not one of the choices
         client.predict([group], "largest please", api_name="/crop_sources")

@@ -14,7 +14,7 @@ from x2face.faces import FaceCropper, FaceDetector
 from x2face.media import VideoReader, read_image
 from x2face.pipeline import X2FacePipeline, side_by_side
 
-from helpers import ffmpeg_children, group_photo
+from helpers import ffmpeg_children, group_clip, group_photo
 
 ANNE = "photos/jixinya_EAMM__test_image_anne.png"  # 256x256
 SCARLETT = "photos/jixinya_EAMM__test_image_scarlett.jpg"
@@ -194,6 +194,59 @@ def test_every_face_of_a_group_photo_is_animated(moving_model, real_dir, grid_fr
     assert next(pipe.drive_frames(frames)).image.shape == photo.shape
     pipe.set_source(group, face=1)  # one face again: everything works on it
     assert next(pipe.drive_vectors(pipe.source_vector())).ndim == 3
+
+
+@pytest.mark.parametrize("sharp", [False, True])
+def test_each_face_of_a_group_photo_is_driven_by_the_face_in_its_place(moving_model, real_dir, grid_frames, sharp):
+    """``driving_face="all"``: a clip of two people drives a photo of two, each face by the clip's face in its place
+    from the left; each face's region is what driving that face alone by that driving face gives."""
+    group, clip = group_photo(real_dir), group_clip(real_dir)
+    pipe = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32", sharp=sharp)
+    alone = []
+    for i in (0, 1):
+        pipe.set_source(group, face=i)
+        alone.append((pipe.source.boxes[0], [d.image for d in pipe.drive_frames(clip, paste_back=True,
+                                                                                driving_face=i)]))
+    with pytest.raises(InputError, match="set the source with every face"):
+        next(pipe.drive_frames(clip, driving_face="all"))
+    with pytest.raises(InputError, match="set the source with every face"):
+        pipe.live(driving_face="all")
+    pipe.set_source(group, face="all")
+    each = list(pipe.drive_frames(clip, driving_face="all"))
+    assert all(d.found and d.image.shape == group.shape for d in each) and len(each) == len(clip)
+    assert pipe.last_report.faces == 2 and pipe.last_report.summary() == "all 2 faces found in 4/4 frames"
+    overlapped = list(pipe.drive_frames(clip, driving_face="all", overlap=True))
+    assert all(np.array_equal(a.image, b.image) for a, b in zip(each, overlapped)) and len(overlapped) == 4
+    alike = list(pipe.drive_frames(clip))  # one driving face (the largest, on the right) for both
+    for i, ((x0, y0, x1, y1), frames_alone) in enumerate(alone):
+        box = slice(max(0, round(y0)), round(y1)), slice(max(0, round(x0)), round(x1))
+        for d, want in zip(each, frames_alone):
+            np.testing.assert_array_equal(d.image[box], want[box])
+        # the left face is driven by the left person here, by the right one when driven alike
+        assert (i == 1) == all(np.array_equal(a.image[box], d.image[box]) for a, d in zip(alike, each))
+    relative = list(pipe.drive_frames(clip, driving_face="all", relative=True, motion_scale=2.0))
+    assert len(relative) == 4 and not np.array_equal(relative[-1].image, each[-1].image)
+    # two people at the webcam: what the batches give with a detection in every frame (as a live session has)
+    pipe.cropper = FaceCropper(64, backend="opencv", detect_every=1, max_gap=1)
+    live = pipe.live(driving_face="all")
+    each = list(pipe.drive_frames(clip, driving_face="all"))
+    assert all(np.abs(live.step(f).image.astype(int) - d.image).max() <= 1 for f, d in zip(clip, each))
+    assert live.found == 4
+    # a driving face that is lost holds its last render while the other goes on
+    gone = [f.copy() for f in clip]
+    gone[3][:, 360:] = 128  # the right person leaves in the last frame
+    held = list(pipe.drive_frames(gone, driving_face="all"))
+    (lx0, ly0, lx1, ly1), (rx0, ry0, rx1, ry1) = (b for b, _ in alone)
+    right = slice(max(0, round(ry0)), round(ry1)), slice(max(0, round(rx0)), round(rx1))
+    left = slice(max(0, round(ly0)), round(ly1)), slice(max(0, round(lx0)), round(lx1))
+    assert held[3].found and np.array_equal(held[3].image[right], held[2].image[right])
+    assert not np.array_equal(held[3].image[left], held[2].image[left])
+    assert pipe.last_report.summary() == "all 2 faces found in 3/4 frames (not all in frames 3)"
+    # a clip that never shows two faces at once: nothing is found, and the message says why
+    out = list(pipe.drive_frames(grid_frames[:3], driving_face="all"))
+    assert not any(d.found for d in out) and np.array_equal(out[0].image, group)
+    assert pipe.last_report.found == 0
+    assert "never shows 2 faces at once (3 frames checked)" in pipe.last_report.nothing_found("grid.mpg")
 
 
 def test_set_source_names_the_video_without_face(pipe, tmp_path):

@@ -48,6 +48,7 @@ class Drive:
         label: what drove the face, for the summary line.
         report: callable returning the face-tracking summary (after ``frames`` is exhausted).
         found: callable returning how many driving frames had a face (after ``frames`` is exhausted).
+        nothing: callable returning the message for a video in which no frame had its face (None: the plain one).
     """
 
     frames: Iterator[np.ndarray]
@@ -59,6 +60,7 @@ class Drive:
     label: str = ""
     report: Callable[[], str] = field(default=lambda: "")
     found: Callable[[], int | None] = field(default=lambda: None)
+    nothing: Callable[[], str] | None = None
 
 
 class Driver:
@@ -107,11 +109,14 @@ class VideoDriver(Driver):
 
     def open(self, args: argparse.Namespace, pipe: X2FacePipeline, limits: Limits) -> Drive:
         path = args.driving
+        each = parse_face_select(args.driving_face, "--driving-face", every=True)  # all: each face by its own driver
+        each = each if each == EVERY_FACE else None  # (else the cropper's select, set by open_pipeline)
         if is_still_image(path):
             image = read_image(path, limits=limits)
-            driven = list(pipe.drive_frames([image], paste_back=args.paste_back, on_missing="source"))
+            driven = list(pipe.drive_frames([image], paste_back=args.paste_back, on_missing="source",
+                                            driving_face=each))
             if not driven[0].found:
-                raise NoFaceError(f"no human face found in the driving photo {Path(path).name}")
+                raise NoFaceError(pipe.last_report.nothing_found(f"the driving photo {Path(path).name}"))
             frame = _output_frame(args, pipe, driven[0])
             return Drive(iter([frame]), still=True, total=1, label=Path(path).name,
                          report=lambda: pipe.last_report.summary(), found=lambda: pipe.last_report.found)
@@ -120,11 +125,12 @@ class VideoDriver(Driver):
         frames = (_output_frame(args, pipe, d) for d in
                   pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
                                     on_missing=args.on_missing, overlap=overlap, relative=args.relative,
-                                    motion_scale=args.motion_scale))
+                                    motion_scale=args.motion_scale, driving_face=each))
         audio = path if (args.keep_audio and reader.info.has_audio) else None
         return Drive(frames, reader.fps, reader.num_frames_estimate, audio, label=Path(path).name,
                      report=lambda: pipe.last_report.summary() if pipe.last_report else "",
-                     found=lambda: pipe.last_report.found if pipe.last_report else None)
+                     found=lambda: pipe.last_report.found if pipe.last_report else None,
+                     nothing=lambda: pipe.last_report.nothing_found(Path(path).name))
 
 
 #: driver name -> Driver. Exactly one must be selected by the arguments.
@@ -180,9 +186,13 @@ def open_pipeline(args: argparse.Namespace, limits: Limits, every: bool = False,
         if not Path(src).is_file():
             raise MediaError(f"no such photo: {src}")
     face = parse_face_select(args.face, "--face", every=every)
-    driving_face = parse_face_select(getattr(args, "driving_face", "largest"), "--driving-face")
+    driving_face = parse_face_select(getattr(args, "driving_face", "largest"), "--driving-face", every=every)
+    if driving_face == EVERY_FACE and face != EVERY_FACE:
+        raise InputError("--driving-face all drives each face of a group photo with the clip's face in its place: "
+                         "add --face all")
+    select = "largest" if driving_face == EVERY_FACE else driving_face  # (all: the drivers pick their faces)
     pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
-                                          select=driving_face, scale=args.scale, **options)
+                                          select=select, scale=args.scale, **options)
     pipe.set_source(args.source, video_frames=args.source_frames, limits=limits, face=face)
     return pipe
 
@@ -284,7 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"2 twice; at most {MAX_MOTION_SCALE:g})")
     p.add_argument("--driving-face", default="largest",
                    help="which face drives when the driving clip or photo shows several people: largest (default), "
-                        "an index from the left or X,Y, picked where faces are first seen and then followed")
+                        "an index from the left or X,Y, picked where faces are first seen and then followed; all (with "
+                        "--face all): each face of the group photo is driven by the clip's face in its place")
     p.add_argument("--detect-every", type=int, default=5, metavar="N",
                    help="run the face detector at least every N frames where the face moves (default 5)")
     p.add_argument("--max-gap", type=int, default=20, metavar="N",
@@ -367,7 +378,8 @@ def main(argv: list[str]) -> int:
                     writer.write(frame)
                     bar.update(1)
                 if drive.found() == 0:
-                    raise NoFaceError(f"no human face found in {drive.label} ({writer.frames} frames checked)")
+                    raise NoFaceError(drive.nothing() if drive.nothing else
+                                      f"no human face found in {drive.label} ({writer.frames} frames checked)")
         finally:
             bar.close()
             close = getattr(drive.frames, "close", None)

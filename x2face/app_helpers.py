@@ -621,7 +621,8 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         relative: relative motion (``pipeline.RelativeMotion``): the source keeps its pose and head shape and
             moves as the clip's face moves from its first frame with a face.
         motion_scale: with ``relative``, how much of that motion the source makes (1 = as much).
-        driving_face: which face drives when the clip or photo shows several people (a ``FACE_CHOICES`` value).
+        driving_face: which face drives when the clip or photo shows several people (a ``FACE_CHOICES`` value, or
+            "all": each face of a group photo, the source with every face, by the clip's face in its place).
 
     Returns:
         ``JobResult`` with ``video`` + ``comparison`` (a clip) or ``still`` (a driving photo).
@@ -635,7 +636,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     from .pipeline import motion_note, side_by_side
 
     t0 = time.perf_counter()
-    select = parse_face_select(driving_face or "largest", "the driving face")
+    select = parse_face_select(driving_face or "largest", "the driving face", every=True)
     src = pipe.source
     name = Path(driving).name
     if is_still_image(driving):
@@ -644,7 +645,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         image = read_image(driving, limits=limits)
         d = next(pipe.drive_frames([image], paste_back=paste_back, on_missing="source", driving_face=select))
         if not d.found:
-            raise NoFaceError(f"no human face found in the driving photo {name}")
+            raise NoFaceError(pipe.last_report.nothing_found(f"the driving photo {name}"))
         still = write_image(out_dir / "side_by_side.png",
                             side_by_side(src.crops[0], d.driving_crop, fit_frame(d.image), height=COMPARE_HEIGHT))
         elapsed = time.perf_counter() - t0
@@ -663,7 +664,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
             cmp.write(side_by_side(src.crops[0], d.driving_crop, result, height=COMPARE_HEIGHT))
         report = pipe.last_report
         if report is None or report.found == 0:
-            raise NoFaceError(f"no human face found in {name} ({out.frames} frames checked)")
+            raise NoFaceError(report.nothing_found(name) if report else f"no human face found in {name}")
     elapsed = time.perf_counter() - t0
     sound = ", with its sound" if audio is not None else (", no sound in the clip" if keep_audio else "")
     motion = f" ({motion_note(motion_scale)})" if relative else ""

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import glob
 import importlib.util
+import itertools
 import math
 import os
 from dataclasses import dataclass, field
@@ -542,6 +543,7 @@ class TrackReport:
         detections: detector runs.
         refinements: detections added inside a stride because the face moved there.
         backend: detector backend.
+        faces: faces tracked together (``GroupTrack``: a frame counts as found when every one was).
     """
 
     frames: int = 0
@@ -550,6 +552,7 @@ class TrackReport:
     detections: int = 0
     refinements: int = 0
     backend: str = ""
+    faces: int = 1
 
     def missing_spans(self) -> list[tuple[int, int]]:
         """Missing frames as inclusive (first, last) index ranges."""
@@ -562,12 +565,22 @@ class TrackReport:
         return spans
 
     def summary(self) -> str:
-        text = f"face found in {self.found}/{self.frames} frames"
+        what = "face" if self.faces == 1 else f"all {self.faces} faces"
+        text = f"{what} found in {self.found}/{self.frames} frames"
         if self.missing:
             spans = ", ".join(f"{a}" if a == b else f"{a}-{b}" for a, b in self.missing_spans()[:5])
             more = " ..." if len(self.missing_spans()) > 5 else ""
-            text += f" (none in frames {spans}{more})"
+            text += f" ({'none' if self.faces == 1 else 'not all'} in frames {spans}{more})"
         return text
+
+    def nothing_found(self, name: str) -> str:
+        """The message for a video ``name`` in which no frame had its face (``found == 0``)."""
+        checked = f"{self.frames} frame{'s' if self.frames != 1 else ''} checked"
+        if self.faces == 1:
+            return f"no human face found in {name} ({checked})"
+        return (f"{name} never shows {self.faces} faces at once ({checked}): with every driving "
+                f"face, each face of the group photo is driven by the clip's face in its place from the left; pick "
+                f"one driving face instead")
 
 
 def check_select(select: object) -> None:
@@ -747,6 +760,38 @@ class FaceCropper:
         ``select`` picks the face where faces are first seen (None: the cropper's ``select``)."""
         return FaceTrack(self, frames, select)
 
+    def track_every(self, frames: Iterable[np.ndarray], count: int) -> "GroupTrack":
+        """Track ``count`` faces of a clip of several people through its frames (uint8 [H, W, 3] RGB each): the
+        ``count`` largest faces of the first frame that shows that many, from the left, each followed on its own.
+        Iterate the result for one ``GroupCrop`` per frame, in order; then read its ``report``."""
+        return GroupTrack(self, frames, count)
+
+
+@dataclass
+class GroupCrop:
+    """The faces of one frame of a clip of several people (``FaceCropper.track_every``).
+
+    Attributes:
+        faces: one ``FaceCrop`` per tracked face, from the left (as first seen); each ``found`` on its own.
+    """
+
+    faces: list[FaceCrop]
+
+    @property
+    def index(self) -> int:
+        """Frame index in the video."""
+        return self.faces[0].index
+
+    @property
+    def found(self) -> bool:
+        """Whether any of the faces was found in this frame."""
+        return any(f.found for f in self.faces)
+
+    @property
+    def crop(self) -> np.ndarray | None:
+        """The first found face's crop, uint8 [S, S, 3] RGB (None when none was found)."""
+        return next((f.crop for f in self.faces if f.found), None)
+
 
 class FaceTrack(Iterator[FaceCrop]):
     """Iterator of ``FaceCrop``s for the frames of a video, with a ``TrackReport`` (see ``FaceCropper.track``).
@@ -758,11 +803,15 @@ class FaceTrack(Iterator[FaceCrop]):
     ``detect_every`` frames in memory).
     """
 
-    def __init__(self, cropper: FaceCropper, frames: Iterable[np.ndarray], select: FaceSelect | None = None) -> None:
+    def __init__(self, cropper: FaceCropper, frames: Iterable[np.ndarray], select: FaceSelect | None = None,
+                 *, group: int | None = None) -> None:
         if select is not None:
             check_select(select)
+        if group is not None and not (isinstance(select, int) and 0 <= select < group):
+            raise InputError(f"a face of a group of {group} is picked by its index from the left, got {select!r}")
         self.cropper = cropper
         self.select = cropper.select if select is None else select
+        self.group = group  # one of ``group`` faces (``GroupTrack``): see ``_measure``
         self.report = TrackReport(backend=cropper.backend)
         self._gen = self._run(iter(frames))
 
@@ -783,9 +832,13 @@ class FaceTrack(Iterator[FaceCrop]):
             cx, cy, side = state
             r = 1.1 * side
             dets = c.detector.detect(frame, (cx - r, cy - r, cx + r, cy + r), expected_side=side)
+            if self.group is not None:  # never a neighbour that the window reaches
+                dets = self._stay(dets, state)
             if dets:
                 return min(dets, key=lambda d: float(np.linalg.norm(d.center - state[:2])))
         dets = c.detector.detect(frame)
+        if self.group is not None:
+            return self._group_face(dets, state)
         if not dets:
             return None
         if state is None:
@@ -793,6 +846,26 @@ class FaceTrack(Iterator[FaceCrop]):
         # lost before: prefer the face nearest to where it was, among faces of similar size
         return min(dets, key=lambda d: float(np.linalg.norm(d.center - state[:2])) / state[2]
                    + abs(math.log(d.side / state[2])))
+
+    def _group_face(self, dets: list[Detection], state: np.ndarray | None) -> Detection | None:
+        """This track's face among a whole frame's detections, as one of ``group`` faces: first, the ``select``-th
+        from the left of the ``group`` largest, in a frame with at least that many (so that every face of the
+        group is picked in the same frame, and a small false detection does not shift the order); once seen,
+        only a face near where it was lost (``_stay``), never a neighbour."""
+        if state is None:
+            if len(dets) < int(self.group):
+                return None
+            largest = sorted(dets, key=lambda d: -d.side)[: int(self.group)]
+            return sorted(largest, key=lambda d: d.center[0])[int(self.select)]
+        near = self._stay(dets, state)
+        return min(near, key=lambda d: float(np.linalg.norm(d.center - state[:2]))) if near else None
+
+    @staticmethod
+    def _stay(dets: list[Detection], state: np.ndarray) -> list[Detection]:
+        """The detections that may be a group track's face: within ``GROUP_REACH`` face sides of where it was, of a
+        similar size (two heads side by side have their face centres about a face side or more apart)."""
+        return [d for d in dets if float(np.linalg.norm(d.center - state[:2])) < GROUP_REACH * state[2]
+                and abs(math.log(d.side / state[2])) < 0.5]
 
     @staticmethod
     def _near(state: np.ndarray | None, det: Detection) -> bool:
@@ -947,6 +1020,8 @@ class FaceTrack(Iterator[FaceCrop]):
         return k if devs[k] > STRIDE_CHANGE else None
 
 
+#: how far (in face sides) a face of a group clip may be from where it was to be taken for it (``FaceTrack._stay``)
+GROUP_REACH = 0.75
 #: the most frame data a video tracker holds between two detections (its stride shrinks for big frames)
 MAX_PENDING_BYTES = 256 * 2**20
 #: a stride is split in the middle when its crop moves more than this (centre, or log side, / face side) ...
@@ -954,6 +1029,44 @@ STRIDE_MOVE = 0.03
 #: ... and where a frame's face window differs from the blend of the stride's
 #: two ends by more than this (mean absolute difference of 16x16 grey thumbnails in [0, 1])
 STRIDE_CHANGE = 0.04
+
+
+class GroupTrack(Iterator[GroupCrop]):
+    """``GroupCrop``s for the frames of a clip of several people (see ``FaceCropper.track_every``): one
+    ``FaceTrack`` per face over the same frames, in step. Frames before the first that shows every face have
+    none found. ``report`` counts a frame as found when every face was, and adds up the detector runs."""
+
+    def __init__(self, cropper: FaceCropper, frames: Iterable[np.ndarray], count: int) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise InputError(f"the number of faces to track must be an int >= 1, got {count!r}")
+        self.count = count
+        self.frames = frames
+        copies = itertools.tee(iter(frames), count)  # each track reads every frame (held at most a stride apart)
+        self.tracks = [FaceTrack(cropper, f, i, group=count) for i, f in enumerate(copies)]
+        self.report = TrackReport(backend=cropper.backend, faces=count)
+
+    def __iter__(self) -> "GroupTrack":
+        return self
+
+    def __next__(self) -> GroupCrop:
+        faces = [next(t) for t in self.tracks]
+        r = self.report
+        r.frames += 1
+        if all(f.found for f in faces):
+            r.found += 1
+        else:
+            r.missing.append(faces[0].index)
+        r.detections = sum(t.report.detections for t in self.tracks)
+        r.refinements = sum(t.report.refinements for t in self.tracks)
+        return GroupCrop(faces)
+
+    def close(self) -> None:
+        """Stop the tracks and the frame source (e.g. an ffmpeg decoder)."""
+        for t in self.tracks:
+            t.close()
+        close = getattr(self.frames, "close", None)
+        if close is not None:
+            close()
 
 
 def window_thumbnail(frame: np.ndarray, state: np.ndarray, size: int = 16) -> np.ndarray:

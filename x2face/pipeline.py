@@ -43,8 +43,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from .errors import ConfigError, FaceIndexError, InputError, NoFaceError
-from .faces import (EVERY_FACE, FaceCrop, FaceCropper, FaceSelect, check_select, crop_square, describe_select,
-                    paste_back)
+from .faces import (EVERY_FACE, FaceCrop, FaceCropper, FaceSelect, GroupCrop, check_select, crop_square,
+                    describe_select, paste_back)
 from .media import Limits, VideoReader, is_still_image, probe_video, read_image, to_rgb_array
 from .model import X2Face
 from .warp import identity_grid, warp
@@ -1022,7 +1022,10 @@ class X2FacePipeline:
                 resolution (``add_edit_layer``). None: the pipeline's ``sharp``.
             driving_face: which face drives when the frames show several people ("largest", an index from the
                 left, an (x, y) point), picked where faces are first seen and then followed; None: the
-                cropper's ``select``.
+                cropper's ``select``. ``"all"`` (``faces.EVERY_FACE``, with every face of a group photo as the
+                source): each face of the photo is driven by the clip's face in its place, the N largest faces
+                of the first frame that shows N, from the left, each followed on its own (``GroupTrack``); a
+                face whose driver is lost holds its last render, and a frame counts as found where any is.
 
         With every face of a group photo as the source (``set_source(face="all")``) each frame is the photo with
         every face animated (``paste_back`` is implied) and ``generated`` is the leftmost face's render.
@@ -1035,12 +1038,19 @@ class X2FacePipeline:
             raise InputError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}")
         self._require_source()
         motions = self._face_motions(relative, motion_scale)
-        track = self.cropper.track(frames, driving_face)
+        each = self._each_driver(driving_face)
+        if each:
+            track = self.cropper.track_every(frames, len(self.sources))
+        else:
+            track = self.cropper.track(frames, driving_face)
         self.last_report = track.report
         bs = max(1, int(batch_size))
         sharp = bool(self.sharp if sharp is None else sharp)
         paste_back = self._pastes(paste_back)
-        if self._group:  # every face of a group photo: rendered together and pasted back
+        pasted = bool(self._group) or each  # the drive function gives the photo with every face pasted back
+        if each:
+            drive = functools.partial(self._drive_each, motions=motions, sharp=sharp, held=[None] * len(motions))
+        elif self._group:  # every face of a group photo: rendered together and pasted back
             drive = functools.partial(self._drive_every, motions=motions, sharp=sharp)
         else:
             drive = functools.partial(self._drive_batch, motion=motions[0], sharp=sharp)
@@ -1054,7 +1064,7 @@ class X2FacePipeline:
             for batch, generated in batches:
                 for fc, g in zip(batch, generated):
                     if fc.found:
-                        last = g[1] if self._group else self._compose(g[1], paste_back)
+                        last = g[1] if pasted else self._compose(g[1], paste_back)
                         yield DrivenFrame(last, fc.index, True, fc.crop, g[0])
                     elif on_missing == "skip":
                         continue
@@ -1066,13 +1076,14 @@ class X2FacePipeline:
             close()
 
     def live(self, *, paste_back: bool = False, relative: bool = False, motion_scale: float = 1.0,
-             sharp: bool | int | None = None) -> "LiveSession":
+             sharp: bool | int | None = None, driving_face: FaceSelect | None = None) -> "LiveSession":
         """A session that drives the source with frames arriving one at a time (a webcam): ``step(frame)``
-        answers each frame at once (``relative``, ``motion_scale``, ``sharp``: as ``drive_frames``'s, from the
-        first frame with a face on; an int ``sharp`` caps the sharp face's side, for speed; with every face of a
-        group photo as the source, each is driven and pasted back). See ``LiveSession``."""
+        answers each frame at once (``relative``, ``motion_scale``, ``sharp``, ``driving_face``: as
+        ``drive_frames``'s, from the first frame with a face on; an int ``sharp`` caps the sharp face's side, for
+        speed; with every face of a group photo as the source, each is driven and pasted back). See
+        ``LiveSession``."""
         return LiveSession(self, paste_back=paste_back, relative=relative, motion_scale=motion_scale,
-                           sharp=self.sharp if sharp is None else sharp)
+                           sharp=self.sharp if sharp is None else sharp, driving_face=driving_face)
 
     def relative_motion(self, scale: float = 1.0) -> "RelativeMotion":
         """A fresh ``RelativeMotion`` for this source (its reference is the next driving face it sees)."""
@@ -1110,6 +1121,37 @@ class X2FacePipeline:
         rendered = iter(zip(renders[0], self._paste_every(renders)))
         return [next(rendered) if fc.found else None for fc in batch]
 
+    def _each_driver(self, driving_face: FaceSelect | None) -> bool:
+        """Whether ``driving_face`` asks for a driving face for each face of the group photo (``"all"``); refused
+        unless every face of the photo is the source."""
+        if driving_face != EVERY_FACE:
+            return False
+        if self._require_source().select != EVERY_FACE:
+            raise InputError("every driving face drives the face of a group photo in its place: set the source "
+                             "with every face (face='all'), or pick one driving face")
+        return True
+
+    def _drive_each(self, batch: list[GroupCrop], motions: list["RelativeMotion | None"], sharp: bool,
+                    held: list[np.ndarray | None]) -> list[tuple[np.ndarray | None, np.ndarray] | None]:
+        """``_drive_every`` with a driving face for each face of the group photo (``GroupCrop``s of
+        ``driving_face="all"``): face j is rendered from the j-th driving face's vectors (moved by its own relative
+        motion). A face whose driver was not found holds its last render in ``held`` (updated here, across
+        batches; None: the photo's own face). Per frame (the leftmost face's render, the photo with every face
+        pasted back), None where no driving face was found."""
+        renders = []  # per face of the photo: a face per frame, or None
+        for j, (m, motion) in enumerate(zip((self, *self._group), motions)):
+            found = [g.faces[j].crop for g in batch if g.faces[j].found]
+            vectors = self._vectors(found) if found else None  # float [n_j, D]
+            faces = iter(m._faces(vectors if motion is None else motion(vectors), sharp) if found else [])
+            column = []
+            for g in batch:
+                if g.faces[j].found:
+                    held[j] = next(faces)
+                column.append(held[j])
+            renders.append(column)
+        return [(renders[0][k], photo) if g.found else None
+                for k, (g, photo) in enumerate(zip(batch, self._paste_every(renders)))]
+
     def _faces(self, vectors: torch.Tensor, sharp: bool | int) -> list[np.ndarray]:
         """float [N, D] driving vectors -> N uint8 faces of this source: [R, R, 3] with ``sharp`` (an int caps R),
         else [S, S, 3]."""
@@ -1117,14 +1159,15 @@ class X2FacePipeline:
             return self._render_sharp(self._vector_grids(vectors), _sharp_cap(sharp))
         return list(self._render(vectors))
 
-    def _paste_every(self, renders: list[list[np.ndarray]]) -> list[np.ndarray]:
+    def _paste_every(self, renders: list[list[np.ndarray | None]]) -> list[np.ndarray]:
         """Each face's N renders (every face of a group photo, from the left) -> N uint8 [H, W, 3] photos with every
-        face pasted back."""
+        face pasted back (a None render leaves the photo's own face)."""
         out = []
         for faces in zip(*renders):  # one frame: a face per member
             photo = self.source.photo
             for m, face in zip((self, *self._group), faces):
-                photo = paste_back(photo, face, m.source.boxes[0])
+                if face is not None:
+                    photo = paste_back(photo, face, m.source.boxes[0])
             out.append(photo)
         return out
 
@@ -1207,9 +1250,12 @@ class LiveSession:
     """
 
     def __init__(self, pipe: X2FacePipeline, *, paste_back: bool = False, relative: bool = False,
-                 motion_scale: float = 1.0, sharp: bool | int = False) -> None:
+                 motion_scale: float = 1.0, sharp: bool | int = False, driving_face: FaceSelect | None = None) -> None:
         pipe._require_source()
+        pipe._each_driver(driving_face)  # (refused unless every face of a group photo is the source)
+        self.driving_face = driving_face
         self._motions = pipe._face_motions(relative, motion_scale)  # their reference: the first frame with a face
+        self._held: list[np.ndarray | None] = [None] * len(self._motions)  # driving_face="all": each face's last
         self.pipe = pipe
         self.paste_back = paste_back  # as asked (``_pastes``: every face of a group photo is always pasted back)
         self.relative = relative
@@ -1218,9 +1264,15 @@ class LiveSession:
         self.cropper = copy.copy(pipe.cropper)  # the pipeline's detector, crop and smoothing settings ...
         self.cropper.detect_every = self.cropper.max_gap = 1  # ... with a detection in every frame
         self._inbox = _Inbox()
-        self._track = self.cropper.track(self._inbox)
+        self._track = self._new_track()
         self._last: np.ndarray | None = None
         self._lock = threading.Lock()
+
+    def _new_track(self):
+        """A tracker (``FaceTrack``, or ``GroupTrack`` with every driving face) on the frames ``step`` receives."""
+        if self.driving_face == EVERY_FACE:
+            return self.cropper.track_every(self._inbox, len(self._motions))
+        return self.cropper.track(self._inbox, self.driving_face)
 
     @property
     def frames(self) -> int:
@@ -1246,8 +1298,11 @@ class LiveSession:
             try:
                 fc = next(self._track)
             except StopIteration:  # an error in an earlier step ended the tracker: start a fresh one
-                self._track = self.cropper.track(self._inbox)
+                self._track = self._new_track()
                 fc = next(self._track)
+            if fc.found and isinstance(fc, GroupCrop):  # a driving face for each face of the group photo
+                generated, self._last = self.pipe._drive_each([fc], self._motions, self.sharp, self._held)[0]
+                return DrivenFrame(self._last, fc.index, True, fc.crop, generated)
             if fc.found and self.pipe._group:  # every face of a group photo, pasted back
                 generated, self._last = self.pipe._drive_every([fc], self._motions, self.sharp)[0]
                 return DrivenFrame(self._last, fc.index, True, fc.crop, generated)
