@@ -8,6 +8,7 @@ import subprocess
 import time
 import tracemalloc
 import zlib
+from fractions import Fraction
 
 import numpy as np
 import pytest
@@ -205,6 +206,32 @@ def test_animated_images_are_clips(real_dir, tmp_path, name, args):
     frames = list(VideoReader(path))
     assert len(frames) == 10 and frames[0].shape == (96, 96, 3)
     assert np.abs(frames[0].astype(int) - frames[-1].astype(int)).mean() > 1  # the frames differ: it moves
+
+
+
+@pytest.mark.parametrize("ext", ["gif", "webp", "png"])
+def test_animated_images_with_frames_held_longer_keep_every_frame(tmp_path, ext):
+    """A GIF (WebP, PNG) whose frames are shown for 100 to 500 ms: read at ffmpeg's average rate (4.5 fps) the
+    last frame was dropped and the third came late; read at one slot per shortest frame (10 fps), every frame
+    shows, for as long as the file shows it."""
+    path = tmp_path / f"held.{ext}"
+    frames = [Image.fromarray(np.full((32, 32, 3), 40 * i, np.uint8)) for i in range(5)]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=[100, 500, 100, 300, 100], loop=0,
+                   **({"lossless": True} if ext == "webp" else {}))
+    reader = VideoReader(path)
+    assert reader.fps == 10 and reader.num_frames_estimate == 11
+    assert [int(f[0, 0, 0]) for f in reader] == [0, 40, 40, 40, 40, 40, 80, 120, 120, 120, 160]
+    fast = tmp_path / f"fast.{ext}"  # a 10 ms frame: GIFs show it for 100 ms (as browsers do); else the rate cap
+    frames[0].save(fast, save_all=True, append_images=frames[1:], duration=[10, 100, 100, 100, 100], loop=0,
+                   **({"lossless": True} if ext == "webp" else {}))
+    assert (probe_video(fast).fps < 50) if ext == "gif" else (probe_video(fast).fps == 50)  # 100 fps, capped
+    from x2face.media import _animation_timing  # the blocks are read, not decoded: a cut file keeps ffmpeg's rate
+
+    data = path.read_bytes()
+    for cut in range(1, len(data), 7):
+        (tmp_path / "cut").write_bytes(data[:cut])
+        rate, _ = _animation_timing(tmp_path / "cut", Fraction(7))
+        assert rate in (7, 10)
 
 
 def test_still_images_and_unreadable_files_are_photos(real_dir, tmp_path):

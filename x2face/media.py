@@ -406,6 +406,91 @@ def _parse_fps(text: str) -> Fraction | None:
     return Fraction(value).limit_denominator(1001)
 
 
+#: Animated images are read at a rate where every frame has a slot (``_animation_timing``), at most this.
+MAX_ANIMATION_FPS = 50
+
+
+def _skip_sub_blocks(data: bytes, pos: int) -> int:
+    """The position after a GIF's data sub-blocks starting at ``pos`` (each a length byte and that many bytes)."""
+    while pos < len(data) and data[pos]:
+        pos += data[pos] + 1
+    return pos + 1
+
+
+def _gif_durations(data: bytes) -> list[float] | None:
+    """Each frame's delay in ms (its Graphic Control Extension's; 0 when none) from a GIF's blocks, or None."""
+    flags, pos, delay, out = data[10], 13, 0, []
+    if flags & 0x80:
+        pos += 3 * 2 ** ((flags & 7) + 1)  # the global colour table
+    while pos < len(data) and data[pos] != 0x3B:  # (0x3B: the trailer)
+        if data[pos] == 0x21:  # an extension: 0xF9 is the Graphic Control Extension
+            if data[pos + 1] == 0xF9 and data[pos + 2] >= 4:
+                delay = int.from_bytes(data[pos + 4:pos + 6], "little") * 10  # centiseconds -> ms
+            pos = _skip_sub_blocks(data, pos + 2)
+            if pos > len(data):  # (a cut file: this extension did not end)
+                break
+        elif data[pos] == 0x2C:  # an image: descriptor, local colour table, LZW code size, data
+            flags = data[pos + 9]
+            pos += 10 + (3 * 2 ** ((flags & 7) + 1) if flags & 0x80 else 0) + 1
+            pos = _skip_sub_blocks(data, pos)
+            if pos > len(data):  # (a cut file: this image did not end)
+                break
+            out.append(float(delay))
+            delay = 0
+        else:
+            return None
+    return out
+
+
+def _png_durations(data: bytes) -> list[float]:
+    """Each frame's delay in ms from an animated PNG's fcTL chunks (delay_num / delay_den s; den 0 means 100)."""
+    pos, out = 8, []
+    while pos + 8 <= len(data):
+        length, kind = int.from_bytes(data[pos:pos + 4], "big"), data[pos + 4:pos + 8]
+        if kind == b"fcTL" and length >= 26 and pos + 12 + length <= len(data):  # (a whole chunk)
+            num, den = (int.from_bytes(data[pos + 28 + k:pos + 30 + k], "big") for k in (0, 2))
+            out.append(1000.0 * num / (den or 100))
+        pos += 12 + length
+    return out
+
+
+def _webp_durations(data: bytes) -> list[float]:
+    """Each frame's duration in ms from an animated WebP's ANMF chunks."""
+    pos, out = 12, []
+    while pos + 8 <= len(data):
+        kind, length = data[pos:pos + 4], int.from_bytes(data[pos + 4:pos + 8], "little")
+        if kind == b"ANMF" and length >= 16 and pos + 8 + length <= len(data):  # (a whole chunk)
+            out.append(float(int.from_bytes(data[pos + 20:pos + 23], "little")))
+        pos += 8 + length + (length & 1)
+    return out
+
+
+def _animation_timing(path: Path, fps: Fraction) -> tuple[Fraction, float | None]:
+    """(rate, duration in seconds or None) to read an animated GIF, WebP or PNG at. The rate: ``fps`` (ffmpeg's
+    average rate) or, where a frame is shown for less than 1 / ``fps`` (a GIF that holds some frames longer than
+    others), one frame per shortest frame duration, so that no frame falls between two slots (any frame shown for
+    at least 1 / rate covers a slot), at most ``MAX_ANIMATION_FPS``. GIF delays under 20 ms count as 100 ms, as
+    ffmpeg's GIF reader and browsers show them. The duration: the frames' sum. The durations are read from the
+    file's blocks and chunks (nothing is decoded: milliseconds for any size); a file they cannot be read from
+    keeps ffmpeg's rate."""
+    try:
+        data = path.read_bytes()
+        if data[:6] in (b"GIF87a", b"GIF89a"):
+            durations = [100.0 if ms < 20 else ms for ms in (_gif_durations(data) or [])]
+        elif data[:8] == b"\x89PNG\r\n\x1a\n":
+            durations = _png_durations(data)
+        elif data[:4] == b"RIFF" and data[8:12] == b"WEBP":
+            durations = _webp_durations(data)
+        else:
+            durations = []
+    except (OSError, IndexError):
+        return fps, None
+    if len(durations) < 2 or min(durations) <= 0:
+        return fps, None
+    rate = Fraction(1000 / min(durations)).limit_denominator(1001)
+    return min(max(fps, rate), Fraction(MAX_ANIMATION_FPS)), sum(durations) / 1000
+
+
 def probe_video(path: PathLike) -> VideoInfo:
     """Read a media file's header with ffmpeg: size, frame rate, duration, audio.
 
@@ -482,6 +567,9 @@ def probe_video(path: PathLike) -> VideoInfo:
             m2 = re.match(r"(\d+) channels", layout)
             channels = int(m2.group(1)) if m2 else _LAYOUT_CHANNELS.get(layout, 2)
     has_video = video is not None and width > 0 and height > 0
+    if has_video and vcodec in ("gif", "webp", "webp_anim", "apng"):
+        fps, length = _animation_timing(p, fps)
+        duration = duration or length  # (ffmpeg gives none for animated WebP and PNG)
     if video is None and audio is None:
         raise MediaError(f"{p.name} has neither a video nor an audio stream")
     frames = int(round(duration * float(fps))) if (duration is not None and has_video) else None
