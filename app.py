@@ -217,7 +217,7 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, r
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
-def live_frame(frame, photo, paste_back, session, face, relative, strength, spec):
+def live_frame(frame, photo, paste_back, session, face, relative, strength, driving_face, spec):
     """A webcam frame (streamed) -> driving crop | result, the tracking session, a status line."""
     if frame is None:
         return gr.skip(), session, gr.skip()
@@ -225,7 +225,8 @@ def live_frame(frame, photo, paste_back, session, face, relative, strength, spec
         return None, None, "Upload a photo of a face first, then start the webcam."
     try:
         return helpers.live_step(SOURCES, spec, photo, frame, session, paste_back=bool(paste_back), face=face,
-                                 relative=bool(relative), motion_scale=_strength(relative, strength))
+                                 relative=bool(relative), motion_scale=_strength(relative, strength),
+                                 driving_face=driving_face)
     except X2FaceError as exc:  # e.g. no face in the photo: say it beside the picture, not once per frame
         return None, None, str(exc)
 
@@ -259,6 +260,10 @@ def _photo(label="Photo of a face", elem_id=None):
     # type="filepath" + image_mode=None: Gradio passes the upload on without decoding it
     return gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "webcam", "clipboard"],
                     height=280, elem_id=elem_id)
+
+
+#: the driving-face menus' "all": each face of the group photo driven by the driving face in its place
+EACH_FACE = "each face: the one in its place (with every face as the Face)"
 
 
 def _face_choice(elem_id=None, label="Face (in a photo of several people)", every="every face (pasted back)"):
@@ -316,7 +321,7 @@ def build_demo() -> gr.Blocks:
                         f_image = gr.Image(label="... or a driving photo or animated GIF", type="filepath",
                                            image_mode=None, sources=["upload", "clipboard"], height=160)
                         f_dface = _face_choice("frames-driving-face", "Driving face (in a clip of several people)",
-                                               every="each face: the one in its place (with every face above)")
+                                               every=EACH_FACE)
                 with gr.Row():
                     f_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                     f_audio = gr.Checkbox(label="Keep the driving clip's sound", value=True)
@@ -351,12 +356,15 @@ def build_demo() -> gr.Blocks:
                     l_paste = gr.Checkbox(label="Paste back into the original photo", value=False, scale=0,
                                           min_width=300)
                     l_face = _face_choice("live-face")
+                    l_dface = _face_choice("live-driving-face", "Driving face (several people at the webcam)",
+                                           every=EACH_FACE)
                     l_rel, l_strength = _relative_motion("live")
                     l_md = gr.Markdown(elem_id="live-status")
                 l_session = gr.State(None)
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg")]], inputs=[l_photo], cache_examples=False,
                             elem_id="live-examples")
-                l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, l_face, l_rel, l_strength, weights],
+                l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, l_face, l_rel, l_strength, l_dface,
+                                          weights],
                              [l_out, l_session, l_md],
                              api_name="live_frame", stream_every=0.1, time_limit=LIVE_SECONDS,
                              concurrency_id="x2face-live", concurrency_limit=2, show_progress="hidden")

@@ -422,16 +422,20 @@ def test_live_tab_handler_answers_a_frame_and_says_what_is_missing(client, real_
 
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", False, 1.0, None)
+    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest",
+                                          False, 1.0, "largest", None)
     assert shown.shape[0] == helpers.LIVE_HEIGHT and note == "face in 1 of 1 webcam frames"
-    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", False, 1.0, None)
+    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest",
+                                    False, 1.0, "largest", None)
     assert again is session and note == "face in 2 of 2 webcam frames"
-    pasted, other, note = app.live_frame(frame, str(real_dir / PHOTO_PAIR[0]), True, again, "largest", False, 1.0, None)
+    pasted, other, note = app.live_frame(frame, str(real_dir / PHOTO_PAIR[0]), True, again, "largest",
+                                         False, 1.0, "largest", None)
     assert other is not session and note == "face in 1 of 1 webcam frames"  # the photo pasted back: a new session
     assert pasted.shape[1] > shown.shape[1]  # your face | the whole photo
-    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), False, session, "largest", False, 1.0, None)
+    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), False, session, "largest",
+                                          False, 1.0, "largest", None)
     assert shown is None and session is None and "no human face found in" in note  # said beside, not raised
-    shown, session, note = app.live_frame(frame, None, False, None, "largest", False, 1.0, None)
+    shown, session, note = app.live_frame(frame, None, False, None, "largest", False, 1.0, "largest", None)
     assert shown is None and note.startswith("Upload a photo of a face first")
 
 
@@ -519,12 +523,19 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     # the live tab, as the stream calls it
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    _, _, note = app.live_frame(frame, group.get("path"), False, None, "0", False, 1.0, None)
+    _, _, note = app.live_frame(frame, group.get("path"), False, None, "0", False, 1.0, "largest", None)
     assert note.startswith("face in 1 of 1 webcam frames") and "the leftmost of 2 faces" in note
-    shown, session, note = app.live_frame(frame, group.get("path"), False, None, "all", False, 1.0, None)
+    shown, session, note = app.live_frame(frame, group.get("path"), False, None, "all", False, 1.0, "largest", None)
     assert "all 2 faces" in note and shown.shape[1] == 3 * shown.shape[0] + 4  # webcam | the 2:1 group photo
-    _, again, note = app.live_frame(frame, group.get("path"), False, session, "all", False, 1.0, None)
+    _, again, note = app.live_frame(frame, group.get("path"), False, session, "all", False, 1.0, "largest", None)
     assert again is session and note.startswith("face in 2 of 2 webcam frames")  # one session follows the stream
+    two = group_clip(real_dir, 2)  # two people at the webcam, each driving the face in its place
+    shown, each, note = app.live_frame(two[0], group.get("path"), False, again, "all", False, 1.0, "all", None)
+    assert each is not again and each.driving_face == "all" and note.startswith("all 2 faces in 1 of 1 webcam")
+    _, still_each, note = app.live_frame(two[1], group.get("path"), False, each, "all", False, 1.0, "all", None)
+    assert still_each is each and note.startswith("all 2 faces in 2 of 2 webcam frames")
+    *_, note = app.live_frame(two[0], group.get("path"), False, None, "0", False, 1.0, "all", None)
+    assert "set the source with every face" in note  # said beside the picture
 
 
 @pytest.mark.slow
@@ -553,13 +564,13 @@ def test_relative_motion_in_the_frame_edit_and_live_tabs(client, real_dir):
     assert "edit (an overlay) driven by" in summary and "with relative motion" in summary
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    _, session, _ = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", True, 1.0, None)
+    _, session, _ = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", True, 1.0, "largest", None)
     assert session.relative
-    _, again, _ = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", True, 1.0, None)
+    _, again, _ = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", True, 1.0, "largest", None)
     assert again is session
-    _, stronger, _ = app.live_frame(frame, str(real_dir / PHOTO), False, again, "largest", True, 2.0, None)
+    _, stronger, _ = app.live_frame(frame, str(real_dir / PHOTO), False, again, "largest", True, 2.0, "largest", None)
     assert stronger is not session and stronger.motion_scale == 2.0
-    _, other, _ = app.live_frame(frame, str(real_dir / PHOTO), False, stronger, "largest", False, 2.0, None)
+    _, other, _ = app.live_frame(frame, str(real_dir / PHOTO), False, stronger, "largest", False, 2.0, "largest", None)
     assert other is not stronger and not other.relative and other.motion_scale == 1.0  # unticked: a new session
 
 

@@ -746,7 +746,8 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
 
 def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.ndarray,
               session: Any = None, paste_back: bool = False, face: str = "largest",
-              relative: bool = False, motion_scale: float = 1.0) -> tuple[np.ndarray, Any, str]:
+              relative: bool = False, motion_scale: float = 1.0,
+              driving_face: str = "largest") -> tuple[np.ndarray, Any, str]:
     """One webcam frame of the live tab: the photo's face driven by it.
 
     Args:
@@ -759,17 +760,23 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
         face: which face of a photo of several people (``SourceCache.get``).
         relative: relative motion from the first webcam frame with a face (``pipeline.RelativeMotion``), with
             ``motion_scale`` as much motion.
+        driving_face: which face at the webcam drives (a ``FACE_CHOICES`` value, or "all": each face of a group
+            photo, the source with every face, by the face in its place).
 
     Returns:
         (driving crop | result side by side, uint8 RGB; the session; a one-line status).
     """
+    from .faces import parse_face_select
+
+    select = parse_face_select(driving_face or "largest", "the driving face", every=True)
     with sources.get(spec, photo, face) as pipe:
-        options = dict(paste_back=paste_back, relative=relative, motion_scale=motion_scale)
+        options = dict(paste_back=paste_back, relative=relative, motion_scale=motion_scale, driving_face=select)
         if session is None or session.pipe is not pipe or any(getattr(session, k) != v for k, v in options.items()):
             session = pipe.live(**options, sharp=LIVE_SHARP_SIDE)  # sharp, at most this size: fast enough
         out = session.step(frame)
         group = group_note(pipe)
-    note = f"face in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")
+    what = "face" if session.faces == 1 else f"all {session.faces} faces"
+    note = f"{what} in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")
     note += group
     return live_picture(out), session, note
 

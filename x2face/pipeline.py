@@ -1281,8 +1281,13 @@ class LiveSession:
 
     @property
     def found(self) -> int:
-        """Frames with a face so far."""
+        """Frames with a face so far (with every driving face, ``driving_face="all"``: with all of them)."""
         return self._track.report.found
+
+    @property
+    def faces(self) -> int:
+        """Driving faces followed: 1, or with every driving face the group photo's number of faces."""
+        return self._track.report.faces
 
     def step(self, frame: np.ndarray) -> DrivenFrame:
         """The source driven by one frame.
