@@ -204,7 +204,7 @@ def embed_face(photos, face, spec):
 
 
 @user_errors
-def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, relative, strength, spec,
+def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, relative, strength, driving_face, spec,
                progress=gr.Progress(track_tqdm=True)):
     if not driving:
         raise gr.Error("add a driving video or webcam clip")
@@ -213,7 +213,7 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, r
         r = helpers.edit_video(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                painting=painting, overlay=sticker, position=(float(x), float(y)), scale=float(scale),
                                limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, relative=bool(relative),
-                               motion_scale=_strength(relative, strength))
+                               motion_scale=_strength(relative, strength), driving_face=driving_face)
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
@@ -442,6 +442,8 @@ def build_demo() -> gr.Blocks:
                         e_scale = gr.Slider(0.05, 1.0, value=0.3, step=0.01, label="Overlay width (of the face)")
                 with gr.Row():
                     e_video = _video("Driving video or webcam clip")
+                    e_dface = _face_choice("edit-driving-face", "Driving face (in a clip of several people)",
+                                           every=EACH_FACE)
                     e_seconds = _seconds_slider()
                     e_rel, e_strength = _relative_motion("edit")
                 e_run = gr.Button("Render the edited face", variant="primary")
@@ -456,7 +458,7 @@ def build_demo() -> gr.Blocks:
                 gr.on([e_photos.change, e_face.input], embed_face, [e_photos, e_face, weights],
                       [e_editor, e_conf, e_md], api_name="embed_face", **LIGHT)
                 e_run.click(edit_video, [e_photos, e_editor, e_overlay, e_x, e_y, e_scale, e_video, e_seconds, e_face,
-                                         e_rel, e_strength, weights],
+                                         e_rel, e_strength, e_dface, weights],
                             [e_faces, e_out, e_cmp, e_run_md], api_name="edit_video", **JOBS)
 
         demo.load(show_weights, [weights], [weights_source, weights_text, weights_md], api_visibility="private")

@@ -518,6 +518,9 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     with pytest.raises(AppError, match="never shows 2 faces at once"):
         client.predict([group], real(real_dir, CLIP_SILENT), None, False, True, 0.5, "all", False, 1.0, "all",
                        api_name="/animate_frames")
+    _, video, _, summary = client.predict([group], None, sticker, 0.5, 0.4, 0.4, handle_file(str(clip)), 0.5, "all",
+                                          False, 1.0, "all", api_name="/edit_video")  # the editing tab too
+    assert "all 2 faces found in" in summary and probe(video).width == 640
     with pytest.raises(AppError):  # not one of the choices
         client.predict([group], "largest please", api_name="/crop_sources")
     # the live tab, as the stream calls it

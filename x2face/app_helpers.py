@@ -854,9 +854,11 @@ def painted_layer(pipe, painting: Any) -> np.ndarray | None:
 
 def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, painting: Any = None,
                overlay: Any = None, position: Sequence[float] = (0.5, 0.5), scale: float = 0.25, limits=None,
-               batch_size: int = 16, relative: bool = False, motion_scale: float = 1.0) -> JobResult:
+               batch_size: int = 16, relative: bool = False, motion_scale: float = 1.0,
+               driving_face: str = "largest") -> JobResult:
     """Edit ``pipe``'s embedded face (paint and/or an overlay picture) and drive it with a clip (the edit tab;
-    ``relative``, ``motion_scale``: relative motion, as in ``animate_frames``).
+    ``relative``, ``motion_scale``: relative motion, ``driving_face``: which face of the clip drives, as in
+    ``animate_frames``).
 
     The embedded face is put back as it was afterwards (the pipeline is shared through ``SourceCache``).
 
@@ -870,7 +872,10 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
     from .media import VideoReader, VideoWriter, write_image
     from .pipeline import side_by_side
 
+    from .faces import parse_face_select
+
     t0 = time.perf_counter()
+    select = parse_face_select(driving_face or "largest", "the driving face", every=True)
     layer = painted_layer(pipe, painting)
     if layer is None and overlay is None:
         raise InputError("paint on the embedded face or choose an overlay picture first")
@@ -890,11 +895,12 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
         video, comparison = out_dir / "edited.mp4", out_dir / "before_after.mp4"
         # pass 1: the unedited face, keeping its frames (the clip is at most max_seconds long)
         pipe.restore_edit(original)
-        motion = dict(relative=relative, motion_scale=motion_scale)
+        motion = dict(relative=relative, motion_scale=motion_scale, driving_face=select)
         driven = pipe.drive_frames(reader, batch_size=batch_size, **motion)
         plain = [(d.driving_crop, d.image) for d in _progress(driven, reader.num_frames_estimate, "unedited")]
         if pipe.last_report is None or pipe.last_report.found == 0:
-            raise NoFaceError(f"no human face found in {name} ({len(plain)} frames checked)")
+            raise NoFaceError(pipe.last_report.nothing_found(name) if pipe.last_report else
+                              f"no human face found in {name}")
         # pass 2: the edited face
         pipe.restore_edit(edited)
         with VideoWriter(video, reader.fps) as out, VideoWriter(comparison, reader.fps) as cmp:

@@ -1127,8 +1127,9 @@ class X2FacePipeline:
         if driving_face != EVERY_FACE:
             return False
         if self._require_source().select != EVERY_FACE:
-            raise InputError("every driving face drives the face of a group photo in its place: set the source "
-                             "with every face (face='all'), or pick one driving face")
+            raise InputError("each driving face drives the face of a group photo in its place: set the source "
+                             "with every face (face='all'; in the app, 'every face' under Face), or pick one driving "
+                             "face")
         return True
 
     def _drive_each(self, batch: list[GroupCrop], motions: list["RelativeMotion | None"], sharp: bool,
