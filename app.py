@@ -239,6 +239,12 @@ def to_gif(video):
 
 
 # ============================================================================================ layout
+def _result_video(label: str, elem_id: str, loop: bool = True) -> gr.Video:
+    """A result video that plays at once; not an upload slot (it also feeds its GIF button, which would make it
+    one: Gradio offers uploads in any component that is an event's input)."""
+    return gr.Video(label=label, autoplay=True, loop=loop, elem_id=elem_id, interactive=False)
+
+
 def _gif_button(video: gr.Video, api_name: str | None = None) -> None:
     """A button under a result video that makes a looping GIF of it to share (one API name: ``/to_gif``)."""
     with gr.Row(elem_id=f"{video.elem_id}-gif"):
@@ -329,7 +335,7 @@ def build_demo() -> gr.Blocks:
                     f_seconds = _seconds_slider()
                 f_run = gr.Button("Animate", variant="primary")
                 with gr.Row():
-                    f_out = gr.Video(label="Result", autoplay=True, loop=True, elem_id="frames-result")
+                    f_out = _result_video("Result", "frames-result")
                     f_cmp = gr.Video(label="Source | driving | result", loop=True, elem_id="frames-comparison")
                 _gif_button(f_out, "to_gif")
                 f_still = gr.Image(label="Source | driving photo | result", height=200)
@@ -387,7 +393,7 @@ def build_demo() -> gr.Blocks:
                     p_seconds = _seconds_slider("Length (seconds)", low=1, high=10, value=3)
                     p_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                 p_run = gr.Button("Render head-motion video", variant="primary")
-                p_out = gr.Video(label="Head motion", autoplay=True, loop=True, elem_id="pose-result")
+                p_out = _result_video("Head motion", "pose-result")
                 _gif_button(p_out)
                 p_run_md = gr.Markdown(f"Sweeps go to +-{SWEEP_AMPLITUDE['yaw']:g} degrees of yaw, "
                                        f"+-{SWEEP_AMPLITUDE['pitch']:g} of pitch or roll, from the photo's own pose.")
@@ -412,7 +418,7 @@ def build_demo() -> gr.Blocks:
                         a_seconds = _seconds_slider("Seconds of speech to use")
                         a_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                 a_run = gr.Button("Speak", variant="primary")
-                a_out = gr.Video(label="Result (with the speech)", autoplay=True, elem_id="audio-result")
+                a_out = _result_video("Result (with the speech)", "audio-result", loop=False)
                 _gif_button(a_out)
                 a_md = gr.Markdown()
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg"), str(EXAMPLES / "speech.wav")]], inputs=[a_photo, a_audio],
@@ -449,7 +455,7 @@ def build_demo() -> gr.Blocks:
                 e_run = gr.Button("Render the edited face", variant="primary")
                 with gr.Row():
                     e_faces = gr.Image(label="Embedded face before | after", height=200)
-                    e_out = gr.Video(label="Edited face, driven", autoplay=True, loop=True, elem_id="edit-result")
+                    e_out = _result_video("Edited face, driven", "edit-result")
                     e_cmp = gr.Video(label="Driving | before | after", loop=True)
                 _gif_button(e_out)
                 e_run_md = gr.Markdown()

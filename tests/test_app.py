@@ -293,6 +293,15 @@ def test_every_endpoint_is_named(client):
         assert name in api, sorted(api)
 
 
+def test_result_videos_are_not_upload_slots():
+    """A result video feeds its GIF button, which made Gradio show it as an upload slot ("Drop Video Here")."""
+    app = app_server.app_module()
+    props = {c["props"].get("elem_id"): c["props"] for c in app.demo.get_config_file()["components"]}
+    for name in ("frames-result", "pose-result", "audio-result", "edit-result"):
+        assert props[name]["interactive"] is False, name
+    assert props["frames-driving"].get("interactive") is not False  # (the driving clip is one)
+
+
 @pytest.mark.slow
 def test_frame_driven_with_several_photos_and_sound(client, real_dir):
     from gradio_client import handle_file

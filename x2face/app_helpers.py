@@ -869,10 +869,9 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
     Raises:
         InputError: neither paint nor an overlay; NoFaceError: no face in the clip.
     """
+    from .faces import parse_face_select
     from .media import VideoReader, VideoWriter, write_image
     from .pipeline import side_by_side
-
-    from .faces import parse_face_select
 
     t0 = time.perf_counter()
     select = parse_face_select(driving_face or "largest", "the driving face", every=True)
