@@ -17,7 +17,7 @@ from x2face.faces import (FaceCropper, FaceDetector, _iou, available_backends, b
                           head_pose_from_landmarks, parse_face_select, paste_back)
 from x2face.media import VideoReader, read_image
 
-from helpers import group_photo
+from helpers import group_clip, group_photo
 
 HUMANS = [  # photos, paintings, black-and-white, a cartoon person, 256 px to 2048 px
     "photos/jixinya_EAMM__test_image_anne.png",
@@ -340,3 +340,31 @@ def test_adaptive_stride_holds_no_more_frames_than_its_memory_budget(real_dir, m
     assert len(list(track)) == 60 and track.report.detections == 60 // 5 + 1
     with pytest.raises(faces.InputError, match="max_gap"):
         FaceCropper(64, backend="opencv", max_gap=0)
+
+
+def test_group_track_follows_each_face_and_searches_each_frame_once(real_dir):
+    """``track_every``: the faces of a clip of two people, each followed as a single track follows it; the tracks
+    start together at the first frame that shows both, and share their whole-frame searches."""
+    from x2face.faces import HaarDetector
+
+    class Counting(HaarDetector):
+        searches = 0
+
+        def detect(self, image, region=None, expected_side=None):
+            Counting.searches += region is None
+            return super().detect(image, region, expected_side)
+
+    clip = group_clip(real_dir, 12)
+    frames = [np.full_like(clip[0], 128) for _ in range(4)] + [f.copy() for f in clip]  # nobody, then two people
+    cropper = FaceCropper(64, backend=Counting())
+    track = cropper.track_every(frames, 2)
+    crops = list(track)
+    assert [g.found for g in crops] == [False] * 4 + [True] * 12 and track.report.faces == 2
+    assert track.report.summary() == "all 2 faces found in 12/16 frames (not all in frames 0-3)"
+    assert Counting.searches == 5  # the four empty frames and the first with faces, once each for both tracks
+    for i in (0, 1):  # each face as a single track started there follows it
+        alone = list(FaceCropper(64, backend="opencv").track(frames[4:], i))
+        assert all(np.array_equal(a.crop, g.faces[i].crop) for a, g in zip(alone, crops[4:]))
+    assert crops[4].faces[0].face_box[0] < crops[4].faces[1].face_box[0]  # from the left
+    with pytest.raises(InputError, match="must be an int >= 1"):
+        cropper.track_every(frames, 0)

@@ -32,6 +32,7 @@ Frames without a face are kept and reported (``FaceCrop.found`` False, the last 
 """
 from __future__ import annotations
 
+import copy
 import glob
 import importlib.util
 import itertools
@@ -1031,6 +1032,29 @@ STRIDE_MOVE = 0.03
 STRIDE_CHANGE = 0.04
 
 
+class _SharedDetections(FaceDetector):
+    """A detector whose whole-frame detections are shared: the tracks of a ``GroupTrack`` look for their faces in
+    the same frames (each one, until every face is first seen, and after it loses its face), so each frame is
+    searched once. Remembers the last ``keep`` frames it searched (holding them, so that their ids stay theirs)."""
+
+    def __init__(self, detector: FaceDetector, keep: int = 64) -> None:
+        self.detector, self.keep = detector, keep
+        self.name, self.box_scale, self.box_shift = detector.name, detector.box_scale, detector.box_shift
+        self._seen: dict[int, tuple[np.ndarray, list[Detection]]] = {}
+
+    def detect(self, image: np.ndarray, region: Box | None = None, expected_side: float | None = None) -> list[Detection]:
+        if region is not None or expected_side is not None:
+            return self.detector.detect(image, region, expected_side)
+        hit = self._seen.get(id(image))
+        if hit is not None and hit[0] is image:
+            return list(hit[1])
+        dets = self.detector.detect(image)
+        self._seen[id(image)] = (image, dets)
+        while len(self._seen) > self.keep:
+            self._seen.pop(next(iter(self._seen)))  # the oldest (dicts keep their order)
+        return list(dets)
+
+
 class GroupTrack(Iterator[GroupCrop]):
     """``GroupCrop``s for the frames of a clip of several people (see ``FaceCropper.track_every``): one
     ``FaceTrack`` per face over the same frames, in step. Frames before the first that shows every face have
@@ -1042,7 +1066,9 @@ class GroupTrack(Iterator[GroupCrop]):
         self.count = count
         self.frames = frames
         copies = itertools.tee(iter(frames), count)  # each track reads every frame (held at most a stride apart)
-        self.tracks = [FaceTrack(cropper, f, i, group=count) for i, f in enumerate(copies)]
+        shared = copy.copy(cropper)  # the cropper's settings, with each frame searched once for all the tracks
+        shared.detector = _SharedDetections(cropper.detector)
+        self.tracks = [FaceTrack(shared, f, i, group=count) for i, f in enumerate(copies)]
         self.report = TrackReport(backend=cropper.backend, faces=count)
 
     def __iter__(self) -> "GroupTrack":
