@@ -1035,9 +1035,11 @@ STRIDE_CHANGE = 0.04
 class _SharedDetections(FaceDetector):
     """A detector whose whole-frame detections are shared: the tracks of a ``GroupTrack`` look for their faces in
     the same frames (each one, until every face is first seen, and after it loses its face), so each frame is
-    searched once. Remembers the last ``keep`` frames it searched (holding them, so that their ids stay theirs)."""
+    searched once. Remembers the last ``keep`` frames it searched (holding them, so that their ids stay theirs;
+    tracks that search whole frames are lost, and a lost track reads no further ahead than the frame it searches,
+    so they search the same frame within a step of each other)."""
 
-    def __init__(self, detector: FaceDetector, keep: int = 64) -> None:
+    def __init__(self, detector: FaceDetector, keep: int = 4) -> None:
         self.detector, self.keep = detector, keep
         self.name, self.box_scale, self.box_shift = detector.name, detector.box_scale, detector.box_shift
         self._seen: dict[int, tuple[np.ndarray, list[Detection]]] = {}
