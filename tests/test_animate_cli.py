@@ -377,6 +377,10 @@ def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):
     assert "one of the inputs" in capsys.readouterr().err
     assert run("--source", real_dir / ANNE, "--driving", clip, "--out", existing, "--weights", weights) == 2
     assert "pass --overwrite" in capsys.readouterr().err
+    assert run("--source", real_dir / ANNE, "--driving", clip, "--out", f"{tmp_path}/", "--weights", weights) == 2
+    assert f"{tmp_path} is a folder: give a file name in it, e.g. {tmp_path}/out.mp4" in capsys.readouterr().err
+    assert run("--source", real_dir / ANNE, "--driving", clip, "--out", tmp_path / "o.mp4", "--batch-size", "0") == 2
+    assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
     assert existing.read_bytes() == b"keep me" and hashlib.sha256(clip.read_bytes()).hexdigest() == digest
     assert not (tmp_path / "o.mp4").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mpg", "existing.mp4", "hour.mp4", "junk.mp4"]

@@ -332,6 +332,8 @@ def main(argv: list[str]) -> int:
     driver = chosen[0]
     if args.seconds is not None and not args.seconds > 0:
         raise InputError(f"--seconds must be positive, got {args.seconds}")
+    if args.batch_size < 1:
+        raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     limits = Limits(max_seconds=args.max_seconds, max_pixels=args.max_pixels)
     for item in driver.inputs(args):
         if not Path(item).is_file():

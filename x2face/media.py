@@ -884,12 +884,12 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), *, overwri
     for item in inputs:
         if item is not None and not isinstance(item, (bytes, np.ndarray)) and same_file(out, item):
             raise MediaError(f"the output {out} is one of the inputs; choose another --out (inputs are never overwritten)")
+    if out.is_dir():  # (before the extension: "/tmp/" is a folder, not a file named "tmp")
+        raise MediaError(f"{out} is a folder: give a file name in it, e.g. {out / ('out' + (extensions or ('',))[0])}")
     if extensions is not None and out.suffix.lower() not in extensions:
         raise MediaError(f"the output must end in {' or '.join(extensions)}, got {out.name}")
     if out.exists() and not overwrite:
         raise MediaError(f"{out} exists; pass --overwrite to replace it")
-    if out.exists() and out.is_dir():
-        raise MediaError(f"{out} is a folder")
     if not out.parent.exists():
         raise MediaError(f"the folder {out.parent} does not exist")
     return out
