@@ -79,9 +79,10 @@ def test_pickled_objects_are_refused(tmp_path):
     torch.save(torch.nn.Linear(3, 3), ckpt)  # a whole pickled module, as some old releases did
     with pytest.raises(ConversionError, match="will not unpickle"):
         convert_original(ckpt, tmp_path / "out")
-    (tmp_path / "junk.pth").write_bytes(b"\x00garbage")
-    with pytest.raises(ConversionError, match="not a readable PyTorch checkpoint"):
-        convert_original(tmp_path / "junk.pth", tmp_path / "out")
+    for junk in (b"\x00garbage", b"junk\n", b"PK\x03\x04 not a zip", b"\x80\x02}q\x00."):  # (junk\n: a KeyError)
+        (tmp_path / "junk.pth").write_bytes(junk)
+        with pytest.raises(ConversionError, match="not a readable PyTorch checkpoint"):
+            convert_original(tmp_path / "junk.pth", tmp_path / "out")
 
 
 def test_cli_errors_are_one_line(tmp_path):
