@@ -141,6 +141,9 @@ def test_vgg_loader_refuses_pickled_code_and_strangers(tmp_path):
     torch.save({"features.0.weight": torch.zeros(4, 3, 3, 3), "head.weight": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(WeightsError, match="head.weight"):
         load_vgg_weights(tmp_path / "other.pth")
+    (tmp_path / "cut.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{")  # a header cut short
+    with pytest.raises(WeightsError, match="cannot read .*cut.safetensors as safetensors"):
+        load_vgg_weights(tmp_path / "cut.safetensors")
 
 
 # ------------------------------------------------------------------------------------------------ losses

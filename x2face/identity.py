@@ -305,7 +305,10 @@ def _read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if path.suffix == ".safetensors":
         from safetensors.torch import load_file
 
-        return load_file(str(path), device="cpu")
+        try:
+            return load_file(str(path), device="cpu")
+        except Exception as exc:  # a truncated or foreign file: the library's own error type
+            raise WeightsError(f"cannot read {path} as safetensors: {exc}") from exc
     try:
         obj = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:  # pickles with code in them, truncated files, ...
