@@ -355,6 +355,27 @@ def test_writer_browser_mp4_even_size(tmp_path):
     assert list(tmp_path.iterdir()) == [path]  # no temporary files left
 
 
+
+def test_writer_scales_frames_larger_than_phones_play(tmp_path):
+    """A paste-back into a 36-megapixel photo made a 6000x6000 H.264 video, past every H.264 level (phones and
+    hardware decoders refuse it); frames past level 5.1 (4096 a side, 4096x2304 pixels) are scaled down into it."""
+    from x2face.media import PLAYABLE_PIXELS, PLAYABLE_SIDE, playable_size
+
+    assert playable_size(1920, 1080) == (1920, 1080) and playable_size(641, 479) == (640, 478)
+    assert playable_size(6000, 6000) == (3072, 3072) and playable_size(8000, 1000) == (4096, 512)
+    for w, h in [(6000, 6000), (4000, 3000), (8000, 1000), (1000, 8000), (4097, 100)]:
+        pw, ph = playable_size(w, h)
+        assert max(pw, ph) <= PLAYABLE_SIDE and pw * ph <= PLAYABLE_PIXELS and pw % 2 == ph % 2 == 0
+        assert abs(pw / ph - w / h) < 0.03 * w / h  # the aspect ratio kept (to the even sides)
+    ramp = np.repeat(np.linspace(0, 255, 4400).astype(np.uint8)[None, :, None], 8, 0).repeat(3, 2)  # [8, 4400, 3]
+    with VideoWriter(tmp_path / "wide.mp4", 25) as w:
+        for _ in range(3):
+            w.write(ramp)
+    assert w.output_size == (4096, 6) and "4096x6" in _stream_line(tmp_path / "wide.mp4", "Video")
+    frame = next(iter(VideoReader(tmp_path / "wide.mp4")))
+    assert np.abs(frame[3, ::512, 0].astype(int) - ramp[3, ::550, 0]).max() <= 6  # the picture, scaled
+
+
 def test_writer_audio_in_sync(tmp_path):
     """A flash at 1.2 s and a click at 1.2 s in the input stay within one frame of each other after
     decoding with VideoReader and encoding with VideoWriter (audio muxed from the input file)."""

@@ -44,8 +44,11 @@ IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff", "
                     ".heic", ".heif", ".avif")
 #: Endings of the photo formats that only the pillow-heif plugin opens.
 HEIF_EXTENSIONS = (".heic", ".heif")
-#: Longest side of a video x2face writes (H.264 level 6.2 allows 8192; browsers rarely play more).
+#: Longest side of the frames ``VideoWriter`` takes (H.264 level 6.2 allows 8192).
 MAX_VIDEO_SIDE = 8192
+#: The largest frames x2face's videos hold: H.264 level 5.1's (4096 pixels a side, 4096x2304 pixels in all), what
+#: the hardware decoders of phones and browsers play. Larger frames are scaled down into it (``playable_size``).
+PLAYABLE_SIDE, PLAYABLE_PIXELS = 4096, 4096 * 2304
 #: File name endings x2face writes videos to (H.264 in MP4, what every browser plays; or an animated GIF,
 #: made from that MP4 with its own 256-colour palette, without sound).
 VIDEO_OUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".gif")
@@ -899,7 +902,8 @@ class VideoWriter:
     """Write uint8 RGB frames to an H.264 MP4 that browsers play, with an audio track in sync (or to a GIF).
 
     Frames are piped to ffmpeg (libx264, yuv420p, BT.709, ``+faststart``) as they come; odd sizes
-    lose their last row/column (yuv420p needs even sizes). With ``audio``, a second quick pass
+    lose their last row/column (yuv420p needs even sizes), and frames larger than H.264 level 5.1 allows (what
+    phones and browsers decode in hardware) are scaled down into it (``playable_size``). With ``audio``, a second quick pass
     muxes it in (AAC), trimmed or padded with silence to exactly ``frames / fps`` seconds, from its
     time 0: the driving clip's own track stays in sync because ``VideoReader`` puts frame ``i`` at
     ``i / fps`` of the same clock. Output goes to a temporary file beside ``path`` and is renamed
@@ -950,7 +954,10 @@ class VideoWriter:
             raise MediaError(f"frames of {width}x{height} are too large for an H.264 video browsers play "
                              f"(at most {MAX_VIDEO_SIDE} pixels a side): use a smaller photo")
         self.size = (width, height)
-        vf = "crop=trunc(iw/2)*2:trunc(ih/2)*2,scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
+        w, h = playable_size(width, height)
+        fit = f"scale={w}:{h}:flags=area" if (w, h) != (width // 2 * 2, height // 2 * 2) else \
+            "crop=trunc(iw/2)*2:trunc(ih/2)*2"
+        vf = f"{fit},scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
         cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y",
                "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", f"{width}x{height}",
                "-r", f"{self.fps.numerator}/{self.fps.denominator}", "-i", "pipe:0",
@@ -1004,11 +1011,11 @@ class VideoWriter:
 
     @property
     def output_size(self) -> tuple[int, int] | None:
-        """(width, height) of the file's frames: the frames' size with even sides (H.264), or for a GIF
-        scaled to at most ``MAX_GIF_SIDE``; None before the first frame."""
+        """(width, height) of the file's frames: the frames' size with even sides (H.264), scaled down to
+        ``playable_size`` where larger, and for a GIF to at most ``MAX_GIF_SIDE``; None before the first frame."""
         if self.size is None:
             return None
-        w, h = self.size[0] // 2 * 2, self.size[1] // 2 * 2
+        w, h = playable_size(*self.size)
         return gif_size(w, h) if self.gif else (w, h)
 
     def close(self) -> Path:
@@ -1053,6 +1060,15 @@ class VideoWriter:
             self.close()
         else:
             self.abort()
+
+
+def playable_size(width: int, height: int) -> tuple[int, int]:
+    """(width, height) of the H.264 video made from frames of ``width`` x ``height``: even sides (yuv420p), scaled
+    down (aspect ratio kept) to at most ``PLAYABLE_SIDE`` a side and ``PLAYABLE_PIXELS`` in all."""
+    scale = min(1.0, PLAYABLE_SIDE / max(width, height), math.sqrt(PLAYABLE_PIXELS / (width * height)))
+    if scale >= 1.0:
+        return width // 2 * 2, height // 2 * 2
+    return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
 
 
 def gif_size(width: int, height: int, max_side: int = MAX_GIF_SIDE) -> tuple[int, int]:
@@ -1111,7 +1127,8 @@ def decode_check(path: PathLike) -> tuple[bool, str]:
 
 
 __all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "HEIF_EXTENSIONS", "IMAGE_EXTENSIONS", "Limits",
-           "MAX_GIF_SIDE", "VideoInfo", "VideoReader", "VideoWriter", "check_output_path", "check_video_limits",
-           "decode_check", "ffmpeg_exe", "gif_size", "image_size", "is_animated_image", "is_image_file",
-           "is_still_image", "iter_video_frames", "make_gif", "probe_video", "read_audio", "read_image",
-           "register_image_formats", "same_file", "to_rgb_array", "write_image", "write_video"]
+           "MAX_GIF_SIDE", "PLAYABLE_PIXELS", "PLAYABLE_SIDE", "VideoInfo", "VideoReader", "VideoWriter",
+           "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "gif_size", "image_size",
+           "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "make_gif", "playable_size",
+           "probe_video", "read_audio", "read_image", "register_image_formats", "same_file", "to_rgb_array",
+           "write_image", "write_video"]
