@@ -723,3 +723,27 @@ def test_live_session_carries_on_after_a_failed_step(tiny_model, real_dir, grid_
         live.step(grid_frames[1])
     monkeypatch.setattr(live.cropper.detector, "detect", detect)
     assert live.step(grid_frames[2]).found  # a fresh tracker, not a StopIteration
+
+
+def test_live_session_of_each_face_carries_on_after_a_failed_step(tiny_model, real_dir, monkeypatch):
+    """With a driving face for each face, one track failing must not leave the others holding the next frame: the
+    group track ends as a whole, and the next step starts a fresh one on its own frame."""
+    pipe = X2FacePipeline(tiny_model, cropper=FaceCropper(64, backend="opencv"), precision="fp32")
+    pipe.set_source(group_photo(real_dir), face="all")
+    clip = group_clip(real_dir, 3)
+    live = pipe.live(driving_face="all")
+    assert live.step(clip[0]).found and live.faces == 2
+    detect, calls = live.cropper.detector.detect, []
+
+    def second_fails(*a, **k):  # the right-hand face's track fails, after the left-hand one took the frame
+        calls.append(1)
+        if len(calls) == 2:
+            raise RuntimeError("x")
+        return detect(*a, **k)
+
+    monkeypatch.setattr(live.cropper.detector, "detect", second_fails)
+    with pytest.raises(RuntimeError):
+        live.step(clip[1])
+    monkeypatch.setattr(live.cropper.detector, "detect", detect)
+    out = live.step(clip[2])  # a fresh group track, not a StopIteration
+    assert out.found and out.image.shape == group_photo(real_dir).shape

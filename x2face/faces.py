@@ -1072,12 +1072,19 @@ class GroupTrack(Iterator[GroupCrop]):
         shared.detector = _SharedDetections(cropper.detector)
         self.tracks = [FaceTrack(shared, f, i, group=count) for i, f in enumerate(copies)]
         self.report = TrackReport(backend=cropper.backend, faces=count)
+        self._done = False
 
     def __iter__(self) -> "GroupTrack":
         return self
 
     def __next__(self) -> GroupCrop:
-        faces = [next(t) for t in self.tracks]
+        if self._done:  # ended, or a track raised: over, as a generator is (reads no frame)
+            raise StopIteration
+        try:
+            faces = [next(t) for t in self.tracks]
+        except BaseException:
+            self._done = True
+            raise
         r = self.report
         r.frames += 1
         if all(f.found for f in faces):
