@@ -1139,11 +1139,13 @@ class X2FacePipeline:
         motion). A face whose driver was not found holds its last render in ``held`` (updated here, across
         batches; None: the photo's own face). Per frame (the leftmost face's render, the photo with every face
         pasted back), None where no driving face was found."""
+        found = [[g.faces[j].crop for g in batch if g.faces[j].found] for j in range(len(motions))]
+        crops = [c for face in found for c in face]
+        every = self._vectors(crops).split([len(f) for f in found]) if crops else []  # one call: [n_j, D] each
         renders = []  # per face of the photo: a face per frame, or None
         for j, (m, motion) in enumerate(zip((self, *self._group), motions)):
-            found = [g.faces[j].crop for g in batch if g.faces[j].found]
-            vectors = self._vectors(found) if found else None  # float [n_j, D]
-            faces = iter(m._faces(vectors if motion is None else motion(vectors), sharp) if found else [])
+            vectors = every[j] if found[j] else None  # float [n_j, D]
+            faces = iter(m._faces(vectors if motion is None else motion(vectors), sharp) if found[j] else [])
             column = []
             for g in batch:
                 if g.faces[j].found:
