@@ -903,8 +903,8 @@ class VideoWriter:
 
     Frames are piped to ffmpeg (libx264, yuv420p, BT.709, ``+faststart``) as they come; odd sizes
     lose their last row/column (yuv420p needs even sizes), and frames larger than H.264 level 5.1 allows (what
-    phones and browsers decode in hardware) are scaled down into it (``playable_size``). With ``audio``, a second quick pass
-    muxes it in (AAC), trimmed or padded with silence to exactly ``frames / fps`` seconds, from its
+    phones and browsers decode in hardware) are scaled down into it (``playable_size``). With ``audio``, a
+    second quick pass muxes it in (AAC), trimmed or padded with silence to exactly ``frames / fps`` seconds, from its
     time 0: the driving clip's own track stays in sync because ``VideoReader`` puts frame ``i`` at
     ``i / fps`` of the same clock. Output goes to a temporary file beside ``path`` and is renamed
     on success, so a failed run never leaves a broken file or clobbers anything.
