@@ -87,6 +87,16 @@ def test_animate_paste_back_keeps_photo_resolution(real_dir, weights, tmp_path):
     detail = [cv2.Laplacian(cv2.cvtColor(np.ascontiguousarray(f[face]), cv2.COLOR_RGB2GRAY), cv2.CV_64F).var()
               for f in (next(iter(VideoReader(blurred))), frames[0])]
     assert detail[1] > 1.3 * detail[0], detail
+    # --max-side scales the output down (aspect ratio kept); --crf trades size for quality
+    small, rough = tmp_path / "small.mp4", tmp_path / "rough.mp4"
+    common = ["--source", real_dir / OBAMA, "--driving", real_dir / SADTALKER, "--weights", weights, "--paste-back",
+              "--seconds", "0.4"]
+    assert run(*common, "--out", small, "--max-side", "600") == 0
+    assert VideoReader(small).info.width == 312 and VideoReader(small).info.height == 600
+    assert run(*common, "--out", rough, "--max-side", "600", "--crf", "40") == 0
+    assert rough.stat().st_size < 0.6 * small.stat().st_size
+    for args, message in [(["--max-side", "8"], "--max-side must be at least 16"), (["--crf", "52"], "--crf must be")]:
+        assert run(*common, "--out", tmp_path / "bad.mp4", *args) == 2 and not (tmp_path / "bad.mp4").exists()
 
 
 def test_animate_to_a_gif(real_dir, weights, tmp_path, capsys):
@@ -129,6 +139,9 @@ def test_animate_driving_photo_gives_image(real_dir, weights, tmp_path):
     assert run("--source", real_dir / ANNE, "--driving", real_dir / OBAMA, "--out", out, "--weights", weights,
                "--no-sharp", "--overwrite") == 0
     assert read_image(out).shape == (64, 64, 3)  # the model's own output
+    assert run("--source", real_dir / ANNE, "--driving", real_dir / OBAMA, "--out", out, "--weights", weights,
+               "--paste-back", "--max-side", "100", "--overwrite") == 0
+    assert read_image(out).shape == (100, 100, 3)  # the 256-px photo, scaled down
 
 
 def test_animate_animated_gif_driving_gives_video(real_dir, weights, tmp_path, capsys):

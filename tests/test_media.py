@@ -374,6 +374,10 @@ def test_writer_scales_frames_larger_than_phones_play(tmp_path):
     assert w.output_size == (4096, 6) and "4096x6" in _stream_line(tmp_path / "wide.mp4", "Video")
     frame = next(iter(VideoReader(tmp_path / "wide.mp4")))
     assert np.abs(frame[3, ::512, 0].astype(int) - ramp[3, ::550, 0]).max() <= 6  # the picture, scaled
+    assert playable_size(4400, 8, max_side=1100) == (1100, 2)  # a smaller side asked for
+    for bad in ({"crf": 52}, {"crf": 1.5}, {"max_side": 8}):
+        with pytest.raises(MediaError):
+            VideoWriter(tmp_path / "bad.mp4", 25, **bad)
 
 
 def test_writer_audio_in_sync(tmp_path):

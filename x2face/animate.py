@@ -28,8 +28,8 @@ from typing import Callable, Iterator
 import numpy as np
 
 from .errors import InputError, MediaError, NoFaceError
-from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader, VideoWriter,
-                    check_output_path, is_still_image, read_image, write_image)
+from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, PLAYABLE_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader,
+                    VideoWriter, check_output_path, fit_side, is_still_image, read_image, write_image)
 from .faces import EVERY_FACE, parse_face_select
 from .pipeline import MAX_MOTION_SCALE, SHARP_MAX_SIDE, X2FacePipeline, motion_note, side_by_side
 
@@ -279,6 +279,11 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{SHARP_MAX_SIDE} px; pasted back, with the photo's detail); --no-sharp: the model's output, "
                         "at the model's size (enlarged when pasted back)")
     p.add_argument("--side-by-side", action="store_true", help="output source | driving | result crops side by side")
+    p.add_argument("--max-side", type=int, default=None, metavar="PX",
+                   help="scale the output down so that its longest side is at most PX (default: as rendered, within "
+                        f"what phones play: {PLAYABLE_SIDE} px a side, {PLAYABLE_SIDE}x2304 in all)")
+    p.add_argument("--crf", type=int, default=18, metavar="Q",
+                   help="H.264 quality of an .mp4 output, 0-51 (default 18, visually lossless; lower: better, bigger)")
     p.add_argument("--keep-audio", action=argparse.BooleanOptionalAction, default=True,
                    help="copy the driving clip's audio track into the output (default: yes)")
     p.add_argument("--seconds", type=float, default=None, metavar="S", help="animate only the first S seconds")
@@ -334,6 +339,10 @@ def main(argv: list[str]) -> int:
         raise InputError(f"--seconds must be positive, got {args.seconds}")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.max_side is not None and args.max_side < 16:
+        raise InputError(f"--max-side must be at least 16 pixels, got {args.max_side}")
+    if not 0 <= args.crf <= 51:
+        raise InputError(f"--crf must be from 0 to 51, got {args.crf}")
     limits = Limits(max_seconds=args.max_seconds, max_pixels=args.max_pixels)
     for item in driver.inputs(args):
         if not Path(item).is_file():
@@ -364,7 +373,7 @@ def main(argv: list[str]) -> int:
     drive = driver.open(args, pipe, limits)
 
     if drive.still:
-        frame = next(drive.frames)
+        frame = fit_side(next(drive.frames), args.max_side)
         write_image(out, frame)
         frames, size = 1, frame.shape[1::-1]
         what = f"{out} ({size[0]}x{size[1]})"
@@ -375,7 +384,8 @@ def main(argv: list[str]) -> int:
         bar = tqdm(total=drive.total, unit="frame", desc="animate", disable=args.quiet, dynamic_ncols=True,
                    file=sys.stderr)
         try:
-            with VideoWriter(out, drive.fps, audio=audio, audio_sr=drive.audio_sr) as writer:
+            with VideoWriter(out, drive.fps, audio=audio, audio_sr=drive.audio_sr, crf=args.crf,
+                             max_side=args.max_side) as writer:
                 for frame in drive.frames:
                     writer.write(frame)
                     bar.update(1)

@@ -555,13 +555,9 @@ def preview(frame: np.ndarray) -> np.ndarray:
 
 def fit_frame(frame: np.ndarray, max_side: int = MAX_OUTPUT_SIDE) -> np.ndarray:
     """Downscale a uint8 [H, W, 3] RGB frame so its longest side is at most ``max_side`` (else as is)."""
-    h, w = frame.shape[:2]
-    if max(h, w) <= max_side:
-        return frame
-    import cv2
+    from .media import fit_side
 
-    s = max_side / max(h, w)
-    return cv2.resize(frame, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
+    return fit_side(frame, max_side)
 
 
 def display_face(face: np.ndarray, size: int = EDIT_DISPLAY) -> np.ndarray:

@@ -919,15 +919,23 @@ class VideoWriter:
         audio: None, a media file with an audio track (e.g. the driving clip, a wav), or a float
             array [N] / [C, N] in [-1, 1] with ``audio_sr``.
         audio_sr: sample rate of an audio array.
-        crf, preset: x264 quality (18: visually lossless) and speed.
+        crf, preset: x264 quality (0-51; 18: visually lossless, lower is better and bigger) and speed.
+        max_side: scale frames down so that their longest side is at most this (None: only into
+            ``playable_size``'s limits).
 
     Use as a context manager: ``with VideoWriter(...) as w: w.write(frame)``; an exception inside
     the block deletes the partial output.
     """
 
     def __init__(self, path: PathLike, fps: float | Fraction, *, audio: PathLike | np.ndarray | None = None,
-                 audio_sr: int | None = None, crf: int = 18, preset: str = "veryfast") -> None:
+                 audio_sr: int | None = None, crf: int = 18, preset: str = "veryfast",
+                 max_side: int | None = None) -> None:
         self.path = Path(os.fspath(path)).expanduser()
+        if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
+            raise MediaError(f"the x264 quality (crf) must be an int from 0 to 51, got {crf!r}")
+        if max_side is not None and (isinstance(max_side, bool) or not isinstance(max_side, int) or max_side < 16):
+            raise MediaError(f"the largest side must be an int of at least 16 pixels, got {max_side!r}")
+        self.max_side = max_side
         self.fps = Fraction(fps).limit_denominator(1001)
         if not 0 < self.fps <= 240:
             raise MediaError(f"unsupported frame rate {float(self.fps):.3f} fps")
@@ -954,7 +962,7 @@ class VideoWriter:
             raise MediaError(f"frames of {width}x{height} are too large for an H.264 video browsers play "
                              f"(at most {MAX_VIDEO_SIDE} pixels a side): use a smaller photo")
         self.size = (width, height)
-        w, h = playable_size(width, height)
+        w, h = playable_size(width, height, self.max_side)
         fit = f"scale={w}:{h}:flags=area" if (w, h) != (width // 2 * 2, height // 2 * 2) else \
             "crop=trunc(iw/2)*2:trunc(ih/2)*2"
         vf = f"{fit},scale=out_color_matrix=bt709:out_range=tv,format=yuv420p"
@@ -1015,7 +1023,7 @@ class VideoWriter:
         ``playable_size`` where larger, and for a GIF to at most ``MAX_GIF_SIDE``; None before the first frame."""
         if self.size is None:
             return None
-        w, h = playable_size(*self.size)
+        w, h = playable_size(*self.size, self.max_side)
         return gif_size(w, h) if self.gif else (w, h)
 
     def close(self) -> Path:
@@ -1062,10 +1070,24 @@ class VideoWriter:
             self.abort()
 
 
-def playable_size(width: int, height: int) -> tuple[int, int]:
+def fit_side(image: np.ndarray, max_side: int | None) -> np.ndarray:
+    """Downscale a uint8 [H, W, C] image (area averaging, aspect ratio kept) so that its longest side is at most
+    ``max_side``; smaller images, and ``max_side`` None, as they are."""
+    h, w = image.shape[:2]
+    if max_side is None or max(h, w) <= max_side:
+        return image
+    import cv2
+
+    s = max_side / max(h, w)
+    return cv2.resize(image, (max(2, round(w * s)), max(2, round(h * s))), interpolation=cv2.INTER_AREA)
+
+
+def playable_size(width: int, height: int, max_side: int | None = None) -> tuple[int, int]:
     """(width, height) of the H.264 video made from frames of ``width`` x ``height``: even sides (yuv420p), scaled
-    down (aspect ratio kept) to at most ``PLAYABLE_SIDE`` a side and ``PLAYABLE_PIXELS`` in all."""
-    scale = min(1.0, PLAYABLE_SIDE / max(width, height), math.sqrt(PLAYABLE_PIXELS / (width * height)))
+    down (aspect ratio kept) to at most ``PLAYABLE_SIDE`` a side (or ``max_side``, when smaller) and
+    ``PLAYABLE_PIXELS`` in all."""
+    side = PLAYABLE_SIDE if max_side is None else min(PLAYABLE_SIDE, max_side)
+    scale = min(1.0, side / max(width, height), math.sqrt(PLAYABLE_PIXELS / (width * height)))
     if scale >= 1.0:
         return width // 2 * 2, height // 2 * 2
     return max(2, int(width * scale) // 2 * 2), max(2, int(height * scale) // 2 * 2)
@@ -1128,7 +1150,7 @@ def decode_check(path: PathLike) -> tuple[bool, str]:
 
 __all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "HEIF_EXTENSIONS", "IMAGE_EXTENSIONS", "Limits",
            "MAX_GIF_SIDE", "PLAYABLE_PIXELS", "PLAYABLE_SIDE", "VideoInfo", "VideoReader", "VideoWriter",
-           "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "gif_size", "image_size",
-           "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "make_gif", "playable_size",
-           "probe_video", "read_audio", "read_image", "register_image_formats", "same_file", "to_rgb_array",
-           "write_image", "write_video"]
+           "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "fit_side", "gif_size",
+           "image_size", "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "make_gif",
+           "playable_size", "probe_video", "read_audio", "read_image", "register_image_formats", "same_file",
+           "to_rgb_array", "write_image", "write_video"]
