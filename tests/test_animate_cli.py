@@ -67,6 +67,18 @@ def test_animate_grid_clip_plays_with_audio_in_sync(real_dir, weights, tmp_path,
     assert abs(len(audio_out) / sr - len(frames) / fps) < 1 / fps  # the audio track is as long as the video
     lag, corr = best_lag(audio_in, audio_out)
     assert abs(lag) < sr / fps and corr > 0.9, (lag, corr)  # in sync: less than one frame apart
+    # --fps reads the clip at another rate: fewer frames, the same length, the sound still in sync
+    slow = tmp_path / "slow.mp4"
+    assert run("--source", real_dir / ANNE, "--driving", real_dir / GRID, "--out", slow, "--weights", weights,
+               "--fps", "10") == 0
+    info = probe_video(slow)
+    assert info.fps == 10 and sum(1 for _ in VideoReader(slow)) == 30 and info.has_audio
+    lag, corr = best_lag(audio_in, read_audio(slow)[0])
+    assert abs(lag) < sr / 10 and corr > 0.9, (lag, corr)
+    for args, message in [(["--driving", real_dir / GRID, "--fps", "0.5"], "--fps must be from 1 to 60, got 0.5"),
+                          (["--pose=10,0,0", "--fps", "10"], "--fps sets the rate a driving clip is read at")]:
+        assert run("--source", real_dir / ANNE, "--out", tmp_path / "bad.mp4", "--weights", weights, *args) == 2
+        assert message in capsys.readouterr().err
 
 
 def test_animate_paste_back_keeps_photo_resolution(real_dir, weights, tmp_path):

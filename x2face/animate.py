@@ -120,7 +120,7 @@ class VideoDriver(Driver):
             frame = _output_frame(args, pipe, driven[0])
             return Drive(iter([frame]), still=True, total=1, label=Path(path).name,
                          report=lambda: pipe.last_report.summary(), found=lambda: pipe.last_report.found)
-        reader = VideoReader(path, seconds=args.seconds, limits=limits)
+        reader = VideoReader(path, seconds=args.seconds, fps=args.fps, limits=limits)
         overlap = args.overlap == "on" or (args.overlap == "auto" and pipe.device.type == "cuda")
         frames = (_output_frame(args, pipe, d) for d in
                   pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
@@ -287,6 +287,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep-audio", action=argparse.BooleanOptionalAction, default=True,
                    help="copy the driving clip's audio track into the output (default: yes)")
     p.add_argument("--seconds", type=float, default=None, metavar="S", help="animate only the first S seconds")
+    p.add_argument("--fps", type=float, default=None, metavar="F",
+                   help="read the driving clip at F frames per second, 1-60 (default: its own rate; e.g. 25 for a "
+                        "60 fps phone clip: fewer frames to animate, the sound still in sync)")
     p.add_argument("--max-seconds", type=float, default=Limits.max_seconds, metavar="S",
                    help=f"refuse longer inputs (default {Limits.max_seconds:.0f})")
     p.add_argument("--max-pixels", type=int, default=Limits.max_pixels, metavar="N",
@@ -339,6 +342,10 @@ def main(argv: list[str]) -> int:
         raise InputError(f"--seconds must be positive, got {args.seconds}")
     if args.batch_size < 1:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
+    if args.fps is not None and not 1 <= args.fps <= 60:
+        raise InputError(f"--fps must be from 1 to 60, got {args.fps:g}")
+    if args.fps is not None and driver.name != "video":
+        raise InputError("--fps sets the rate a driving clip is read at: it needs --driving CLIP")
     if args.max_side is not None and args.max_side < 16:
         raise InputError(f"--max-side must be at least 16 pixels, got {args.max_side}")
     if not 0 <= args.crf <= 51:
