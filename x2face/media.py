@@ -469,13 +469,12 @@ def _webp_durations(data: bytes) -> list[float]:
 
 
 def _animation_timing(path: Path, fps: Fraction) -> tuple[Fraction, float | None]:
-    """(rate, duration in seconds or None) to read an animated GIF, WebP or PNG at. The rate: ``fps`` (ffmpeg's
-    average rate) or, where a frame is shown for less than 1 / ``fps`` (a GIF that holds some frames longer than
-    others), one frame per shortest frame duration, so that no frame falls between two slots (any frame shown for
-    at least 1 / rate covers a slot), at most ``MAX_ANIMATION_FPS``. GIF delays under 20 ms count as 100 ms, as
-    ffmpeg's GIF reader and browsers show them. The duration: the frames' sum. The durations are read from the
-    file's blocks and chunks (nothing is decoded: milliseconds for any size); a file they cannot be read from
-    keeps ffmpeg's rate."""
+    """(rate, duration in seconds or None) to read an animated GIF, WebP or PNG at. The rate: one frame per
+    shortest frame duration, at most ``MAX_ANIMATION_FPS``, so that no frame falls between two slots (any frame
+    shown for at least 1 / rate covers a slot); ffmpeg's average rate (``fps``) dropped the short frames of a GIF
+    that holds some frames longer than others. GIF delays under 20 ms count as 100 ms, as ffmpeg's GIF reader and
+    browsers show them. The duration: the frames' sum. The durations are read from the file's blocks and chunks
+    (nothing is decoded: milliseconds for any size); a file they cannot be read from keeps ``fps``."""
     try:
         data = path.read_bytes()
         if data[:6] in (b"GIF87a", b"GIF89a"):
@@ -491,7 +490,7 @@ def _animation_timing(path: Path, fps: Fraction) -> tuple[Fraction, float | None
     if len(durations) < 2 or min(durations) <= 0:
         return fps, None
     rate = Fraction(1000 / min(durations)).limit_denominator(1001)
-    return min(max(fps, rate), Fraction(MAX_ANIMATION_FPS)), sum(durations) / 1000
+    return min(rate, Fraction(MAX_ANIMATION_FPS)), sum(durations) / 1000
 
 
 def probe_video(path: PathLike) -> VideoInfo:
