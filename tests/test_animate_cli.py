@@ -317,6 +317,20 @@ def test_animate_a_face_of_a_group_photo(real_dir, weights, tmp_path, capsys):
     sticker = write_image(tmp_path / "sticker.png", np.full((8, 8, 3), 255, np.uint8))
     assert run("--source", group, "--face", "all", *common, "--edit-overlay", sticker) == 0
     assert "sticker.png on every face at 0.5,0.5;" in capsys.readouterr().out
+    assert run("--source", group, "--face", "all", *common, "--edit-overlay", sticker, "--edit-face", "-1") == 0
+    assert "sticker.png on the rightmost of 2 faces at 0.5,0.5;" in capsys.readouterr().out
+    right = tmp_path / "right.png"  # paint on the right-hand face's own embedded face, then on that face only
+    assert cli(["embed", "--source", str(group), "--face", "1", "--out", str(right), "--weights", weights]) == 0
+    painted = read_image(right)
+    painted[10:14, :] = (255, 0, 0)
+    write_image(tmp_path / "painted.png", painted)
+    assert run("--source", group, "--face", "all", *common, "--edit-painted", tmp_path / "painted.png",
+               "--edit-face", "1") == 0
+    assert "of the rightmost of 2 faces (painted.png)" in capsys.readouterr().out
+    for args, message in [(["--edit-face", "1"], "--edit-face goes with --edit-overlay or --edit-painted"),
+                          (["--edit-overlay", sticker, "--edit-face", "2"], "the source has 2 faces: there is no face 2")]:
+        assert run("--source", group, "--face", "all", *common, *args) == 2
+        assert message in capsys.readouterr().err
     import app_server
 
     heads = app_server.save_tiny_weights(tmp_path / "heads")  # with pose and audio heads

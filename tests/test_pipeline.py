@@ -187,6 +187,24 @@ def test_every_face_of_a_group_photo_is_animated(moving_model, real_dir, grid_fr
     for (x0, y0, x1, y1), _ in alone:
         region = edited[max(0, round(y0)):round(y1), max(0, round(x0)):round(x1)].astype(int)
         assert ((region[..., 1] > 200) & (region[..., 0] < 60)).mean() > 0.01  # the sticker on each face
+    # or on one face alone: the right-hand one gets the sticker, the left-hand one is as unedited
+    pipe.reset_embedded_face()
+    assert pipe.member(-1) is pipe.member(1) is not pipe and pipe.member(0) is pipe
+    pipe.edit_embedded_face(face=1, overlay=green, position=(0.5, 0.5), scale=0.3)
+    one = next(pipe.drive_frames(frames[:1])).image
+    for i, ((x0, y0, x1, y1), _) in enumerate(alone):
+        box = slice(max(0, round(y0)), round(y1)), slice(max(0, round(x0)), round(x1))
+        assert np.array_equal(one[box], plain[box]) == (i == 0)
+    red = pipe.member(0).embedded_face()
+    red[20:24, 10:50] = (255, 0, 0)  # paint on the left-hand face's own embedded face
+    pipe.edit_embedded_face(face=0, painted=red)
+    both = next(pipe.drive_frames(frames[:1])).image
+    (x0, y0, x1, y1), _ = alone[0]
+    assert not np.array_equal(both[max(0, round(y0)):round(y1), max(0, round(x0)):round(x1)],
+                              one[max(0, round(y0)):round(y1), max(0, round(x0)):round(x1)])
+    with pytest.raises(InputError, match="the source has 2 faces: there is no face 2"):
+        pipe.edit_embedded_face(face=2, overlay=green)
+    pipe.reset_embedded_face()
     with pytest.raises(InputError, match="for one group photo"):
         pipe.set_source([real_dir / ANNE, group], face="all")
     photo = read_image(real_dir / ANNE)  # one face: "all" is that face, still pasted back into the photo

@@ -30,7 +30,7 @@ import numpy as np
 from .errors import InputError, MediaError, NoFaceError
 from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, PLAYABLE_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader,
                     VideoWriter, check_output_path, fit_side, is_still_image, read_image, write_image)
-from .faces import EVERY_FACE, parse_face_select
+from .faces import EVERY_FACE, describe_select, parse_face_select
 from .pipeline import MAX_MOTION_SCALE, SHARP_MAX_SIDE, X2FacePipeline, motion_note, side_by_side
 
 
@@ -172,6 +172,9 @@ def add_edit_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--edit-painted", metavar="PNG",
                    help="a painted copy of the embedded face that `python -m x2face embed` wrote for the same "
                         "--source and --weights: what was painted is the edit")
+    g.add_argument("--edit-face", type=int, default=None, metavar="N",
+                   help="with --face all: put the edit on the Nth face from the left only (0 = leftmost, -1 = "
+                        "rightmost; paint on what `embed --face N` wrote); default: on every face")
     g.add_argument("--edit-painted-on", metavar="PNG",
                    help="with --edit-painted: the embedded face it was painted on, when that is another person's "
                         "(`embed` of another --source): the paint moves to this face")
@@ -216,6 +219,8 @@ def check_edit_arguments(args: argparse.Namespace) -> tuple[float, float]:
         raise InputError("give --edit-overlay or --edit-painted, not both")
     if args.edit_painted_on and not args.edit_painted:
         raise InputError("--edit-painted-on goes with --edit-painted")
+    if args.edit_face is not None and not (args.edit_overlay or args.edit_painted):
+        raise InputError("--edit-face goes with --edit-overlay or --edit-painted")
     for f in edit_inputs(args):
         if not Path(f).is_file():
             raise MediaError(f"no such file: {f}")
@@ -236,29 +241,33 @@ def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits:
     if not path:
         return ""
     picture = read_overlay(path, limits.max_image_pixels, "the edit")
-    every = len(pipe.sources) > 1  # --face all: the edit goes on every face
+    face = args.edit_face
+    target = pipe if face is None else pipe.member(face)  # (refuses a face the source does not have)
+    every = len(pipe.sources) > 1 and face is None  # --face all: the edit goes on every face
+    which = "every face" if every else "the face" if face is None else describe_select(face, len(pipe.sources))
     if args.edit_overlay:
-        pipe.edit_embedded_face(overlay=picture, position=at, scale=args.edit_scale)
-        return f"; {Path(path).name} on {'every' if every else 'the'} face at {at[0]:g},{at[1]:g}"
+        pipe.edit_embedded_face(face=face, overlay=picture, position=at, scale=args.edit_scale)
+        return f"; {Path(path).name} on {which} at {at[0]:g},{at[1]:g}"
     if args.edit_painted_on:
         base = read_overlay(args.edit_painted_on, limits.max_image_pixels, "the embedded face")[:, :, :3]
-        layer = pipe.edit_embedded_face(layer=edit_layer(base, picture))
+        layer = pipe.edit_embedded_face(face=face, layer=edit_layer(base, picture))
         moved = f", moved from {Path(args.edit_painted_on).name}"
     else:
-        side, s, r = picture.shape[0], pipe.image_size, pipe.sharp_side
+        side, s, r = picture.shape[0], target.image_size, target.sharp_side
         if picture.shape[1] != side or side not in (s, r):
+            own = f" {face}" if face is not None else " 0" if every else ""
             raise InputError(f"the painting is {picture.shape[1]}x{side} but this photo's embedded face is {r}x{r} "
                              f"(what `python -m x2face embed` writes for it) or {s}x{s} (`embed --no-sharp`); paint on "
-                             f"what embed wrote for the same --source, --face{' 0' if every else ''} and --weights, or "
+                             f"what embed wrote for the same --source, --face{own} and --weights, or "
                              f"name the face it was painted on with --edit-painted-on")
-        layer = pipe.edit_embedded_face(painted=picture)
+        layer = pipe.edit_embedded_face(face=face, painted=picture)
         moved = ""
     share = float((layer[:, :, 3] > 0.5).mean())
     if share > 0.9 and not moved:
         print(f"note: {share:.0%} of the embedded face differs from {Path(path).name}: was it painted on what "
               f"`python -m x2face embed` wrote for the same --source and --weights? (another person's: give that "
               f"one with --edit-painted-on)", file=sys.stderr)
-    return f"; painted {share:.1%} of {'every' if every else 'the'} face ({Path(path).name}{moved})"
+    return f"; painted {share:.1%} of {which} ({Path(path).name}{moved})"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -862,24 +862,41 @@ class X2FacePipeline:
         for other in self._group:
             other.reset_embedded_face()
 
-    def add_edit_layer(self, layer: np.ndarray) -> None:
+    def member(self, face: int) -> "X2FacePipeline":
+        """The pipeline of one face of a group photo (``set_source(face="all")``): 0 the leftmost (this pipeline),
+        -1 the rightmost; its ``embedded_face``, ``sharp_side`` and ``source`` are that face's. Edit one face with
+        ``edit_embedded_face(face=...)``: this pipeline's own edits go on every face."""
+        members = (self, *self._group)
+        if isinstance(face, bool) or not isinstance(face, int) or not -len(members) <= face < len(members):
+            raise InputError(f"the source has {len(members)} face{'s' if len(members) != 1 else ''}: there is no "
+                             f"face {face!r} (0 = leftmost, -1 = rightmost)")
+        return members[face]
+
+    def add_edit_layer(self, layer: np.ndarray, face: int | None = None) -> None:
         """Draw an RGBA layer over the embedded face (what ``edit_embedded_face`` does with an edit).
 
         The networks get it at the model's size; sharp rendering keeps it at its own size E, so a sticker or
         paint made at the sharp face's size (``embedded_face(side)``) stays crisp. Layers added one after another
         stack. With every face of a group photo as the source, the layer goes on each face's embedded face (they
-        line up across people, as the paper's edits do).
+        line up across people, as the paper's edits do), or with ``face`` on that face's alone (``member``).
 
         Args:
             layer: float [E, E, 4] in [0, 1] (or uint8), straight (not premultiplied) alpha, the embedded face's
                 square at any size (a non-square layer is stretched onto it).
+            face: None: every face; an index from the left (0 = leftmost, -1 = rightmost): that face only.
         """
-        from .control.edit import apply_layer, as_float_image
+        from .control.edit import as_float_image
+
+        self._require_source()
+        lay = as_float_image(layer, (4,), "layer")  # float32 [h, w, 4]
+        for m in (self, *self._group) if face is None else (self.member(face),):
+            m._add_layer(lay)
+
+    def _add_layer(self, lay: np.ndarray) -> None:
+        """``add_edit_layer`` on this pipeline's own face: ``lay`` float32 [h, w, 4], straight alpha."""
+        from .control.edit import apply_layer
 
         src = self._require_source()
-        lay = as_float_image(layer, (4,), "layer")  # float32 [h, w, 4]
-        for other in self._group:
-            other.add_edit_layer(lay)
         before, old = src.embedded, self._edit
         self.set_embedded_face(apply_layer(self.embedded_face(), lay))
         e = max(*lay.shape[:2], self.image_size)  # at least the model's size (E = 1 cannot be sampled)
@@ -906,12 +923,14 @@ class X2FacePipeline:
         for other, theirs in zip(self._group, state.others):
             other.restore_edit(theirs)
 
-    def edit_embedded_face(self, **edit) -> np.ndarray:
+    def edit_embedded_face(self, face: int | None = None, **edit) -> np.ndarray:
         """Draw on the embedded face (``x2face.control.edit.apply_edit``: ``overlay=`` RGBA at ``position=``,
-        ``scale=``; ``painted=`` a painted copy; or ``layer=`` an earlier edit); returns the edit's RGBA layer."""
+        ``scale=``; ``painted=`` a painted copy; or ``layer=`` an earlier edit); returns the edit's RGBA layer.
+        With every face of a group photo as the source the edit goes on every face, or with ``face`` (an index
+        from the left) on that one alone, sized and painted on its own embedded face."""
         from .control.edit import apply_edit
 
-        return apply_edit(self, **edit)
+        return apply_edit(self, face=face, **edit)
 
     def drive_pose(self, yaw: float, pitch: float, roll: float, *, paste_back: bool = False) -> np.ndarray:
         """The source at head pose (yaw, pitch, roll) in degrees, uint8 RGB (``x2face.control.pose.drive_pose``)."""

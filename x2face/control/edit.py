@@ -271,13 +271,15 @@ def read_overlay(path: Any, max_pixels: int, what: str = "the overlay") -> np.nd
 
 # ------------------------------------------------------------------------------------------------ pipeline
 def apply_edit(pipeline, *, overlay: Any = None, position: Sequence[float] = (0.5, 0.5), scale: float = 0.25,
-               painted: Any = None, layer: np.ndarray | None = None) -> np.ndarray:
+               painted: Any = None, layer: np.ndarray | None = None, face: int | None = None) -> np.ndarray:
     """Edit the pipeline's embedded face; every frame driven afterwards shows the edit.
 
     Give exactly one of: ``overlay`` (RGBA image, placed at ``position``/``scale``, at the sharp face's
     resolution), ``painted`` (a painted copy of ``pipeline.embedded_face()``, [S, S], or of
     ``pipeline.embedded_face(side)``, [side, side], see ``flatten_painting``) or ``layer`` (an RGBA layer
-    from an earlier edit, e.g. of another person, at any size).
+    from an earlier edit, e.g. of another person, at any size). ``face``: with every face of a group photo as the
+    source, edit only that face (an index from the left; ``pipeline.member(face)``'s sizes and embedded face);
+    None: every face.
 
     Returns:
         the edit as a float32 [E, E, 4] RGBA layer (E: the overlay's or painting's resolution;
@@ -286,16 +288,17 @@ def apply_edit(pipeline, *, overlay: Any = None, position: Sequence[float] = (0.
     given = [x is not None for x in (overlay, painted, layer)]
     if sum(given) != 1:
         raise InputError("give exactly one of overlay, painted or layer")
+    target = pipeline if face is None else pipeline.member(face)
     if overlay is not None:
-        layer = overlay_layer(overlay, pipeline.sharp_side, position, scale)
+        layer = overlay_layer(overlay, target.sharp_side, position, scale)
     elif painted is not None:
         h, w = painting_size(painted)
         if h != w:
             raise InputError(f"the painted face is {w}x{h}; paint on the embedded face itself (it is square)")
-        base = pipeline.embedded_face() if h == pipeline.image_size else pipeline.embedded_face(h)
+        base = target.embedded_face() if h == target.image_size else target.embedded_face(h)
         layer = edit_layer(base, painted)
     layer = as_float_image(layer, (4,), "layer")
-    pipeline.add_edit_layer(layer)
+    pipeline.add_edit_layer(layer, face=face)
     return layer
 
 
