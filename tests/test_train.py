@@ -134,6 +134,12 @@ def test_cli_reports_config_errors_in_one_line(tmp_path, capsys):
 
     assert cli(["train", str(tmp_path / "missing.toml")]) == 2
     assert "no config file" in capsys.readouterr().err
+    (tmp_path / "utf16.toml").write_bytes("[run]\nsteps = 3\n".encode("utf-16"))  # Notepad's "Unicode"
+    for path, message in [(tmp_path / "utf16.toml", "is not valid TOML: not UTF-8 text"),
+                          (tmp_path, "is a folder, not a config file")]:
+        assert cli(["train", str(path)]) == 2
+        err = capsys.readouterr().err
+        assert message in err and "internal error" not in err, err
     assert cli(["train", str(TEST_CONFIG), "--print-config"]) == 0
     assert json.loads(capsys.readouterr().out)["model"]["name"] == "tiny"
 

@@ -598,6 +598,10 @@ def read_toml(path: str | os.PathLike, _seen: tuple[str, ...] = ()) -> dict[str,
         raise ConfigError(f"no config file at {path}") from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path} is not valid TOML: {exc}") from exc
+    except UnicodeDecodeError as exc:  # (tomllib decodes the bytes as UTF-8 first)
+        raise ConfigError(f"{path} is not valid TOML: not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
+    except IsADirectoryError as exc:
+        raise ConfigError(f"{path} is a folder, not a config file") from exc
     base = data.pop("base", None)
     if base is not None:
         if not isinstance(base, str):
