@@ -189,23 +189,20 @@ def animate_audio(photo, audio, seconds, paste_back, face, spec, progress=gr.Pro
 
 
 @user_errors
-def embed_face(photos, face, spec):
+def embed_face(photos, face, edit_face, spec):
     if not photos:
         return None, None, "Upload one or several photos of a person: their embedded face appears to paint on."
     with SOURCES.get(spec, photos, face) as pipe:
-        embedded = pipe.embedded_face(helpers.EDIT_DISPLAY)  # sampled from the photo: paint keeps its detail
-        confidence = helpers.display_face(pipe.confidence_map()[:, :, None].repeat(3, axis=2))
+        editor, confidence, which = helpers.painting_canvas(pipe, edit_face)
         group = helpers.group_note(pipe)
-        every = " (the leftmost face's: the paint goes on every face)" if len(pipe.sources) > 1 else ""
-    editor = {"background": embedded, "layers": [], "composite": embedded}
-    return editor, confidence, (f"Paint on the embedded face{every} (it is the face's texture: the paint will follow "
+    return editor, confidence, (f"Paint on the embedded face{which} (it is the face's texture: the paint will follow "
                                 "the head), or choose an overlay picture, then add a driving clip and render"
                                 + (group or "."))
 
 
 @user_errors
-def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, relative, strength, driving_face, spec,
-               progress=gr.Progress(track_tqdm=True)):
+def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, relative, strength, driving_face,
+               edit_face, spec, progress=gr.Progress(track_tqdm=True)):
     if not driving:
         raise gr.Error("add a driving video or webcam clip")
     sticker = read_overlay(overlay, SETTINGS.max_image_pixels) if overlay else None
@@ -213,7 +210,8 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, r
         r = helpers.edit_video(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                painting=painting, overlay=sticker, position=(float(x), float(y)), scale=float(scale),
                                limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, relative=bool(relative),
-                               motion_scale=_strength(relative, strength), driving_face=driving_face)
+                               motion_scale=_strength(relative, strength), driving_face=driving_face,
+                               edit_face=edit_face)
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
@@ -433,6 +431,9 @@ def build_demo() -> gr.Blocks:
                         e_photos = gr.File(label="Source photo(s) or a clip of the person", file_count="multiple",
                                            file_types=["image", "video"], height=140)
                         e_face = _face_choice("edit-face")
+                        e_which = gr.Dropdown([("every face", "all")] + FACE_CHOICES[1:], value="all",
+                                              label="Edit which face (with every face above)", min_width=160,
+                                              elem_id="edit-which")
                         e_conf = gr.Image(label="Where the embedded face has evidence (bright)", height=200)
                         e_md = gr.Markdown()
                     with gr.Column(scale=2):
@@ -461,10 +462,10 @@ def build_demo() -> gr.Blocks:
                 e_run_md = gr.Markdown()
                 gr.Examples([[example("photo_a.jpg"), str(EXAMPLES / "sticker.png"), str(EXAMPLES / "driving.mp4")]],
                             inputs=[e_photos, e_overlay, e_video], cache_examples=False, elem_id="edit-examples")
-                gr.on([e_photos.change, e_face.input], embed_face, [e_photos, e_face, weights],
+                gr.on([e_photos.change, e_face.input, e_which.input], embed_face, [e_photos, e_face, e_which, weights],
                       [e_editor, e_conf, e_md], api_name="embed_face", **LIGHT)
                 e_run.click(edit_video, [e_photos, e_editor, e_overlay, e_x, e_y, e_scale, e_video, e_seconds, e_face,
-                                         e_rel, e_strength, e_dface, weights],
+                                         e_rel, e_strength, e_dface, e_which, weights],
                             [e_faces, e_out, e_cmp, e_run_md], api_name="edit_video", **JOBS)
 
         demo.load(show_weights, [weights], [weights_source, weights_text, weights_md], api_visibility="private")

@@ -530,6 +530,23 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     _, video, _, summary = client.predict([group], None, sticker, 0.5, 0.4, 0.4, handle_file(str(clip)), 0.5, "all",
                                           False, 1.0, "all", api_name="/edit_video")  # the editing tab too
     assert "all 2 faces found in" in summary and probe(video).width == 640
+    # the editing tab edits one face of the group photo when asked: its own embedded face is shown to paint on
+    left_canvas, _, note = client.predict([group], "all", "0", api_name="/embed_face")
+    right_canvas, _, note = client.predict([group], "all", "-1", api_name="/embed_face")
+    assert "(the rightmost of 2 faces: the paint goes on that face only)" in note
+    shown = [np.asarray(Image.open(c["background"]).convert("RGB")).astype(int) for c in (left_canvas, right_canvas)]
+    assert np.abs(shown[0] - shown[1]).mean() > 10  # two people's embedded faces
+    still, video, _, summary = client.predict([group], None, sticker, 0.5, 0.4, 0.4, real(real_dir, CLIP_SILENT), 0.5,
+                                              "all", False, 1.0, "largest", "-1", api_name="/edit_video")
+    assert "group.png: all 2 faces" in summary and probe(video).width == 640
+    before_after = np.asarray(Image.open(still).convert("RGB"))
+    h = before_after.shape[0]
+    before = before_after[:, :h].astype(int)  # (before | after, squares side by side)
+    refs = [np.asarray(Image.fromarray(x.astype(np.uint8)).resize((h, h))).astype(int) for x in shown]
+    gaps = [np.abs(before - r).mean() for r in refs]
+    assert gaps[1] < 0.5 * gaps[0], gaps  # the right-hand face was the one edited
+    with pytest.raises(AppError, match="the source has 2 faces: there is no face 4"):
+        client.predict([group], "all", "4", api_name="/embed_face")
     with pytest.raises(AppError):  # not one of the choices
         client.predict([group], "largest please", api_name="/crop_sources")
     # the live tab, as the stream calls it

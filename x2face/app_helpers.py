@@ -810,6 +810,40 @@ def video_gif(video: str | os.PathLike, out_dir: Path) -> str:
     return str(make_gif(video, Path(out_dir) / f"{Path(video).stem}.gif"))
 
 
+def edit_member(pipe: Any, edit_face: str | None) -> int | None:
+    """The face of the source an edit goes on (``X2FacePipeline.edit_embedded_face``'s ``face``): None for every face
+    (``edit_face`` "all" or None, or a source of one face), else ``edit_face``'s index from the left ("0", "-1").
+
+    Raises:
+        InputError: an index the source does not have, or not an index.
+    """
+    if edit_face in (None, "all") or len(pipe.sources) == 1:
+        return None
+    try:
+        face = int(edit_face)
+    except (TypeError, ValueError):
+        raise InputError(f"the face to edit must be 'all' or an index from the left, got {edit_face!r}") from None
+    pipe.member(face)  # (refuses a face the photo does not have)
+    return face
+
+
+def painting_canvas(pipe: Any, edit_face: str | None = "all") -> tuple[dict, np.ndarray, str]:
+    """The editing tab's canvas for ``pipe``'s source: (an ``ImageEditor`` value with the embedded face to paint on,
+    sampled from the photo at ``EDIT_DISPLAY``; its confidence map, uint8 RGB; what the paint goes on, for the
+    tab's note). With every face of a group photo: the face ``edit_face`` picks (``edit_member``), or the leftmost
+    face's, the paint then going on every face."""
+    from .faces import describe_select
+
+    face = edit_member(pipe, edit_face)
+    target = pipe if face is None else pipe.member(face)
+    embedded = target.embedded_face(EDIT_DISPLAY)  # sampled from the photo: paint keeps its detail
+    confidence = display_face(target.confidence_map()[:, :, None].repeat(3, axis=2))
+    n = len(pipe.sources)
+    what = "" if n == 1 else " (the leftmost face's: the paint goes on every face)" if face is None else \
+        f" ({describe_select(face, n)}: the paint goes on that face only)"
+    return {"background": embedded, "layers": [], "composite": embedded}, confidence, what
+
+
 def painted_layer(pipe, painting: Any) -> np.ndarray | None:
     """The edit painted on the displayed embedded face (``embedded_face(EDIT_DISPLAY)``) as an RGBA layer, or None when
     nothing was painted.
@@ -851,10 +885,11 @@ def painted_layer(pipe, painting: Any) -> np.ndarray | None:
 def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, painting: Any = None,
                overlay: Any = None, position: Sequence[float] = (0.5, 0.5), scale: float = 0.25, limits=None,
                batch_size: int = 16, relative: bool = False, motion_scale: float = 1.0,
-               driving_face: str = "largest") -> JobResult:
+               driving_face: str = "largest", edit_face: str = "all") -> JobResult:
     """Edit ``pipe``'s embedded face (paint and/or an overlay picture) and drive it with a clip (the edit tab;
     ``relative``, ``motion_scale``: relative motion, ``driving_face``: which face of the clip drives, as in
-    ``animate_frames``).
+    ``animate_frames``; ``edit_face``: with every face of a group photo, the one the edit goes on, see
+    ``edit_member``; the paint is on that face's embedded face, as ``painting_canvas`` showed it).
 
     The embedded face is put back as it was afterwards (the pipeline is shared through ``SourceCache``).
 
@@ -871,18 +906,20 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
 
     t0 = time.perf_counter()
     select = parse_face_select(driving_face or "largest", "the driving face", every=True)
-    layer = painted_layer(pipe, painting)
+    face = edit_member(pipe, edit_face)
+    target = pipe if face is None else pipe.member(face)
+    layer = painted_layer(target, painting)
     if layer is None and overlay is None:
         raise InputError("paint on the embedded face or choose an overlay picture first")
     original = pipe.edit_state()
     name = Path(driving).name
     try:
-        before = pipe.embedded_face(COMPARE_HEIGHT)
+        before = target.embedded_face(COMPARE_HEIGHT)
         if layer is not None:
-            pipe.edit_embedded_face(layer=layer)
+            pipe.edit_embedded_face(face=face, layer=layer)
         if overlay is not None:
-            pipe.edit_embedded_face(overlay=overlay, position=tuple(position), scale=float(scale))
-        after = pipe.embedded_face(COMPARE_HEIGHT)
+            pipe.edit_embedded_face(face=face, overlay=overlay, position=tuple(position), scale=float(scale))
+        after = target.embedded_face(COMPARE_HEIGHT)
         edited = pipe.edit_state()
         still = write_image(out_dir / "embedded_before_after.png", side_by_side(before, after))
         info = check_duration(driving, limits.max_seconds) if limits is not None else None
@@ -916,8 +953,8 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
 
 __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FACE_CHOICES", "FPS", "JobResult", "LIVE_HEIGHT",
            "LIVE_SHARP_SIDE", "LoadedWeights", "ModelCache", "POSE_MOTIONS", "PREVIEW_SIDE", "SHIPPED_DEMO_NOTE",
-           "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose", "app_temp",
-           "as_paths", "check_duration", "chooser_default", "device_label", "display_face", "edit_video",
-           "file_digest", "fit_frame", "group_note", "job_dir", "live_picture", "live_step",
-           "missing_weights_markdown", "painted_layer", "parse_file_size", "preview", "training_summary", "video_gif",
-           "weights_spec", "write_frames"]
+           "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose",
+           "app_temp", "as_paths", "check_duration", "chooser_default", "device_label", "display_face", "edit_member",
+           "edit_video", "file_digest", "fit_frame", "group_note", "job_dir", "live_picture", "live_step",
+           "missing_weights_markdown", "painted_layer", "painting_canvas", "parse_file_size", "preview",
+           "training_summary", "video_gif", "weights_spec", "write_frames"]
