@@ -342,8 +342,16 @@ def test_animate_a_face_of_a_group_photo(real_dir, weights, tmp_path, capsys):
     assert "--side-by-side shows one face's crops" in err and len(err.splitlines()) == 1, err
     assert run("--source", group, "--source", real_dir / ANNE, "--face", "all", *common) == 2
     assert "every face (face='all') is for one group photo" in capsys.readouterr().err
-    assert cli(["embed", "--source", str(group), "--face", "all", "--out", str(tmp_path / "all.png")]) == 2
-    assert "--face must be 'largest', a face index" in capsys.readouterr().err  # embed writes one face
+    # embed --face all: a file per face, numbered from the left, each that face's own (what --edit-face N paints on)
+    every = ["embed", "--source", str(group), "--face", "all", "--out", str(tmp_path / "all.png"), "--weights",
+             weights]
+    assert cli(every) == 0
+    assert "all_0.png" in capsys.readouterr().out
+    assert np.array_equal(read_image(tmp_path / "all_1.png"), read_image(right))  # embed --face 1's
+    assert read_image(tmp_path / "all_0.png").shape != read_image(right).shape  # (a smaller face on the left)
+    assert cli(every) == 2 and "exists; pass --overwrite" in capsys.readouterr().err  # nothing replaced unasked
+    assert cli(every + ["--overwrite", "--confidence", str(tmp_path / "conf.png")]) == 0
+    assert (tmp_path / "conf_0.png").is_file() and (tmp_path / "conf_1.png").is_file()
 
 
 
