@@ -141,9 +141,9 @@ from .control.drivers import CONTROL_DRIVERS  # noqa: E402  (--pose, --pose-swee
 DRIVERS.update(CONTROL_DRIVERS)
 
 
-def add_source_arguments(p: argparse.ArgumentParser, every: bool = False) -> None:
+def add_source_arguments(p: argparse.ArgumentParser, every: bool | str = False) -> None:
     """The options that pick the source face, the weights and the device (``animate`` and ``embed``; ``every``:
-    ``--face all`` is offered)."""
+    ``--face all`` is offered, a string: what it does, for the help)."""
     p.add_argument("--source", action="append", required=True, metavar="PHOTO",
                    help="photo of the face to animate; repeat for several photos of the same person; a video of "
                         "the person gives --source-frames of its frames")
@@ -155,7 +155,8 @@ def add_source_arguments(p: argparse.ArgumentParser, every: bool = False) -> Non
     p.add_argument("--face", default="largest",
                    help="which face of a source photo with several people: largest (default), an index from the left "
                         "(0 = leftmost, -1 = rightmost) or X,Y (the face nearest that pixel)"
-                        + ("; all: every face of the photo, each driven alike and pasted back into it" if every
+                        + (f"; all: {every}" if isinstance(every, str) else
+                           "; all: every face of the photo, each driven alike and pasted back into it" if every
                            else ""))
     p.add_argument("--scale", type=float, default=1.6, help="crop size / face box size (1.6 = VoxCeleb, default)")
 

@@ -30,7 +30,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="python -m x2face embed",
         description="Write the embedded face of a photo (X2Face's pose-invariant picture of the face) to paint "
                     "on; `animate --edit-painted` then drives the painted face.")
-    add_source_arguments(p, every=True)
+    add_source_arguments(p, every="every face of the photo, a file each (see --out)")
     p.add_argument("--out", required=True, metavar="PNG",
                    help="the embedded face: a square image, the face's size in the photo (at most 1024 px); with "
                         "--face all, one per face: NAME_0.png (the leftmost), NAME_1.png, ... beside --out")
