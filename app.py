@@ -431,7 +431,7 @@ def build_demo() -> gr.Blocks:
                         e_photos = gr.File(label="Source photo(s) or a clip of the person", file_count="multiple",
                                            file_types=["image", "video"], height=140)
                         e_face = _face_choice("edit-face")
-                        e_which = gr.Dropdown([("every face", "all")] + FACE_CHOICES[1:], value="all",
+                        e_which = gr.Dropdown([("every face", EVERY_FACE)] + FACE_CHOICES[1:], value=EVERY_FACE,
                                               label="Edit which face (with every face above)", min_width=160,
                                               elem_id="edit-which")
                         e_conf = gr.Image(label="Where the embedded face has evidence (bright)", height=200)

@@ -243,7 +243,7 @@ def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits:
         return ""
     picture = read_overlay(path, limits.max_image_pixels, "the edit")
     face = args.edit_face
-    target = pipe if face is None else pipe.member(face)  # (refuses a face the source does not have)
+    target = pipe.member(face)  # (refuses a face the source does not have)
     every = len(pipe.sources) > 1 and face is None  # --face all: the edit goes on every face
     which = "every face" if every else "the face" if face is None else describe_select(face, len(pipe.sources))
     if args.edit_overlay:

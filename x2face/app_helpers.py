@@ -817,7 +817,9 @@ def edit_member(pipe: Any, edit_face: str | None) -> int | None:
     Raises:
         InputError: an index the source does not have, or not an index.
     """
-    if edit_face in (None, "all") or len(pipe.sources) == 1:
+    from .faces import EVERY_FACE
+
+    if edit_face in (None, EVERY_FACE) or len(pipe.sources) == 1:
         return None
     try:
         face = int(edit_face)
@@ -835,7 +837,7 @@ def painting_canvas(pipe: Any, edit_face: str | None = "all") -> tuple[dict, np.
     from .faces import describe_select
 
     face = edit_member(pipe, edit_face)
-    target = pipe if face is None else pipe.member(face)
+    target = pipe.member(face)
     embedded = target.embedded_face(EDIT_DISPLAY)  # sampled from the photo: paint keeps its detail
     confidence = display_face(target.confidence_map()[:, :, None].repeat(3, axis=2))
     n = len(pipe.sources)
@@ -907,7 +909,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
     t0 = time.perf_counter()
     select = parse_face_select(driving_face or "largest", "the driving face", every=True)
     face = edit_member(pipe, edit_face)
-    target = pipe if face is None else pipe.member(face)
+    target = pipe.member(face)
     layer = painted_layer(target, painting)
     if layer is None and overlay is None:
         raise InputError("paint on the embedded face or choose an overlay picture first")

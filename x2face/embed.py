@@ -68,7 +68,8 @@ def main(argv: list[str]) -> int:
     members = [pipe.member(i) for i in range(len(pipe.sources))] if every else [pipe]
     names = [(args.out, args.confidence)] if not every else \
         [(_numbered(args.out, i), args.confidence and _numbered(args.confidence, i)) for i in range(len(members))]
-    check(names if every else [], args.overwrite)  # nothing is written unless every file may be
+    if every:  # the numbered files: nothing is written unless every one may be
+        check(names, args.overwrite)
     wrote = []
     for m, (out, conf) in zip(members, names):
         s = m.sharp_side if args.sharp else m.image_size

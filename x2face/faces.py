@@ -854,27 +854,27 @@ class FaceTrack(Iterator[FaceCrop]):
         group is picked in the same frame, and a small false detection does not shift the order); once seen,
         only a face near where it was lost (``_stay``), never a neighbour."""
         if state is None:
-            if len(dets) < int(self.group):
+            if len(dets) < self.group:
                 return None
-            largest = sorted(dets, key=lambda d: -d.side)[: int(self.group)]
-            return sorted(largest, key=lambda d: d.center[0])[int(self.select)]
+            largest = sorted(dets, key=lambda d: -d.side)[: self.group]
+            return sorted(largest, key=lambda d: d.center[0])[self.select]
         near = self._stay(dets, state)
         return min(near, key=lambda d: float(np.linalg.norm(d.center - state[:2]))) if near else None
 
-    @staticmethod
-    def _stay(dets: list[Detection], state: np.ndarray) -> list[Detection]:
+    @classmethod
+    def _stay(cls, dets: list[Detection], state: np.ndarray) -> list[Detection]:
         """The detections that may be a group track's face: within ``GROUP_REACH`` face sides of where it was, of a
         similar size (two heads side by side have their face centres about a face side or more apart)."""
-        return [d for d in dets if float(np.linalg.norm(d.center - state[:2])) < GROUP_REACH * state[2]
-                and abs(math.log(d.side / state[2])) < 0.5]
+        return [d for d in dets if cls._near(state, d, reach=GROUP_REACH, size=0.5)]
 
     @staticmethod
-    def _near(state: np.ndarray | None, det: Detection) -> bool:
-        """Is ``det`` the same face as ``state`` (within half a face of it, within 30% of its size)?"""
+    def _near(state: np.ndarray | None, det: Detection, reach: float = 0.5, size: float = 0.3) -> bool:
+        """Is ``det`` the same face as ``state``: within ``reach`` face sides of it, and its size within ``size`` of
+        the state's in log ratio (by default within half a face of it, within 30% of its size)?"""
         if state is None:
             return False
         dist = float(np.linalg.norm(det.center - state[:2]))
-        return dist < 0.5 * state[2] and abs(math.log(det.side / state[2])) < 0.3
+        return dist < reach * state[2] and abs(math.log(det.side / state[2])) < size
 
     def _smooth(self, state: np.ndarray | None, det: Detection) -> np.ndarray:
         c = self.cropper

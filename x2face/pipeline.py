@@ -739,7 +739,7 @@ class X2FacePipeline:
     def sources(self) -> list[SourceInfo]:
         """Every face the pipeline animates: ``[self.source]``, or with ``set_source(face="all")`` one ``SourceInfo``
         per face of the group photo, from the left."""
-        return [self._require_source(), *(m.source for m in self._group)]
+        return [m._require_source() for m in self._members]
 
     def _sharp_crop(self, image: np.ndarray, box: tuple[float, float, float, float],
                     ) -> tuple[np.ndarray, tuple[np.ndarray, int, int]]:
@@ -862,11 +862,20 @@ class X2FacePipeline:
         for other in self._group:
             other.reset_embedded_face()
 
-    def member(self, face: int) -> "X2FacePipeline":
+    @property
+    def _members(self) -> tuple["X2FacePipeline", ...]:
+        """The pipeline of each face it animates, from the left: this one, and with ``set_source(face="all")`` one
+        for each other face of the group photo."""
+        return (self, *self._group)
+
+    def member(self, face: int | None) -> "X2FacePipeline":
         """The pipeline of one face of a group photo (``set_source(face="all")``): 0 the leftmost (this pipeline),
         -1 the rightmost; its ``embedded_face``, ``sharp_side`` and ``source`` are that face's. Edit one face with
-        ``edit_embedded_face(face=...)``: this pipeline's own edits go on every face."""
-        members = (self, *self._group)
+        ``edit_embedded_face(face=...)``: this pipeline's own edits go on every face. None (an edit of every face):
+        this pipeline, whose embedded face is the one such edits are made on."""
+        if face is None:
+            return self
+        members = self._members
         if isinstance(face, bool) or not isinstance(face, int) or not -len(members) <= face < len(members):
             raise InputError(f"the source has {len(members)} face{'s' if len(members) != 1 else ''}: there is no "
                              f"face {face!r} (0 = leftmost, -1 = rightmost)")
@@ -889,7 +898,7 @@ class X2FacePipeline:
 
         self._require_source()
         lay = as_float_image(layer, (4,), "layer")  # float32 [h, w, 4]
-        for m in (self, *self._group) if face is None else (self.member(face),):
+        for m in self._members if face is None else (self.member(face),):
             m._add_layer(lay)
 
     def _add_layer(self, lay: np.ndarray) -> None:
@@ -1004,7 +1013,7 @@ class X2FacePipeline:
             if self._group:
                 change = chunk.to(self.device, torch.float32) - self.source_vector().float()  # [n, D]
                 yield from self._paste_every([m._faces(m.source_vector().float() + change, sharp)
-                                              for m in (self, *self._group)])
+                                              for m in self._members])
                 continue
             for g in self._faces(chunk, sharp):  # uint8 [R, R, 3] each (sharp) or [S, S, 3]
                 yield self._compose(g, self._pastes(paste_back))
@@ -1116,7 +1125,7 @@ class X2FacePipeline:
 
     def _face_motions(self, relative: bool, motion_scale: float) -> list["RelativeMotion | None"]:
         """``_motion`` for each face the pipeline animates (``sources``: one, or every face of a group photo)."""
-        return [m._motion(relative, motion_scale) for m in (self, *self._group)]
+        return [m._motion(relative, motion_scale) for m in self._members]
 
     def _drive_batch(self, batch: list[FaceCrop], motion: "RelativeMotion | None" = None,
                      sharp: bool = False) -> list[tuple[np.ndarray, np.ndarray] | None]:
@@ -1136,7 +1145,7 @@ class X2FacePipeline:
             return [None] * len(batch)
         vectors = self._vectors(found)  # float [N, D]: once for every face
         renders = [m._faces(vectors if motion is None else motion(vectors), sharp)
-                   for m, motion in zip((self, *self._group), motions)]
+                   for m, motion in zip(self._members, motions)]
         rendered = iter(zip(renders[0], self._paste_every(renders)))
         return [next(rendered) if fc.found else None for fc in batch]
 
@@ -1162,7 +1171,7 @@ class X2FacePipeline:
         crops = [c for face in found for c in face]
         every = self._vectors(crops).split([len(f) for f in found]) if crops else []  # one call: [n_j, D] each
         renders = []  # per face of the photo: a face per frame, or None
-        for j, (m, motion) in enumerate(zip((self, *self._group), motions)):
+        for j, (m, motion) in enumerate(zip(self._members, motions)):
             vectors = every[j] if found[j] else None  # float [n_j, D]
             faces = iter(m._faces(vectors if motion is None else motion(vectors), sharp) if found[j] else [])
             column = []
@@ -1187,7 +1196,7 @@ class X2FacePipeline:
         out = []
         for faces in zip(*renders):  # one frame: a face per member
             photo = self.source.photo
-            for m, face in zip((self, *self._group), faces):
+            for m, face in zip(self._members, faces):
                 if face is not None:
                     photo = paste_back(photo, face, m.source.boxes[0])
             out.append(photo)

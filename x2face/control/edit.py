@@ -288,7 +288,7 @@ def apply_edit(pipeline, *, overlay: Any = None, position: Sequence[float] = (0.
     given = [x is not None for x in (overlay, painted, layer)]
     if sum(given) != 1:
         raise InputError("give exactly one of overlay, painted or layer")
-    target = pipeline if face is None else pipeline.member(face)
+    target = pipeline.member(face)
     if overlay is not None:
         layer = overlay_layer(overlay, target.sharp_side, position, scale)
     elif painted is not None:
