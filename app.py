@@ -129,7 +129,7 @@ def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, 
         r = helpers.animate_frames(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                    paste_back=bool(paste_back), keep_audio=bool(keep_audio), relative=bool(relative),
                                    motion_scale=_strength(relative, strength), driving_face=driving_face,
-                                   limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size)
+                                   limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, max_fps=SETTINGS.max_fps)
         return r.video, r.comparison, r.still, r.summary + helpers.group_note(pipe)
 
 
@@ -211,7 +211,7 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, r
                                painting=painting, overlay=sticker, position=(float(x), float(y)), scale=float(scale),
                                limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, relative=bool(relative),
                                motion_scale=_strength(relative, strength), driving_face=driving_face,
-                               edit_face=edit_face)
+                               edit_face=edit_face, max_fps=SETTINGS.max_fps)
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
@@ -504,6 +504,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"most seconds of a clip one run animates (default {d.max_seconds:g})")
     p.add_argument("--max-upload-seconds", type=float, default=None,
                    help=f"refuse longer videos and recordings (default {d.max_upload_seconds:g})")
+    p.add_argument("--max-fps", type=float, default=None,
+                   help=f"read faster driving clips at a whole fraction of their rate within this, e.g. a 60 fps "
+                        f"clip at 30 (default {d.max_fps:g})")
     p.add_argument("--concurrency", type=int, default=None, help="render jobs at once (default 1; others queue)")
     p.add_argument("--queue-size", type=int, default=None, help=f"jobs that may wait (default {d.queue_size})")
     p.add_argument("--local-weights", action=argparse.BooleanOptionalAction, default=None,
@@ -516,7 +519,7 @@ def apply_args(args: argparse.Namespace, settings: AppSettings = SETTINGS) -> Ap
     """Update ``settings`` in place (the caches hold it) from the command line."""
     given = {"weights": args.weights, "device": args.device, "max_file_size": args.max_file_size,
              "max_seconds": args.max_seconds, "max_upload_seconds": args.max_upload_seconds,
-             "concurrency": args.concurrency, "queue_size": args.queue_size}
+             "max_fps": args.max_fps, "concurrency": args.concurrency, "queue_size": args.queue_size}
     local = args.local_weights if args.local_weights is not None else \
         (settings.allow_local_weights and not args.share)
     new = AppSettings(**{**{f.name: getattr(settings, f.name) for f in fields(AppSettings)},

@@ -71,6 +71,29 @@ def test_settings_from_the_environment():
         s.clamp_seconds(-1)
     limits = AppSettings(max_upload_seconds=30, max_image_pixels=1000).limits()
     assert (limits.max_seconds, limits.max_image_pixels) == (30, 1000)
+    assert AppSettings().max_fps == 30 and AppSettings.from_env({"X2FACE_APP_MAX_FPS": "24"}).max_fps == 24
+    for bad in ("0", "-1", "inf", "nan", "fast"):
+        with pytest.raises(InputError, match="X2FACE_APP_MAX_FPS|max_fps"):
+            AppSettings.from_env({"X2FACE_APP_MAX_FPS": bad})
+
+
+def test_fast_clips_are_read_at_a_whole_fraction_of_their_rate(tmp_path):
+    from x2face.media import Limits, VideoWriter
+
+    clip = tmp_path / "phone.mp4"
+    with VideoWriter(clip, 60) as out:  # frame i is grey level 4 * i: which frames come back says which were read
+        for i in range(60):
+            out.write(np.full((64, 64, 3), 4 * i, np.uint8))
+    reader, note = helpers.open_clip(clip, seconds=None, limits=Limits(max_seconds=5), max_fps=30)
+    levels = [int(f.mean().round()) for f in reader]
+    assert reader.fps == 30 and note == " (every 2nd frame of a 60 fps clip)"
+    assert len(levels) == 30 and all(abs(v - 8 * i) <= 2 for i, v in enumerate(levels)), levels
+    reader, note = helpers.open_clip(clip, seconds=0.5, max_fps=25)
+    assert reader.fps == 20 and note == " (every 3rd frame of a 60 fps clip)" and len(list(reader)) == 10
+    reader, note = helpers.open_clip(clip, seconds=None, max_fps=60)
+    assert reader.fps == 60 and note == "" and len(list(reader)) == 60
+    with pytest.raises(MediaError, match="limit"):
+        helpers.open_clip(clip, seconds=None, limits=Limits(max_seconds=0.5), max_fps=30)
 
 
 def test_weights_chooser_specs(tmp_path):
@@ -315,6 +338,26 @@ def test_frame_driven_with_several_photos_and_sound(client, real_dir):
     out, cmp = probe(video), probe(comparison)
     assert out.width == out.height > 64 and out.has_audio and abs(out.duration - 1.0) < 0.15  # sharp: the face's size
     assert cmp.width > 3 * cmp.height - 20 and cmp.height == helpers.COMPARE_HEIGHT and cmp.has_audio
+
+
+@pytest.mark.slow
+def test_a_50_fps_clip_is_animated_at_25(client, real_dir, tmp_path):
+    import subprocess
+
+    from gradio_client import handle_file
+
+    from x2face.media import ffmpeg_exe
+
+    fast = tmp_path / "fast.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(real_dir / CLIP_WITH_SOUND), "-t", "1", "-vf", "fps=50",
+                    "-c:a", "aac", str(fast)], check=True)
+    assert probe(fast).fps == 50
+    photo = [real(real_dir, PHOTO_PAIR[0])]
+    video, comparison, _, summary = client.predict(photo, handle_file(str(fast)), None, False, True, 1.0,
+                                                   api_name="/animate_frames")
+    assert "at 25 fps (every 2nd frame of a 50 fps clip)" in summary and "25/25 frames" in summary, summary
+    for info in (probe(video), probe(comparison)):
+        assert info.fps == 25 and info.has_audio and abs(info.duration - 1.0) < 0.15
 
 
 @pytest.mark.slow
@@ -747,8 +790,8 @@ def test_command_line_options():
     settings = app.apply_args(args, AppSettings())
     assert (settings.weights, settings.max_seconds, settings.concurrency) == ("me/x2face", 7.0, 2)
     assert not settings.allow_local_weights  # --share: no folders on this server unless --local-weights
-    args = app.build_parser().parse_args(["--share", "--local-weights"])
-    assert app.apply_args(args, AppSettings()).allow_local_weights
+    args = app.build_parser().parse_args(["--share", "--local-weights", "--max-fps", "24"])
+    assert app.apply_args(args, AppSettings()).allow_local_weights and app.apply_args(args, AppSettings()).max_fps == 24
     assert app.launch_kwargs(settings)["max_file_size"] == settings.max_file_size
     assert not app.launch_kwargs(settings)["allowed_paths"]
 

@@ -488,3 +488,16 @@ def test_writer_gif_ignores_sound_and_leaves_nothing_on_failure(tmp_path):
             writer.write(frames[0])
             raise RuntimeError("the run stopped")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif"]
+
+
+def test_capped_fps_drops_frames_evenly():
+    from x2face.media import capped_fps
+
+    for fps, want in ((60, 30), (50, 25), (Fraction(60000, 1001), Fraction(30000, 1001)), (120, 30), (240, 30),
+                      (25, 25), (30, 30), (Fraction(30000, 1001), Fraction(30000, 1001)), (31, Fraction(31, 2)),
+                      (90, 30), (100, 25)):
+        assert capped_fps(fps, 30) == want, fps
+    assert capped_fps(60, None) == 60 and capped_fps(48, 24) == 24 and capped_fps(49, 24) == Fraction(49, 3)
+    for bad in (0, -5, float("nan"), float("inf"), True, "30"):
+        with pytest.raises(MediaError, match="frame-rate cap"):
+            capped_fps(60, bad)

@@ -94,6 +94,9 @@ class AppSettings:
         allow_local_weights: whether the weights chooser may load a folder on the server.
         cache_minutes: the app's own outputs and Gradio's cache are deleted after this long.
         batch_size: frames per model call.
+        max_fps: driving clips of a higher frame rate are read at their rate divided by the least whole number that
+            brings it within this (``media.capped_fps``: a 60 fps phone clip at 30), which halves the work and keeps
+            the motion and the sound in step.
     """
 
     weights: str | None = None
@@ -109,14 +112,15 @@ class AppSettings:
     allow_local_weights: bool = True
     cache_minutes: int = 60
     batch_size: int = 16
+    max_fps: float = 30.0
 
     def __post_init__(self) -> None:
         if self.weights is not None and not str(self.weights).strip():
             self.weights = None
         self.max_file_size = parse_file_size(self.max_file_size)
-        for name in ("max_upload_seconds", "max_seconds", "default_seconds"):
-            if not float(getattr(self, name)) > 0:
-                raise InputError(f"{name} must be positive, got {getattr(self, name)!r}")
+        for name in ("max_upload_seconds", "max_seconds", "default_seconds", "max_fps"):
+            if not math.inf > float(getattr(self, name)) > 0:
+                raise InputError(f"{name} must be a positive number, got {getattr(self, name)!r}")
         self.max_seconds = min(float(self.max_seconds), float(self.max_upload_seconds))
         self.default_seconds = min(float(self.default_seconds), self.max_seconds)
         for name in ("concurrency", "queue_size", "cache_minutes", "batch_size", "max_image_pixels", "max_pixels"):
@@ -126,7 +130,8 @@ class AppSettings:
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> "AppSettings":
         """Settings from ``X2FACE_WEIGHTS``, ``X2FACE_DEVICE``, ``X2FACE_APP_MAX_FILE_SIZE``,
-        ``X2FACE_APP_MAX_SECONDS``, ``X2FACE_APP_CONCURRENCY`` and ``X2FACE_APP_LOCAL_WEIGHTS`` (0/1);
+        ``X2FACE_APP_MAX_SECONDS``, ``X2FACE_APP_MAX_FPS``, ``X2FACE_APP_CONCURRENCY`` and
+        ``X2FACE_APP_LOCAL_WEIGHTS`` (0/1);
         on a Hugging Face Space (``SPACE_ID`` set) local folders are off unless that says 1."""
         env = dict(os.environ if env is None else env)
         kw: dict[str, Any] = {}
@@ -137,6 +142,7 @@ class AppSettings:
         if env.get("X2FACE_APP_MAX_FILE_SIZE"):
             kw["max_file_size"] = env["X2FACE_APP_MAX_FILE_SIZE"]
         for key, name, cast in (("X2FACE_APP_MAX_SECONDS", "max_seconds", float),
+                                ("X2FACE_APP_MAX_FPS", "max_fps", float),
                                 ("X2FACE_APP_CONCURRENCY", "concurrency", int)):
             if env.get(key):
                 try:
@@ -544,6 +550,27 @@ def check_duration(path: str | os.PathLike, limit: float):
     return info
 
 
+def open_clip(path: str | os.PathLike, *, seconds: float | None, limits=None, max_fps: float | None = None):
+    """A ``media.VideoReader`` for a driving clip, checked against ``limits`` from its header first, at most
+    ``max_fps`` frames per second (``media.capped_fps``).
+
+    Returns:
+        (reader, note): ``note`` is "" at the clip's own rate, else e.g. " (every 2nd frame of a 60 fps clip)".
+    """
+    from .media import VideoReader, capped_fps, probe_video
+
+    info = check_duration(path, limits.max_seconds) if limits is not None else probe_video(path)
+    fps = capped_fps(info.fps, max_fps)
+    reader = VideoReader(path, seconds=seconds, limits=limits, info=info, fps=fps)
+    step = round(info.fps / fps)
+    note = f" (every {_ordinal(step)} frame of a {float(info.fps):.3g} fps clip)" if step > 1 else ""
+    return reader, note
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 #: least height of the live tab's picture (driving crop | result): smaller results are enlarged to it
 LIVE_HEIGHT = 256
 
@@ -603,7 +630,7 @@ def _rate(frames: int, elapsed: float) -> str:
 
 def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, paste_back: bool = False,
                    keep_audio: bool = True, limits=None, batch_size: int = 16, relative: bool = False,
-                   motion_scale: float = 1.0, driving_face: str = "largest") -> JobResult:
+                   motion_scale: float = 1.0, driving_face: str = "largest", max_fps: float | None = None) -> JobResult:
     """Animate ``pipe``'s source with a driving clip or photo (the frame-driven tab).
 
     Args:
@@ -619,6 +646,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         motion_scale: with ``relative``, how much of that motion the source makes (1 = as much).
         driving_face: which face drives when the clip or photo shows several people (a ``FACE_CHOICES`` value, or
             "all": each face of a group photo, the source with every face, by the clip's face in its place).
+        max_fps: read a clip of a higher frame rate at a divisor of it within this (``open_clip``; None: as is).
 
     Returns:
         ``JobResult`` with ``video`` + ``comparison`` (a clip) or ``still`` (a driving photo).
@@ -628,7 +656,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         unreadable or over-limit clip; InputError: relative motion asked of a driving photo.
     """
     from .faces import parse_face_select
-    from .media import VideoReader, VideoWriter, is_still_image, read_image, write_image
+    from .media import VideoWriter, is_still_image, read_image, write_image
     from .pipeline import motion_note, side_by_side
 
     t0 = time.perf_counter()
@@ -647,8 +675,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         elapsed = time.perf_counter() - t0
         return JobResult(still=still, frames=1, elapsed=elapsed,
                          summary=f"driven by the photo {name}: face found; {elapsed:.1f} s")
-    info = check_duration(driving, limits.max_seconds) if limits is not None else None
-    reader = VideoReader(driving, seconds=seconds, limits=limits, info=info)
+    reader, rate_note = open_clip(driving, seconds=seconds, limits=limits, max_fps=max_fps)
     audio = driving if (keep_audio and reader.info.has_audio) else None
     video, comparison = out_dir / "result.mp4", out_dir / "side_by_side.mp4"
     with VideoWriter(video, reader.fps, audio=audio) as out, VideoWriter(comparison, reader.fps, audio=audio) as cmp:
@@ -666,7 +693,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     motion = f" ({motion_note(motion_scale)})" if relative else ""
     return JobResult(video, comparison, None, out.frames, out.duration, elapsed,
                      f"{report.summary()} of {name}{motion}; {out.duration:.1f} s at {float(reader.fps):.3g} fps"
-                     f"{sound}; {_rate(out.frames, elapsed)}")
+                     f"{rate_note}{sound}; {_rate(out.frames, elapsed)}")
 
 
 def write_frames(frames: Iterable[np.ndarray], path: Path, total: int, desc: str, *, fps: float | Fraction = FPS,
@@ -887,11 +914,13 @@ def painted_layer(pipe, painting: Any) -> np.ndarray | None:
 def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, painting: Any = None,
                overlay: Any = None, position: Sequence[float] = (0.5, 0.5), scale: float = 0.25, limits=None,
                batch_size: int = 16, relative: bool = False, motion_scale: float = 1.0,
-               driving_face: str = "largest", edit_face: str = "all") -> JobResult:
+               driving_face: str = "largest", edit_face: str = "all",
+               max_fps: float | None = None) -> JobResult:
     """Edit ``pipe``'s embedded face (paint and/or an overlay picture) and drive it with a clip (the edit tab;
-    ``relative``, ``motion_scale``: relative motion, ``driving_face``: which face of the clip drives, as in
-    ``animate_frames``; ``edit_face``: with every face of a group photo, the one the edit goes on, see
-    ``edit_member``; the paint is on that face's embedded face, as ``painting_canvas`` showed it).
+    ``relative``, ``motion_scale``: relative motion, ``driving_face``: which face of the clip drives, ``max_fps``:
+    the clip's frame-rate cap, as in ``animate_frames``; ``edit_face``: with every face of a group photo, the one
+    the edit goes on, see ``edit_member``; the paint is on that face's embedded face, as ``painting_canvas`` showed
+    it).
 
     The embedded face is put back as it was afterwards (the pipeline is shared through ``SourceCache``).
 
@@ -903,7 +932,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
         InputError: neither paint nor an overlay; NoFaceError: no face in the clip.
     """
     from .faces import parse_face_select
-    from .media import VideoReader, VideoWriter, write_image
+    from .media import VideoWriter, write_image
     from .pipeline import side_by_side
 
     t0 = time.perf_counter()
@@ -924,8 +953,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
         after = target.embedded_face(COMPARE_HEIGHT)
         edited = pipe.edit_state()
         still = write_image(out_dir / "embedded_before_after.png", side_by_side(before, after))
-        info = check_duration(driving, limits.max_seconds) if limits is not None else None
-        reader = VideoReader(driving, seconds=seconds, limits=limits, info=info)
+        reader, rate_note = open_clip(driving, seconds=seconds, limits=limits, max_fps=max_fps)
         video, comparison = out_dir / "edited.mp4", out_dir / "before_after.mp4"
         # pass 1: the unedited face, keeping its frames (the clip is at most max_seconds long)
         pipe.restore_edit(original)
@@ -949,7 +977,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
     what = " and ".join(w for w, on in (("paint", layer is not None), ("an overlay", overlay is not None)) if on)
     return JobResult(video, comparison, still, out.frames, out.duration, elapsed,
                      f"edit ({what}) driven by {name}{' with relative motion' if relative else ''}: "
-                     f"{report.summary()}; {out.duration:.1f} s; "
+                     f"{report.summary()}; {out.duration:.1f} s at {float(reader.fps):.3g} fps{rate_note}; "
                      f"{_rate(2 * out.frames, elapsed)}")
 
 
@@ -958,5 +986,5 @@ __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FACE_CHOICES", "FPS
            "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose",
            "app_temp", "as_paths", "check_duration", "chooser_default", "device_label", "display_face", "edit_member",
            "edit_video", "file_digest", "fit_frame", "group_note", "job_dir", "live_picture", "live_step",
-           "missing_weights_markdown", "painted_layer", "painting_canvas", "parse_file_size", "preview",
+           "missing_weights_markdown", "open_clip", "painted_layer", "painting_canvas", "parse_file_size", "preview",
            "training_summary", "video_gif", "weights_spec", "write_frames"]

@@ -598,6 +598,23 @@ def check_video_limits(info: VideoInfo, limits: Limits | None = None, seconds: f
         )
 
 
+def capped_fps(fps: float | Fraction, max_fps: float | None) -> Fraction:
+    """The rate to read a clip of ``fps`` at so that it is at most ``max_fps``: the clip's own rate, or it divided by
+    the least whole number that brings it there, so that frames are dropped evenly (60 -> 30, 50 -> 25, 59.94 ->
+    29.97, 120 -> 30 for a cap of 30). ``max_fps`` None: no cap.
+
+    Raises:
+        MediaError: ``max_fps`` is not a positive number.
+    """
+    rate = Fraction(fps).limit_denominator(1001)
+    if max_fps is None:
+        return rate
+    if isinstance(max_fps, bool) or not isinstance(max_fps, (int, float, Fraction)) or not 0 < max_fps < math.inf:
+        raise MediaError(f"the frame-rate cap must be a positive number, got {max_fps!r}")
+    step = max(1, math.ceil(float(rate) / float(max_fps) - 1e-6))
+    return rate / step
+
+
 def _fmt_seconds(s: float) -> str:
     if s >= 3600:
         return f"{s / 3600:.1f} h"
