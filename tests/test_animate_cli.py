@@ -81,6 +81,37 @@ def test_animate_grid_clip_plays_with_audio_in_sync(real_dir, weights, tmp_path,
         assert message in capsys.readouterr().err
 
 
+def test_animate_from_a_start_into_the_clip(real_dir, weights, tmp_path, capsys, monkeypatch):
+    """--start 1.2 --seconds 1: the clip's frames and sound from 1.2 s on, in step with each other (that the reader's
+    frames are the clip's from its start is test_media's: a flash and a click)."""
+    import x2face.animate
+
+    opened = []
+
+    class Reader(VideoReader):  # the reader the command opens, as it was opened
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            opened.append(self)
+
+    monkeypatch.setattr(x2face.animate, "VideoReader", Reader)
+    out = tmp_path / "part.mp4"
+    assert run("--source", real_dir / ANNE, "--driving", real_dir / GRID, "--out", out, "--weights", weights,
+               "--start", "1.2", "--seconds", "1") == 0
+    assert "bbaf2n.mpg from 1.2 s" in capsys.readouterr().out
+    assert [(r.start, r.seconds, r.frames_read) for r in opened] == [(1.2, 1.0, 25)]
+    assert sum(1 for _ in VideoReader(out)) == 25
+    audio_in, sr = read_audio(real_dir / GRID, start=1.2, seconds=1)
+    audio_out, _ = read_audio(out)
+    lag, corr = best_lag(audio_in, audio_out)
+    assert abs(lag) < sr / 25 and corr > 0.9, (lag, corr)
+    for args, message in [(["--driving", real_dir / GRID, "--start", "5"], "is past its end"),
+                          (["--driving", real_dir / GRID, "--start", "-1"], "--start must be a number of seconds"),
+                          (["--pose=10,0,0", "--start", "1"], "--start is where a driving clip or an --audio"),
+                          (["--driving", real_dir / ANNE, "--start", "1"], "a driving photo has no time")]:
+        assert run("--source", real_dir / ANNE, "--out", tmp_path / "bad.mp4", "--weights", weights, *args) == 2
+        assert message in capsys.readouterr().err, message
+
+
 def test_animate_paste_back_keeps_photo_resolution(real_dir, weights, tmp_path):
     out = tmp_path / "pasted.mp4"
     assert run("--source", real_dir / OBAMA, "--driving", real_dir / SADTALKER, "--out", out, "--weights", weights,

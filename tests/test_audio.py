@@ -38,7 +38,7 @@ from x2face.control.features import (
 from x2face.errors import ConfigError, InputError, MediaError, WeightsError
 from x2face.faces import FaceCropper
 
-from helpers import WholeImage, write_silence
+from helpers import WholeImage, best_lag, write_silence
 
 SR = 16000
 
@@ -275,6 +275,11 @@ def test_prepare_audio_arrays():
     assert loud.max() <= 1.0 and loud.min() >= -1.0
     assert np.isfinite(prepare_audio(np.array([np.nan, 1.0, np.inf] * 100, np.float32), SR)).all()
     assert prepare_audio(tone(2.0), SR, seconds=0.5).shape == (SR // 2,)
+    ramp = np.linspace(0, 0.99, 2 * SR, dtype=np.float32)  # 2 s: the sample's value says where it is
+    part = prepare_audio(ramp, SR, start=1.5, seconds=0.25)
+    assert part.shape == (SR // 4,) and abs(part[0] - ramp[int(1.5 * SR)]) < 1e-6
+    with pytest.raises(MediaError, match="past its end"):
+        prepare_audio(ramp, SR, start=2.0)
     for bad, rate in ((tone(1.0), None), (np.zeros(0, np.float32), SR), (np.zeros((3, 4, 5), np.float32), SR),
                       (tone(1.0), 50)):
         with pytest.raises(InputError):
@@ -434,7 +439,7 @@ def test_mfcc_baseline_is_fitted_once_and_kept_out_of_the_weights(tiny_model):
 def test_train_audio_then_fit_audio_then_animate(tmp_path, tiny_model, real_dir, capsys):
     from x2face.cli import main
     from x2face.hub import read_provenance
-    from x2face.media import probe_video
+    from x2face.media import VideoReader, probe_video, read_audio
 
     net_dir, weights, out = tmp_path / "an", tmp_path / "w", tmp_path / "talk"
     assert main(["train-audio", "--out", str(net_dir), "--steps", "3", "--batch", "8", "--videos", "2", "--seconds",
@@ -465,6 +470,13 @@ def test_train_audio_then_fit_audio_then_animate(tmp_path, tiny_model, real_dir,
     summary = capsys.readouterr().out.strip().splitlines()[-1]
     assert "; driven by ggerganov_whisper.cpp__samples_jfk.wav (" in summary and ";  of" not in summary, summary
     assert "silent" not in summary
+    # --start: the speech from there, its sound too (the frames' audio is the recording's from 5 s)
+    assert main(["animate", "--source", str(photo), "--audio", str(speech), "--weights", str(out), "--out", str(video),
+                 "--start", "5", "--seconds", "1", "--quiet", "--device", "cpu", "--overwrite"]) == 0
+    assert "; driven by ggerganov_whisper.cpp__samples_jfk.wav from 5 s" in capsys.readouterr().out
+    assert sum(1 for _ in VideoReader(video)) == 25
+    lag, corr = best_lag(read_audio(speech, start=5, seconds=1)[0], read_audio(video)[0])
+    assert abs(lag) < SR / 25 and corr > 0.9, (lag, corr)
     hush = write_silence(tmp_path / "hush.wav", 0.5, SR)
     assert main(["animate", "--source", str(photo), "--audio", str(hush), "--weights", str(out),
                  "--out", str(tmp_path / "hush.mp4"), "--quiet", "--device", "cpu"]) == 0

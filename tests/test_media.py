@@ -398,6 +398,40 @@ def test_writer_audio_in_sync(tmp_path):
     assert abs(len(audio) / sr - 75 / fps) < 1 / fps  # audio as long as the video
 
 
+def test_a_start_into_the_clip_keeps_picture_and_sound_in_step(tmp_path):
+    """Reading from 0.8 s (VideoReader's start) and muxing the clip's sound from there (audio_start): the flash
+    and the click of 1.2 s are at 0.4 s of the result, within a frame of each other; read_audio starts there too."""
+    src = tmp_path / "flash.mp4"
+    ffmpeg("-f", "lavfi", "-i", "color=c=black:s=64x48:r=25:d=3,drawbox=c=white:t=fill:enable='eq(n\\,30)'",
+           "-f", "lavfi", "-i", "aevalsrc='if(between(t\\,1.2\\,1.21)\\,0.8*sin(2*PI*1000*t)\\,0)':s=48000:d=3",
+           "-c:v", "libx264", "-g", "50", "-c:a", "aac", str(src))
+    reader = VideoReader(src, start=0.8, seconds=1.0)
+    assert reader.num_frames_estimate == 25
+    out = write_video(reader, tmp_path / "out.mp4", reader.fps, audio=src, audio_start=0.8)
+    flash = [i for i, f in enumerate(VideoReader(out)) if f.mean() > 128]
+    audio, sr = read_audio(out, sr=16000)
+    assert flash == [10] and abs(len(audio) / sr - 1.0) < 1 / 25, flash  # 1.2 s - 0.8 s = frame 10 at 25 fps
+    assert abs(np.argmax(np.abs(audio)) / sr - 0.4) < 1 / 25
+    import soundfile as sf
+
+    wav = tmp_path / "a.wav"
+    sf.write(str(wav), read_audio(src, sr=16000)[0], 16000)
+    for start in (0.8, 0.5):  # through soundfile (a wav) and through ffmpeg (the mp4's AAC)
+        for path in (wav, src):
+            part, sr = read_audio(path, sr=16000, start=start, seconds=1.0)
+            assert len(part) == 16000 and abs(np.argmax(np.abs(part)) / sr - (1.2 - start)) < 0.01, path
+    # the tail of the clip (no --seconds), and starts the clip does not reach
+    assert len(list(VideoReader(src, start=2.0))) == 25 and VideoReader(src, start=2.0).num_frames_estimate == 25
+    for bad in (3.0, 10, -1, float("nan")):
+        with pytest.raises(MediaError, match="past its end|seconds >= 0"):
+            VideoReader(src, start=bad)
+        with pytest.raises(MediaError, match="past its end|seconds >= 0"):
+            read_audio(src, start=bad)
+    with pytest.raises(MediaError, match="limit"):  # the part read counts against the limits, not the whole clip
+        VideoReader(src, start=0.5, limits=Limits(max_seconds=2))
+    assert VideoReader(src, start=1.5, limits=Limits(max_seconds=2)).num_frames_estimate == 38
+
+
 def test_writer_audio_array_padded_to_video(tmp_path):
     frames = [np.full((32, 32, 3), i * 20, np.uint8) for i in range(12)]  # 0.48 s at 25 fps
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(4000) / 16000)).astype(np.float32)  # 0.25 s

@@ -17,6 +17,7 @@ register theirs the same way. The command holds no model logic: it sits on ``X2F
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
@@ -44,6 +45,7 @@ class Drive:
         total: number of frames expected (for the progress bar), or None.
         audio: audio to mux (a media file path or a float array [N] / [C, N]), or None.
         audio_sr: sample rate of an audio array.
+        audio_start: seconds into ``audio`` where the output's time 0 is (``--start``).
         still: the output is one image (a driving photo), not a video.
         label: what drove the face, for the summary line.
         report: callable returning the face-tracking summary (after ``frames`` is exhausted).
@@ -56,6 +58,7 @@ class Drive:
     total: int | None = None
     audio: str | os.PathLike | np.ndarray | None = None
     audio_sr: int | None = None
+    audio_start: float = 0.0
     still: bool = False
     label: str = ""
     report: Callable[[], str] = field(default=lambda: "")
@@ -120,14 +123,15 @@ class VideoDriver(Driver):
             frame = _output_frame(args, pipe, driven[0])
             return Drive(iter([frame]), still=True, total=1, label=Path(path).name,
                          report=lambda: pipe.last_report.summary(), found=lambda: pipe.last_report.found)
-        reader = VideoReader(path, seconds=args.seconds, fps=args.fps, limits=limits)
+        reader = VideoReader(path, seconds=args.seconds, fps=args.fps, limits=limits, start=args.start)
         overlap = args.overlap == "on" or (args.overlap == "auto" and pipe.device.type == "cuda")
         frames = (_output_frame(args, pipe, d) for d in
                   pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
                                     on_missing=args.on_missing, overlap=overlap, relative=args.relative,
                                     motion_scale=args.motion_scale, driving_face=each))
         audio = path if (args.keep_audio and reader.info.has_audio) else None
-        return Drive(frames, reader.fps, reader.num_frames_estimate, audio, label=Path(path).name,
+        return Drive(frames, reader.fps, reader.num_frames_estimate, audio, audio_start=args.start,
+                     label=Path(path).name + (f" from {args.start:g} s" if args.start else ""),
                      report=lambda: pipe.last_report.summary() if pipe.last_report else "",
                      found=lambda: pipe.last_report.found if pipe.last_report else None,
                      nothing=lambda: pipe.last_report.nothing_found(Path(path).name))
@@ -296,7 +300,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="H.264 quality of an .mp4 output, 0-51 (default 18, visually lossless; lower: better, bigger)")
     p.add_argument("--keep-audio", action=argparse.BooleanOptionalAction, default=True,
                    help="copy the driving clip's audio track into the output (default: yes)")
-    p.add_argument("--seconds", type=float, default=None, metavar="S", help="animate only the first S seconds")
+    p.add_argument("--seconds", type=float, default=None, metavar="S",
+                   help="animate only S seconds (the first, or from --start)")
+    p.add_argument("--start", type=float, default=0.0, metavar="S",
+                   help="begin S seconds into the driving clip or the --audio recording (default 0), its sound too")
     p.add_argument("--fps", type=float, default=None, metavar="F",
                    help="read the driving clip at F frames per second, 1-60 (default: its own rate; e.g. 25 for a "
                         "60 fps phone clip: fewer frames to animate, the sound still in sync)")
@@ -354,6 +361,10 @@ def main(argv: list[str]) -> int:
         raise InputError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.fps is not None and not 1 <= args.fps <= 60:
         raise InputError(f"--fps must be from 1 to 60, got {args.fps:g}")
+    if not 0 <= args.start < math.inf:
+        raise InputError(f"--start must be a number of seconds >= 0, got {args.start:g}")
+    if args.start and driver.name not in ("video", "audio"):
+        raise InputError("--start is where a driving clip or an --audio recording begins: it needs one of them")
     if args.fps is not None and driver.name != "video":
         raise InputError("--fps sets the rate a driving clip is read at: it needs --driving CLIP")
     if args.max_side is not None and args.max_side < 16:
@@ -365,6 +376,8 @@ def main(argv: list[str]) -> int:
         if not Path(item).is_file():
             raise MediaError(f"no such file: {item}")
     still_in = driver.name == "video" and is_still_image(args.driving)
+    if args.start and still_in:
+        raise InputError("--start is where a driving clip begins: a driving photo has no time to start at")
     if args.relative and (driver.name != "video" or still_in):
         raise InputError("--relative moves the photo as a driving video's face moves: it needs --driving CLIP")
     if args.motion_scale != 1.0 and not args.relative:
@@ -402,7 +415,7 @@ def main(argv: list[str]) -> int:
                    file=sys.stderr)
         try:
             with VideoWriter(out, drive.fps, audio=audio, audio_sr=drive.audio_sr, crf=args.crf,
-                             max_side=args.max_side) as writer:
+                             max_side=args.max_side, audio_start=drive.audio_start) as writer:
                 for frame in drive.frames:
                     writer.write(frame)
                     bar.update(1)

@@ -579,22 +579,60 @@ def probe_video(path: PathLike) -> VideoInfo:
                      vcodec, acodec, rotation)
 
 
-def check_video_limits(info: VideoInfo, limits: Limits | None = None, seconds: float | None = None) -> None:
-    """Refuse a video over ``limits`` (duration: the part that will be read, ``seconds`` when given)."""
+def check_start(start: float, duration: float | None, name: str) -> float:
+    """``start`` (seconds into a file of ``duration`` seconds, None: unknown) as a float, refused when it is not a
+    finite number >= 0 or is not before the file's end."""
+    if isinstance(start, bool) or not isinstance(start, (int, float, Fraction)) or not 0 <= start < math.inf:
+        raise MediaError(f"the start must be a number of seconds >= 0, got {start!r}")
+    if duration is not None and start >= duration:
+        raise MediaError(f"{name} is {_fmt_seconds(duration)} long: a start at {float(start):g} s is past its end")
+    return float(start)
+
+
+#: seconds before a start that are decoded and dropped by timestamp: a fast seek (``-ss`` before ``-i``) goes to
+#: this much before the start, since in some containers (MPEG program streams) it lands a few frames late
+SEEK_MARGIN = 3.0
+
+
+def _seek(start: float) -> tuple[list[str], float]:
+    """ffmpeg input options that seek to ``SEEK_MARGIN`` before ``start``, and the seconds then left to drop."""
+    skip = min(float(start), SEEK_MARGIN)
+    before = float(start) - skip
+    return (["-ss", f"{before:.6f}"] if before > 0 else []), skip
+
+
+def _audio_skip(skip: float) -> str:
+    """An ffmpeg audio filter dropping the first ``skip`` seconds, sample-exact (the empty string for none)."""
+    return f"atrim=start={skip:.6f},asetpts=PTS-STARTPTS," if skip > 0 else ""
+
+
+def part_length(duration: float | None, seconds: float | None = None, start: float = 0.0) -> float | None:
+    """Seconds read of a file of ``duration`` seconds (None: unknown) from ``start``, at most ``seconds``."""
+    left = None if duration is None else max(0.0, duration - start)
+    if seconds is None:
+        return left
+    return seconds if left is None else min(left, seconds)
+
+
+def check_video_limits(info: VideoInfo, limits: Limits | None = None, seconds: float | None = None,
+                       start: float = 0.0) -> None:
+    """Refuse a video over ``limits`` (duration: the part that will be read, ``seconds`` from ``start`` when
+    given) or a ``start`` past its end."""
     limits = limits or DEFAULT_LIMITS
     name = _name(info.path)
     if not info.has_video:
         raise MediaError(f"{name} has no video stream")
+    check_start(start, info.duration, name)
     if info.width * info.height > limits.max_pixels:
         raise MediaError(
             f"{name} is {info.width}x{info.height}; the limit is {limits.max_pixels / 1e6:.1f} megapixels per frame: "
             f"downscale it first"
         )
-    length = info.duration if seconds is None else (min(seconds, info.duration) if info.duration else seconds)
+    length = part_length(info.duration, seconds, start)
     if length is not None and length > limits.max_seconds + 1e-6:
         raise MediaError(
             f"{name} is {_fmt_seconds(length)} long; the limit is {_fmt_seconds(limits.max_seconds)} "
-            f"(raise it with --max-seconds or animate part of it with --seconds)"
+            f"(raise it with --max-seconds or animate part of it with --seconds and --start)"
         )
 
 
@@ -668,10 +706,12 @@ class VideoReader:
 
     Args:
         path: the video file (any format ffmpeg reads: mp4, mov, webm, mkv, avi, mpg, gif, ...).
-        seconds: read only the first ``seconds`` seconds (None: all).
+        seconds: read only ``seconds`` seconds (None: all).
         fps: output frame rate (None: the file's).
         limits: refuse files over ``limits.max_seconds`` (of the part read) or ``limits.max_pixels``
             before decoding; files whose header gives no duration are stopped once they pass it.
+        start: begin this many seconds into the file: frame ``i`` is the picture shown at ``start + i / fps``
+            (to within a frame of the file's own).
 
     Attributes:
         info: the ``VideoInfo`` from the header.
@@ -683,13 +723,14 @@ class VideoReader:
     """
 
     def __init__(self, path: PathLike, *, seconds: float | None = None, fps: float | Fraction | None = None,
-                 limits: Limits | None = None, info: VideoInfo | None = None) -> None:
+                 limits: Limits | None = None, info: VideoInfo | None = None, start: float = 0.0) -> None:
         self.limits = limits or DEFAULT_LIMITS
         self.info = info or probe_video(path)
         if seconds is not None and not seconds > 0:
             raise MediaError(f"seconds must be positive, got {seconds}")
         self.seconds = seconds
-        check_video_limits(self.info, self.limits, seconds)
+        check_video_limits(self.info, self.limits, seconds, start)
+        self.start = float(start)
         self.fps = Fraction(fps).limit_denominator(1001) if fps is not None else self.info.fps
         if not 0 < self.fps <= 240:
             raise MediaError(f"unsupported frame rate {float(self.fps):.3f} fps")
@@ -700,23 +741,25 @@ class VideoReader:
     @property
     def num_frames_estimate(self) -> int | None:
         """Frames this reader will yield, from the header (None when the header gives no duration)."""
-        length = self.info.duration
-        if self.seconds is not None:
-            length = self.seconds if length is None else min(length, self.seconds)
+        length = part_length(self.info.duration, self.seconds, self.start)
         return None if length is None else max(1, int(round(length * float(self.fps))))
 
     def _command(self) -> list[str]:
         # the fps filter with round=up gives slot i the last frame whose timestamp is at most i / fps: the picture on
         # screen then (``-r`` with cfr picks up to one output frame early, badly so when it drops frames); slots
         # before the first frame repeat it (start_time=0)
+        # with a start, a fast seek goes to SEEK_MARGIN before it (timestamps then count from there) and the rest is
+        # shifted before 0, where the fps filter drops it
         rate = f"{self.fps.numerator}/{self.fps.denominator}"
-        cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", self.info.path, "-map", "0:v:0", "-an", "-sn", "-dn",
-               "-vf", f"fps=fps={rate}:round=up:start_time=0", "-fps_mode", "passthrough"]
+        seek, skip = _seek(self.start)
+        shift = f"setpts=PTS-{skip:.6f}/TB," if skip > 0 else ""
+        cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", *seek, "-i", self.info.path, "-map", "0:v:0", "-an", "-sn",
+               "-dn", "-vf", f"{shift}fps=fps={rate}:round=up:start_time=0", "-fps_mode", "passthrough"]
         # stop at the container's duration too: constant-rate output would otherwise repeat a final frame
         # whose duration the container does not store (e.g. variable-rate Matroska/WebM)
-        length = [t for t in (self.seconds, self.info.duration) if t is not None]
-        if length:
-            cmd += ["-t", f"{min(length):.6f}"]
+        length = part_length(self.info.duration, self.seconds, self.start)
+        if length is not None:
+            cmd += ["-t", f"{length:.6f}"]
         return cmd + ["-f", "rawvideo", "-pix_fmt", "rgb24", "pipe:1"]
 
     def __iter__(self) -> Iterator[np.ndarray]:
@@ -766,7 +809,7 @@ class VideoReader:
 
 def iter_video_frames(path: PathLike, *, seconds: float | None = None, fps: float | Fraction | None = None,
                       limits: Limits | None = None, max_seconds: float | None = None,
-                      max_pixels: int | None = None) -> Iterator[np.ndarray]:
+                      max_pixels: int | None = None, start: float = 0.0) -> Iterator[np.ndarray]:
     """Frames of a video as uint8 [H, W, 3] RGB, streamed (see ``VideoReader``).
 
     ``max_seconds`` / ``max_pixels`` override the fields of ``limits``.
@@ -776,7 +819,7 @@ def iter_video_frames(path: PathLike, *, seconds: float | None = None, fps: floa
         limits = replace(limits, max_seconds=max_seconds)
     if max_pixels is not None:
         limits = replace(limits, max_pixels=max_pixels)
-    return iter(VideoReader(path, seconds=seconds, fps=fps, limits=limits))
+    return iter(VideoReader(path, seconds=seconds, fps=fps, limits=limits, start=start))
 
 
 # ----------------------------------------------------------------------------------------- audio
@@ -789,7 +832,8 @@ def _resample(x: np.ndarray, rate: int, sr: int) -> np.ndarray:
     return np.asarray(soxr.resample(x, rate, sr, quality="HQ"), dtype=np.float32).reshape(-1, x.shape[1])
 
 
-def _read_with_soundfile(path: Path, max_seconds: float, seconds: float | None) -> tuple[np.ndarray, int] | None:
+def _read_with_soundfile(path: Path, max_seconds: float, seconds: float | None,
+                         start: float = 0.0) -> tuple[np.ndarray, int] | None:
     """WAV/FLAC/OGG/MP3 through libsndfile: float32 [N, C] at the native rate (None: not its format)."""
     import soundfile as sf
 
@@ -799,29 +843,36 @@ def _read_with_soundfile(path: Path, max_seconds: float, seconds: float | None) 
         return None
     if info.frames <= 0 or info.samplerate <= 0:
         return None
-    length = info.duration if seconds is None else min(info.duration, seconds)
+    check_start(start, info.duration, path.name)
+    length = part_length(info.duration, seconds, start)
     if length > max_seconds + 1e-6:
         raise MediaError(f"{path.name} is {_fmt_seconds(length)} long; the limit is {_fmt_seconds(max_seconds)}")
     frames = -1 if seconds is None else int(round(seconds * info.samplerate))
     try:
-        data, rate = sf.read(str(path), frames=frames, dtype="float32", always_2d=True)  # [N, C]
+        data, rate = sf.read(str(path), frames=frames, start=int(round(start * info.samplerate)), dtype="float32",
+                             always_2d=True)  # [N, C]
     except (RuntimeError, sf.LibsndfileError) as exc:
         raise MediaError(f"{path.name} is corrupt: {exc}") from exc
     return data, int(rate)
 
 
-def _read_with_ffmpeg(path: Path, max_seconds: float, seconds: float | None) -> tuple[np.ndarray, int]:
+def _read_with_ffmpeg(path: Path, max_seconds: float, seconds: float | None,
+                      start: float = 0.0) -> tuple[np.ndarray, int]:
     """Any audio track ffmpeg reads (m4a, webm/opus, mpg, mp4, ...): float32 [N, C] at the native rate."""
     info = probe_video(path)
     if not info.has_audio:
         raise MediaError(f"{path.name} has no audio track")
-    length = info.duration if seconds is None else (min(info.duration, seconds) if info.duration else seconds)
+    check_start(start, info.duration, path.name)
+    length = part_length(info.duration, seconds, start)
     if length is not None and length > max_seconds + 1e-6:
         raise MediaError(f"{path.name} is {_fmt_seconds(length)} long; the limit is {_fmt_seconds(max_seconds)}")
     rate = info.audio_rate or 48000
     channels = info.audio_channels or 2
-    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
+    seek, skip = _seek(start)
+    cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", *seek, "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
            "-ac", str(channels), "-ar", str(rate)]
+    if skip > 0:
+        cmd += ["-af", _audio_skip(skip).rstrip(",")]
     if seconds is not None:
         cmd += ["-t", f"{seconds:.6f}"]
     cmd += ["-f", "f32le", "-acodec", "pcm_f32le", "pipe:1"]
@@ -850,7 +901,8 @@ def _read_with_ffmpeg(path: Path, max_seconds: float, seconds: float | None) -> 
 
 
 def read_audio(path: PathLike, sr: int | None = 16000, *, mono: bool = True, seconds: float | None = None,
-               max_seconds: float | None = None, limits: Limits | None = None) -> tuple[np.ndarray, int]:
+               max_seconds: float | None = None, limits: Limits | None = None,
+               start: float = 0.0) -> tuple[np.ndarray, int]:
     """Read speech or any audio track at its native rate, then resample.
 
     Args:
@@ -858,8 +910,9 @@ def read_audio(path: PathLike, sr: int | None = 16000, *, mono: bool = True, sec
             audio track of a video (mp4, mov, mpg, webm, ...).
         sr: output sample rate in Hz (None: keep the file's rate).
         mono: average the channels.
-        seconds: read only the first ``seconds`` seconds.
-        max_seconds: refuse longer audio (default ``limits.max_seconds``).
+        seconds: read only ``seconds`` seconds.
+        max_seconds: refuse longer audio (default ``limits.max_seconds``; the part read counts).
+        start: begin this many seconds into the file.
 
     Returns:
         ``(samples, sr)``: float32 [N] (mono) or [C, N] in [-1, 1], and the sample rate.
@@ -871,9 +924,9 @@ def read_audio(path: PathLike, sr: int | None = 16000, *, mono: bool = True, sec
     if not p.is_file():
         raise MediaError(f"no such audio file: {p}" if not p.exists() else f"{p} is not a file")
     limit = float(max_seconds if max_seconds is not None else (limits or DEFAULT_LIMITS).max_seconds)
-    got = _read_with_soundfile(p, limit, seconds)
+    got = _read_with_soundfile(p, limit, seconds, start)
     if got is None:
-        got = _read_with_ffmpeg(p, limit, seconds)
+        got = _read_with_ffmpeg(p, limit, seconds, start)
     data, rate = got
     if data.shape[0] == 0:
         raise MediaError(f"{p.name} contains no audio samples")
@@ -921,8 +974,8 @@ class VideoWriter:
     lose their last row/column (yuv420p needs even sizes), and frames larger than H.264 level 5.1 allows (what
     phones and browsers decode in hardware) are scaled down into it (``playable_size``). With ``audio``, a
     second quick pass muxes it in (AAC), trimmed or padded with silence to exactly ``frames / fps`` seconds, from its
-    time 0: the driving clip's own track stays in sync because ``VideoReader`` puts frame ``i`` at
-    ``i / fps`` of the same clock. Output goes to a temporary file beside ``path`` and is renamed
+    time ``audio_start``: the driving clip's own track stays in sync because ``VideoReader`` puts frame ``i`` at
+    ``start + i / fps`` of the same clock. Output goes to a temporary file beside ``path`` and is renamed
     on success, so a failed run never leaves a broken file or clobbers anything.
 
     A ``.gif`` path gets an animated GIF that loops, made from the finished H.264 video in two more ffmpeg
@@ -935,6 +988,8 @@ class VideoWriter:
         audio: None, a media file with an audio track (e.g. the driving clip, a wav), or a float
             array [N] / [C, N] in [-1, 1] with ``audio_sr``.
         audio_sr: sample rate of an audio array.
+        audio_start: seconds into the audio (a file's or an array's) where the video's time 0 is (``VideoReader``'s
+            ``start``).
         crf, preset: x264 quality (0-51; 18: visually lossless, lower is better and bigger) and speed.
         max_side: scale frames down so that their longest side is at most this (None: only into
             ``playable_size``'s limits).
@@ -945,7 +1000,7 @@ class VideoWriter:
 
     def __init__(self, path: PathLike, fps: float | Fraction, *, audio: PathLike | np.ndarray | None = None,
                  audio_sr: int | None = None, crf: int = 18, preset: str = "veryfast",
-                 max_side: int | None = None) -> None:
+                 max_side: int | None = None, audio_start: float = 0.0) -> None:
         self.path = Path(os.fspath(path)).expanduser()
         if isinstance(crf, bool) or not isinstance(crf, int) or not 0 <= crf <= 51:
             raise MediaError(f"the x264 quality (crf) must be an int from 0 to 51, got {crf!r}")
@@ -960,6 +1015,7 @@ class VideoWriter:
         self.gif = self.path.suffix.lower() == ".gif"
         self.audio = None if self.gif else audio
         self.audio_sr = audio_sr
+        self.audio_start = check_start(audio_start, None, "the audio")
         self.crf, self.preset = int(crf), preset
         self.frames = 0
         self.size: tuple[int, int] | None = None  # (width, height) of the frames written
@@ -1013,21 +1069,26 @@ class VideoWriter:
         return self.frames / float(self.fps)
 
     # -------------------------------------------------------------- finishing
-    def _audio_input(self, workdir: Path) -> list[str]:
+    def _audio_input(self, workdir: Path) -> tuple[list[str], float]:
+        """ffmpeg input options for the audio, and the seconds to drop from its start (``_audio_skip``)."""
         if isinstance(self.audio, np.ndarray):
             import soundfile as sf
 
             wav = workdir / "audio.wav"
             data = np.asarray(self.audio, dtype=np.float32)
             data = data[:, None] if data.ndim == 1 else data.T  # [N] -> [N, 1]; [C, N] -> [N, C]
+            data = data[int(round(self.audio_start * int(self.audio_sr))):]
             sf.write(str(wav), np.clip(data, -1, 1), int(self.audio_sr), subtype="FLOAT")
-            return ["-i", str(wav)]
-        return ["-i", os.fspath(self.audio)]
+            return ["-i", str(wav)], 0.0
+        seek, skip = _seek(self.audio_start)
+        return [*seek, "-i", os.fspath(self.audio)], skip
 
     def _mux(self) -> None:
         with tempfile.TemporaryDirectory(prefix="x2face-mux-") as tmp:
-            cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(self._video_tmp), *self._audio_input(Path(tmp)),
-                   "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", "apad", "-c:a", "aac", "-b:a", "160k",
+            audio, skip = self._audio_input(Path(tmp))
+            cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(self._video_tmp), *audio,
+                   "-map", "0:v:0", "-map", "1:a:0", "-c:v", "copy", "-af", f"{_audio_skip(skip)}apad", "-c:a", "aac",
+                   "-b:a", "160k",
                    "-ar", "48000", "-t", f"{self.duration:.6f}", "-movflags", "+faststart", str(self._final_tmp)]
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
         if proc.returncode != 0:

@@ -236,7 +236,7 @@ def audio_vectors(model, v_src: torch.Tensor, a_drv: torch.Tensor, a_src: torch.
 
 # ------------------------------------------------------------------------------------------------ waveforms
 def prepare_audio(audio, sample_rate: int | None = None, *, max_seconds: float | None = None,
-                  seconds: float | None = None) -> np.ndarray:
+                  seconds: float | None = None, start: float = 0.0) -> np.ndarray:
     """Any audio a user gives -> float32 [N] mono at 16 kHz in [-1, 1].
 
     Args:
@@ -245,7 +245,8 @@ def prepare_audio(audio, sample_rate: int | None = None, *, max_seconds: float |
             [N, C] (C <= 8 channels, averaged); integer samples are scaled by their type's range.
         sample_rate: the rate of an array (required for arrays; ignored for files).
         max_seconds: refuse longer audio (default: ``x2face.media``'s limit, 10 minutes).
-        seconds: keep only the first ``seconds`` seconds (longer files are then not refused).
+        seconds: keep only ``seconds`` seconds (longer files are then not refused).
+        start: begin this many seconds into the audio.
 
     Returns:
         float32 [N] mono 16 kHz samples, clipped to [-1, 1].
@@ -253,11 +254,11 @@ def prepare_audio(audio, sample_rate: int | None = None, *, max_seconds: float |
     Raises:
         MediaError: unreadable or over-long files; InputError: arrays of the wrong shape, type or rate.
     """
-    from ..media import DEFAULT_LIMITS, read_audio
+    from ..media import DEFAULT_LIMITS, check_start, read_audio
 
     limit = float(max_seconds if max_seconds is not None else DEFAULT_LIMITS.max_seconds)
     if isinstance(audio, (str, os.PathLike)):
-        wav, _ = read_audio(audio, sr=SAMPLE_RATE, mono=True, max_seconds=limit, seconds=seconds)
+        wav, _ = read_audio(audio, sr=SAMPLE_RATE, mono=True, max_seconds=limit, seconds=seconds, start=start)
         return check_waveform(np.clip(wav, -1.0, 1.0))
     if isinstance(audio, torch.Tensor):
         audio = audio.detach().cpu().numpy()
@@ -283,6 +284,7 @@ def prepare_audio(audio, sample_rate: int | None = None, *, max_seconds: float |
     x = np.nan_to_num(x.astype(np.float32), nan=0.0, posinf=1.0, neginf=-1.0)
     if x.shape[0] == 0:
         raise InputError("the audio is empty (no samples)")
+    x = x[int(round(check_start(start, x.shape[0] / int(sample_rate), "the audio") * int(sample_rate))):]
     if seconds is not None:
         x = x[: max(1, int(round(seconds * int(sample_rate))))]
     if x.shape[0] / int(sample_rate) > limit + 1e-6:
@@ -374,7 +376,7 @@ SILENT_PEAK = 10 ** (-60 / 20)
 
 def drive_audio(pipeline, audio, sample_rate: int | None = None, *, fps: float = 25.0,
                 settings: AudioDriveSettings | None = None, source_audio=None, paste_back: bool = False,
-                batch_size: int = 16, seconds: float | None = None,
+                batch_size: int = 16, seconds: float | None = None, start: float = 0.0,
                 chunk_frames: int = DEFAULT_CHUNK_FRAMES) -> AudioDrive:
     """Make the pipeline's source face speak ``audio``.
 
@@ -388,7 +390,8 @@ def drive_audio(pipeline, audio, sample_rate: int | None = None, *, fps: float =
             0.2 s window is used); default: silence (a photo).
         paste_back: frames are the source photo with the face pasted in (else model-size crops).
         batch_size: frames per model call.
-        seconds: use only the first ``seconds`` of the audio.
+        seconds: use only ``seconds`` of the audio.
+        start: begin this many seconds into the audio.
         chunk_frames: frames per processing chunk (memory bound: audio of any length streams).
 
     Returns:
@@ -398,7 +401,7 @@ def drive_audio(pipeline, audio, sample_rate: int | None = None, *, fps: float =
     """
     model = pipeline.model
     ex = model_extractor(model)
-    wav = prepare_audio(audio, sample_rate, seconds=seconds)
+    wav = prepare_audio(audio, sample_rate, seconds=seconds, start=start)
     total = num_frames_for(wav.shape[0], fps)
     source_feature = None
     if source_audio is not None:

@@ -136,11 +136,12 @@ class AudioDriver:
 
         settings = AudioDriveSettings(normalise=not args.audio_raw, pose_correction=args.audio_pose, gain=args.audio_gain)
         drive = drive_audio(pipe, args.audio, fps=FPS, settings=settings, paste_back=args.paste_back,
-                            batch_size=args.batch_size, seconds=args.seconds)
+                            batch_size=args.batch_size, seconds=args.seconds, start=args.start)
         # the recording itself is muxed (full quality); the writer trims it to the frames' duration
         note = drive.note()
+        label = Path(args.audio).name + (f" from {args.start:g} s" if args.start else "")
         return Drive(_with_source(args, pipe, drive.frames), Fraction(FPS), total=drive.num_frames,
-                     audio=args.audio, label=Path(args.audio).name + (f" ({note})" if note else ""))
+                     audio=args.audio, audio_start=args.start, label=label + (f" ({note})" if note else ""))
 
 
 #: what ``x2face.animate`` adds to its ``DRIVERS``
