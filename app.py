@@ -18,12 +18,14 @@ Every tab with a photo has a Face menu for a photo of several people (a paramete
 earlier ones: "largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest). The frame-driven, live
 and editing tabs also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``) and its Motion
 strength slider (``motion_scale``), the two parameters after it; ``/animate_frames`` then takes the Driving face
-menu.
+menu. The frame-driven, audio and editing tabs' Start at (seconds into the clip or recording) is the last parameter
+(``start``).
 
 The handlers only read the widgets and call ``x2face.app_helpers`` (settings, weights and source
 caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is built at import;
 ``launch()`` runs only under ``__main__`` (``main``). Environment: ``X2FACE_WEIGHTS``,
-``X2FACE_DEVICE``, ``X2FACE_APP_MAX_SECONDS``, ``X2FACE_APP_CONCURRENCY``, ``X2FACE_APP_MAX_FILE_SIZE``.
+``X2FACE_DEVICE``, ``X2FACE_APP_MAX_SECONDS``, ``X2FACE_APP_MAX_FPS``, ``X2FACE_APP_CONCURRENCY``,
+``X2FACE_APP_MAX_FILE_SIZE``.
 """
 from __future__ import annotations
 
@@ -121,7 +123,7 @@ def crop_sources(photos, face, spec):
 
 @user_errors
 def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, relative, strength, driving_face, spec,
-                   progress=gr.Progress(track_tqdm=True)):
+                   start=0, progress=gr.Progress(track_tqdm=True)):
     driving = video or image
     if not driving:
         raise gr.Error("add a driving video, photo or webcam clip")
@@ -129,7 +131,8 @@ def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, 
         r = helpers.animate_frames(pipe, driving, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
                                    paste_back=bool(paste_back), keep_audio=bool(keep_audio), relative=bool(relative),
                                    motion_scale=_strength(relative, strength), driving_face=driving_face,
-                                   limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, max_fps=SETTINGS.max_fps)
+                                   limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, max_fps=SETTINGS.max_fps,
+                                   start=SETTINGS.start(start))
         return r.video, r.comparison, r.still, r.summary + helpers.group_note(pipe)
 
 
@@ -177,14 +180,15 @@ def animate_pose(photo, motion, yaw, pitch, roll, seconds, paste_back, face, spe
 
 
 @user_errors
-def animate_audio(photo, audio, seconds, paste_back, face, spec, progress=gr.Progress(track_tqdm=True)):
+def animate_audio(photo, audio, seconds, paste_back, face, spec, start=0, progress=gr.Progress(track_tqdm=True)):
     if not photo:
         raise gr.Error("upload a photo first")
     if not audio:
         raise gr.Error("record or upload some speech first")
     with SOURCES.get(spec, [photo], face) as pipe:
         r = helpers.animate_audio(pipe, audio, helpers.job_dir(), seconds=SETTINGS.clamp_seconds(seconds),
-                                  limits=SETTINGS.limits(), paste_back=bool(paste_back), batch_size=SETTINGS.batch_size)
+                                  limits=SETTINGS.limits(), paste_back=bool(paste_back), batch_size=SETTINGS.batch_size,
+                                  start=SETTINGS.start(start))
         return r.video, r.summary + helpers.group_note(pipe)
 
 
@@ -202,7 +206,7 @@ def embed_face(photos, face, edit_face, spec):
 
 @user_errors
 def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, relative, strength, driving_face,
-               edit_face, spec, progress=gr.Progress(track_tqdm=True)):
+               edit_face, spec, start=0, progress=gr.Progress(track_tqdm=True)):
     if not driving:
         raise gr.Error("add a driving video or webcam clip")
     sticker = read_overlay(overlay, SETTINGS.max_image_pixels) if overlay else None
@@ -211,7 +215,7 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, r
                                painting=painting, overlay=sticker, position=(float(x), float(y)), scale=float(scale),
                                limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, relative=bool(relative),
                                motion_scale=_strength(relative, strength), driving_face=driving_face,
-                               edit_face=edit_face, max_fps=SETTINGS.max_fps)
+                               edit_face=edit_face, max_fps=SETTINGS.max_fps, start=SETTINGS.start(start))
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
@@ -258,6 +262,11 @@ def _seconds_slider(label="Seconds to animate", low=0.5, high=None, value=None):
     low = min(low, high / 2)
     value = min(value or SETTINGS.default_seconds, high)
     return gr.Slider(low, high, value=value, step=0.1, label=label, info=f"at most {high:g} s per run")
+
+
+def _start_number(what="clip", elem_id=None):
+    return gr.Number(0, minimum=0, step=0.5, label="Start at (seconds)", info=f"where in the {what} to begin",
+                     elem_id=elem_id, min_width=140)
 
 
 def _photo(label="Photo of a face", elem_id=None):
@@ -331,6 +340,7 @@ def build_demo() -> gr.Blocks:
                     f_audio = gr.Checkbox(label="Keep the driving clip's sound", value=True)
                     f_rel, f_strength = _relative_motion("frames")
                     f_seconds = _seconds_slider()
+                    f_start = _start_number(elem_id="frames-start")
                 f_run = gr.Button("Animate", variant="primary")
                 with gr.Row():
                     f_out = _result_video("Result", "frames-result")
@@ -343,7 +353,7 @@ def build_demo() -> gr.Blocks:
                 gr.on([f_photos.change, f_face.input], crop_sources, [f_photos, f_face, weights], [f_crops, f_crop_md],
                       api_name="crop_sources", **LIGHT)
                 f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, f_face, f_rel,
-                                             f_strength, f_dface, weights],
+                                             f_strength, f_dface, weights, f_start],
                             [f_out, f_cmp, f_still, f_md], api_name="animate_frames", **JOBS)
 
             # ---------------------------------------------------------------- live webcam
@@ -413,7 +423,9 @@ def build_demo() -> gr.Blocks:
                     with gr.Column():
                         a_audio = gr.Audio(label="Speech: record it or upload a file", sources=["microphone", "upload"],
                                            type="filepath")
-                        a_seconds = _seconds_slider("Seconds of speech to use")
+                        with gr.Row():
+                            a_seconds = _seconds_slider("Seconds of speech to use")
+                            a_start = _start_number("recording", elem_id="audio-start")
                         a_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                 a_run = gr.Button("Speak", variant="primary")
                 a_out = _result_video("Result (with the speech)", "audio-result", loop=False)
@@ -421,7 +433,8 @@ def build_demo() -> gr.Blocks:
                 a_md = gr.Markdown()
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg"), str(EXAMPLES / "speech.wav")]], inputs=[a_photo, a_audio],
                             cache_examples=False, elem_id="audio-examples")
-                a_run.click(animate_audio, [a_photo, a_audio, a_seconds, a_paste, a_face, weights], [a_out, a_md],
+                a_run.click(animate_audio, [a_photo, a_audio, a_seconds, a_paste, a_face, weights, a_start],
+                            [a_out, a_md],
                             api_name="animate_audio", **JOBS)
 
             # ---------------------------------------------------------------- 4. video editing
@@ -452,6 +465,7 @@ def build_demo() -> gr.Blocks:
                     e_dface = _face_choice("edit-driving-face", "Driving face (in a clip of several people)",
                                            every=EACH_FACE)
                     e_seconds = _seconds_slider()
+                    e_start = _start_number(elem_id="edit-start")
                     e_rel, e_strength = _relative_motion("edit")
                 e_run = gr.Button("Render the edited face", variant="primary")
                 with gr.Row():
@@ -465,7 +479,7 @@ def build_demo() -> gr.Blocks:
                 gr.on([e_photos.change, e_face.input, e_which.input], embed_face, [e_photos, e_face, e_which, weights],
                       [e_editor, e_conf, e_md], api_name="embed_face", **LIGHT)
                 e_run.click(edit_video, [e_photos, e_editor, e_overlay, e_x, e_y, e_scale, e_video, e_seconds, e_face,
-                                         e_rel, e_strength, e_dface, e_which, weights],
+                                         e_rel, e_strength, e_dface, e_which, weights, e_start],
                             [e_faces, e_out, e_cmp, e_run_md], api_name="edit_video", **JOBS)
 
         demo.load(show_weights, [weights], [weights_source, weights_text, weights_md], api_visibility="private")

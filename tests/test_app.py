@@ -17,9 +17,10 @@ import pytest
 from x2face import app_helpers as helpers
 from x2face.app_helpers import AppSettings, ModelCache, SourceCache, TempSpace, WEIGHTS_SOURCES
 from x2face.errors import InputError, MediaError, NoFaceError, WeightsError
+from x2face.media import read_audio
 
 import app_server
-from helpers import group_clip, group_photo, write_silence  # tests/helpers.py (``helpers`` here is x2face.app_helpers)
+from helpers import best_lag, group_clip, group_photo, write_silence  # tests/helpers.py (``helpers`` here is x2face.app_helpers)
 
 PHOTO = "photos/jixinya_EAMM__test_image_anne.png"
 PHOTO_PAIR = ["photos/ageitgey_face_recognition__examples_knn_examples_train_rose_leslie_img1.jpg",
@@ -75,6 +76,10 @@ def test_settings_from_the_environment():
     for bad in ("0", "-1", "inf", "nan", "fast"):
         with pytest.raises(InputError, match="X2FACE_APP_MAX_FPS|max_fps"):
             AppSettings.from_env({"X2FACE_APP_MAX_FPS": bad})
+    assert [AppSettings.start(v) for v in (None, "", 0, 2.5, "3")] == [0, 0, 0, 2.5, 3]
+    for bad in (-1, float("inf"), float("nan"), "soon", [1]):
+        with pytest.raises(InputError, match="the start must be a number"):
+            AppSettings.start(bad)
 
 
 def test_fast_clips_are_read_at_a_whole_fraction_of_their_rate(tmp_path):
@@ -349,8 +354,8 @@ def test_a_50_fps_clip_is_animated_at_25(client, real_dir, tmp_path):
     from x2face.media import ffmpeg_exe
 
     fast = tmp_path / "fast.mp4"
-    subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(real_dir / CLIP_WITH_SOUND), "-t", "1", "-vf", "fps=50",
-                    "-c:a", "aac", str(fast)], check=True)
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-ss", "0.6", "-i", str(real_dir / CLIP_MPG), "-t", "1", "-vf",
+                    "fps=50", "-c:v", "libx264", "-c:a", "aac", str(fast)], check=True)  # speech from 1 s in
     assert probe(fast).fps == 50
     photo = [real(real_dir, PHOTO_PAIR[0])]
     video, comparison, _, summary = client.predict(photo, handle_file(str(fast)), None, False, True, 1.0,
@@ -358,6 +363,15 @@ def test_a_50_fps_clip_is_animated_at_25(client, real_dir, tmp_path):
     assert "at 25 fps (every 2nd frame of a 50 fps clip)" in summary and "25/25 frames" in summary, summary
     for info in (probe(video), probe(comparison)):
         assert info.fps == 25 and info.has_audio and abs(info.duration - 1.0) < 0.15
+    # Start at: from 0.5 s of the 1 s clip (the last parameter), its sound from there too
+    video, _, _, summary = client.predict(photo, handle_file(str(fast)), None, False, True, 1.0, "largest", False, 1.0,
+                                          "largest", 0.5, api_name="/animate_frames")
+    assert "at 25 fps from 0.5 s (every 2nd frame" in summary and "13/13 frames" in summary, summary
+    lag, corr = best_lag(read_audio(fast, start=0.5)[0], read_audio(video)[0])
+    assert abs(lag) < 16000 / 25 and corr > 0.9, (lag, corr)
+    with pytest.raises(Exception, match="past its end"):
+        client.predict(photo, handle_file(str(fast)), None, False, True, 1.0, "largest", False, 1.0, "largest", 5,
+                       api_name="/animate_frames")
 
 
 @pytest.mark.slow
@@ -500,6 +514,12 @@ def test_audio_tab_speaks_with_the_recording(client, real_dir, tmp_path):
     info = probe(video)
     assert info.has_audio and abs(info.duration - 1.5) < 0.1 and info.fps == 25
     assert "with its sound" in summary and "silent" not in summary
+    # Start at: the speech from 2 s in (the last parameter), its sound too
+    video, summary = client.predict(real(real_dir, PHOTO), real(real_dir, SPEECH), 1.0, False, "largest", 2.0,
+                                    api_name="/animate_audio")
+    assert " from 2 s: 1.0 s at 25 fps" in summary, summary
+    lag, corr = best_lag(read_audio(real_dir / SPEECH, start=2.0, seconds=1.0)[0], read_audio(video)[0])
+    assert abs(lag) < 16000 / 25 and corr > 0.9, (lag, corr)
     hush = write_silence(tmp_path / "hush.wav", 1.0)  # a muted microphone: a video all the same, and why nothing moves
     video, summary = client.predict(real(real_dir, PHOTO), handle_file(str(hush)), 1.5, False,
                                     api_name="/animate_audio")

@@ -172,6 +172,19 @@ class AppSettings:
             raise InputError(f"seconds must be positive, got {seconds!r}")
         return min(s, self.max_seconds)
 
+    @staticmethod
+    def start(start: float | None) -> float:
+        """Seconds into a clip or recording a job starts at: the UI's value (None or empty: 0), a number >= 0."""
+        if start is None or start == "":
+            return 0.0
+        try:
+            s = float(start)
+        except (TypeError, ValueError):
+            raise InputError(f"the start must be a number of seconds, got {start!r}") from None
+        if not 0 <= s < math.inf:
+            raise InputError(f"the start must be a number of seconds >= 0, got {start!r}")
+        return s
+
 
 # ============================================================================================ temp folders
 class TempSpace:
@@ -550,20 +563,23 @@ def check_duration(path: str | os.PathLike, limit: float):
     return info
 
 
-def open_clip(path: str | os.PathLike, *, seconds: float | None, limits=None, max_fps: float | None = None):
-    """A ``media.VideoReader`` for a driving clip, checked against ``limits`` from its header first, at most
-    ``max_fps`` frames per second (``media.capped_fps``).
+def open_clip(path: str | os.PathLike, *, seconds: float | None, limits=None, max_fps: float | None = None,
+              start: float = 0.0):
+    """A ``media.VideoReader`` for a driving clip from ``start`` seconds into it, checked against ``limits`` from its
+    header first, at most ``max_fps`` frames per second (``media.capped_fps``).
 
     Returns:
-        (reader, note): ``note`` is "" at the clip's own rate, else e.g. " (every 2nd frame of a 60 fps clip)".
+        (reader, note): ``note`` is "" at the clip's own rate from its start, else e.g. " from 12 s" and/or
+        " (every 2nd frame of a 60 fps clip)".
     """
     from .media import VideoReader, capped_fps, probe_video
 
     info = check_duration(path, limits.max_seconds) if limits is not None else probe_video(path)
     fps = capped_fps(info.fps, max_fps)
-    reader = VideoReader(path, seconds=seconds, limits=limits, info=info, fps=fps)
+    reader = VideoReader(path, seconds=seconds, limits=limits, info=info, fps=fps, start=start)
     step = round(info.fps / fps)
-    note = f" (every {_ordinal(step)} frame of a {float(info.fps):.3g} fps clip)" if step > 1 else ""
+    note = f" from {start:g} s" if start else ""
+    note += f" (every {_ordinal(step)} frame of a {float(info.fps):.3g} fps clip)" if step > 1 else ""
     return reader, note
 
 
@@ -630,14 +646,15 @@ def _rate(frames: int, elapsed: float) -> str:
 
 def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, paste_back: bool = False,
                    keep_audio: bool = True, limits=None, batch_size: int = 16, relative: bool = False,
-                   motion_scale: float = 1.0, driving_face: str = "largest", max_fps: float | None = None) -> JobResult:
+                   motion_scale: float = 1.0, driving_face: str = "largest", max_fps: float | None = None,
+                   start: float = 0.0) -> JobResult:
     """Animate ``pipe``'s source with a driving clip or photo (the frame-driven tab).
 
     Args:
         pipe: an ``X2FacePipeline`` with its source set.
         driving: a video (any format ffmpeg reads, also browser webcam recordings) or a photo.
         out_dir: where ``result.mp4`` and ``side_by_side.mp4`` (or ``side_by_side.png``) go.
-        seconds: animate only the first ``seconds`` of the clip.
+        seconds: animate only ``seconds`` of the clip (from ``start``).
         paste_back: output the source photo with the face pasted in (else the model-size crop).
         keep_audio: copy the clip's sound into the result.
         limits: ``x2face.media.Limits`` for the clip.
@@ -647,6 +664,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         driving_face: which face drives when the clip or photo shows several people (a ``FACE_CHOICES`` value, or
             "all": each face of a group photo, the source with every face, by the clip's face in its place).
         max_fps: read a clip of a higher frame rate at a divisor of it within this (``open_clip``; None: as is).
+        start: begin this many seconds into the clip (its sound too).
 
     Returns:
         ``JobResult`` with ``video`` + ``comparison`` (a clip) or ``still`` (a driving photo).
@@ -666,6 +684,8 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     if is_still_image(driving):
         if relative:
             raise InputError("relative motion follows a driving video's face as it moves: use a clip, or untick it")
+        if start:
+            raise InputError("a driving photo has no time to start at: set Start at to 0, or use a clip")
         image = read_image(driving, limits=limits)
         d = next(pipe.drive_frames([image], paste_back=paste_back, on_missing="source", driving_face=select))
         if not d.found:
@@ -675,10 +695,11 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         elapsed = time.perf_counter() - t0
         return JobResult(still=still, frames=1, elapsed=elapsed,
                          summary=f"driven by the photo {name}: face found; {elapsed:.1f} s")
-    reader, rate_note = open_clip(driving, seconds=seconds, limits=limits, max_fps=max_fps)
+    reader, rate_note = open_clip(driving, seconds=seconds, limits=limits, max_fps=max_fps, start=start)
     audio = driving if (keep_audio and reader.info.has_audio) else None
     video, comparison = out_dir / "result.mp4", out_dir / "side_by_side.mp4"
-    with VideoWriter(video, reader.fps, audio=audio) as out, VideoWriter(comparison, reader.fps, audio=audio) as cmp:
+    sound = dict(audio=audio, audio_start=start)
+    with VideoWriter(video, reader.fps, **sound) as out, VideoWriter(comparison, reader.fps, **sound) as cmp:
         driven = pipe.drive_frames(reader, paste_back=paste_back, batch_size=batch_size, relative=relative,
                                    motion_scale=motion_scale, driving_face=select)
         for d in _progress(driven, reader.num_frames_estimate, "animating"):
@@ -697,11 +718,12 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
 
 
 def write_frames(frames: Iterable[np.ndarray], path: Path, total: int, desc: str, *, fps: float | Fraction = FPS,
-                 audio: str | os.PathLike | None = None) -> tuple[Path, int, float]:
-    """Write generated frames to an MP4 with a progress bar; returns (path, frames, seconds)."""
+                 audio: str | os.PathLike | None = None, audio_start: float = 0.0) -> tuple[Path, int, float]:
+    """Write generated frames to an MP4 with a progress bar (``audio`` from ``audio_start`` seconds in);
+    returns (path, frames, seconds)."""
     from .media import VideoWriter
 
-    with VideoWriter(path, fps, audio=audio) as out:
+    with VideoWriter(path, fps, audio=audio, audio_start=audio_start) as out:
         for frame in _progress(frames, total, desc):
             out.write(fit_frame(frame))
     return path, out.frames, out.duration
@@ -747,8 +769,9 @@ def animate_pose(pipe, motion: str, out_dir: Path, *, seconds: float, target: Se
 
 
 def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: float, limits=None,
-                  paste_back: bool = False, batch_size: int = 16) -> JobResult:
-    """Make ``pipe``'s source speak a recording (the audio tab): an MP4 at 25 fps with that sound.
+                  paste_back: bool = False, batch_size: int = 16, start: float = 0.0) -> JobResult:
+    """Make ``pipe``'s source speak a recording (the audio tab): an MP4 at 25 fps with that sound (``seconds`` of it
+    from ``start`` seconds in).
 
     Raises:
         WeightsError: the weights have no audio head; MediaError: an unreadable or over-long recording.
@@ -756,14 +779,16 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
     t0 = time.perf_counter()
     if limits is not None:
         check_duration(audio, limits.max_seconds)
-    drive = pipe.drive_audio(os.fspath(audio), seconds=seconds, paste_back=paste_back, batch_size=batch_size)
+    drive = pipe.drive_audio(os.fspath(audio), seconds=seconds, paste_back=paste_back, batch_size=batch_size,
+                             start=start)
     video, count, length = write_frames(drive.frames, out_dir / "speech.mp4", drive.num_frames, "speaking",
-                                        fps=drive.fps, audio=audio)
+                                        fps=drive.fps, audio=audio, audio_start=start)
     elapsed = time.perf_counter() - t0
     note = drive.note()  # "" unless the recording is silent
     sound = f"with its sound; {note}" if note else "with its sound"
     return JobResult(video, frames=count, seconds=length, elapsed=elapsed,
-                     summary=f"{Path(audio).name}: {length:.1f} s at {drive.fps:g} fps {sound}; "
+                     summary=f"{Path(audio).name}{f' from {start:g} s' if start else ''}: {length:.1f} s at "
+                             f"{drive.fps:g} fps {sound}; "
                              f"{_rate(count, elapsed)}")
 
 
@@ -915,12 +940,12 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
                overlay: Any = None, position: Sequence[float] = (0.5, 0.5), scale: float = 0.25, limits=None,
                batch_size: int = 16, relative: bool = False, motion_scale: float = 1.0,
                driving_face: str = "largest", edit_face: str = "all",
-               max_fps: float | None = None) -> JobResult:
+               max_fps: float | None = None, start: float = 0.0) -> JobResult:
     """Edit ``pipe``'s embedded face (paint and/or an overlay picture) and drive it with a clip (the edit tab;
     ``relative``, ``motion_scale``: relative motion, ``driving_face``: which face of the clip drives, ``max_fps``:
-    the clip's frame-rate cap, as in ``animate_frames``; ``edit_face``: with every face of a group photo, the one
-    the edit goes on, see ``edit_member``; the paint is on that face's embedded face, as ``painting_canvas`` showed
-    it).
+    the clip's frame-rate cap, ``start``: seconds into the clip, as in ``animate_frames``; ``edit_face``: with every
+    face of a group photo, the one the edit goes on, see ``edit_member``; the paint is on that face's embedded face,
+    as ``painting_canvas`` showed it).
 
     The embedded face is put back as it was afterwards (the pipeline is shared through ``SourceCache``).
 
@@ -953,7 +978,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
         after = target.embedded_face(COMPARE_HEIGHT)
         edited = pipe.edit_state()
         still = write_image(out_dir / "embedded_before_after.png", side_by_side(before, after))
-        reader, rate_note = open_clip(driving, seconds=seconds, limits=limits, max_fps=max_fps)
+        reader, rate_note = open_clip(driving, seconds=seconds, limits=limits, max_fps=max_fps, start=start)
         video, comparison = out_dir / "edited.mp4", out_dir / "before_after.mp4"
         # pass 1: the unedited face, keeping its frames (the clip is at most max_seconds long)
         pipe.restore_edit(original)
