@@ -459,6 +459,13 @@ def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):
     assert f"{tmp_path} is a folder: give a file name in it, e.g. {tmp_path}/out.mp4" in capsys.readouterr().err
     assert run("--source", real_dir / ANNE, "--driving", clip, "--out", tmp_path / "o.mp4", "--batch-size", "0") == 2
     assert "--batch-size must be >= 1, got 0" in capsys.readouterr().err
+    # the output's kind follows the driver's: a photo gives a picture, a clip a video
+    assert run("--source", real_dir / ANNE, "--driving", real_dir / OBAMA, "--out", tmp_path / "o.mp4") == 2
+    assert "obama2.jpg is a photo: driving with it gives one picture (drive with a clip for a video), so the output " \
+        "must end in .jpg or" in capsys.readouterr().err
+    assert run("--source", real_dir / ANNE, "--driving", clip, "--out", tmp_path / "o.png") == 2
+    assert "this gives a video, so the output must end in .mp4 or .m4v or .mov or .gif, got o.png" in \
+        capsys.readouterr().err
     assert existing.read_bytes() == b"keep me" and hashlib.sha256(clip.read_bytes()).hexdigest() == digest
     assert not (tmp_path / "o.mp4").exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["clip.mpg", "existing.mp4", "hour.mp4", "junk.mp4"]

@@ -387,8 +387,11 @@ def main(argv: list[str]) -> int:
     if args.face.strip() == EVERY_FACE and args.side_by_side:
         raise InputError("--face all pastes every face back into the group photo; --side-by-side shows one face's "
                          "crops: choose it with --face")
+    kind = (f"{Path(args.driving).name} is a photo: driving with it gives one picture (drive with a clip for a video)"
+            if still_in else "this gives a video")
     out = check_output_path(args.out, [*args.source, *driver.inputs(args), *edit_inputs(args)],
-                            overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS)
+                            overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS,
+                            kind=kind)
     edit_at = check_edit_arguments(args)
 
     if args.threads is not None:

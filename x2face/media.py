@@ -950,8 +950,9 @@ def same_file(a: PathLike, b: PathLike) -> bool:
 
 
 def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), *, overwrite: bool = False,
-                      extensions: tuple[str, ...] | None = None) -> Path:
-    """Refuse an output path that is one of the inputs, exists (unless ``overwrite``) or has a wrong extension."""
+                      extensions: tuple[str, ...] | None = None, kind: str | None = None) -> Path:
+    """Refuse an output path that is one of the inputs, exists (unless ``overwrite``) or has a wrong extension
+    (``kind``: why those extensions, the start of that message, e.g. "this gives a video")."""
     out = Path(os.fspath(out)).expanduser()
     for item in inputs:
         if item is not None and not isinstance(item, (bytes, np.ndarray)) and same_file(out, item):
@@ -959,7 +960,8 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), *, overwri
     if out.is_dir():  # (before the extension: "/tmp/" is a folder, not a file named "tmp")
         raise MediaError(f"{out} is a folder: give a file name in it, e.g. {out / ('out' + (extensions or ('',))[0])}")
     if extensions is not None and out.suffix.lower() not in extensions:
-        raise MediaError(f"the output must end in {' or '.join(extensions)}, got {out.name}")
+        raise MediaError(f"{kind + ', so ' if kind else ''}the output must end in {' or '.join(extensions)}, "
+                         f"got {out.name}")
     if out.exists() and not overwrite:
         raise MediaError(f"{out} exists; pass --overwrite to replace it")
     if not out.parent.exists():
