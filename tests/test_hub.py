@@ -59,6 +59,42 @@ def test_hub_cache_offline(tmp_path, tiny_model, monkeypatch):
         X2Face.from_pretrained("someone/not-cached", cache_dir=cache)
 
 
+def test_hub_failures_say_what_to_do(monkeypatch):
+    """Each way a Hub download fails (raised here by huggingface_hub's own error types) is one line saying what to do,
+    not the library's message."""
+    import httpx
+    import huggingface_hub
+    from huggingface_hub import errors as hf
+
+    def response(code):
+        return httpx.Response(code, request=httpx.Request("GET", "https://huggingface.co/me/x2face"))
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    cases = [
+        (hf.GatedRepoError("Access to model me/x2face is restricted", response=response(403)),
+         "'me/x2face' is a gated repo: accept its terms on huggingface.co/me/x2face"),
+        (hf.RepositoryNotFoundError("Repository Not Found for url", response=response(404)),
+         "no Hub repo 'me/x2face' (or it is private: log in"),
+        (hf.RevisionNotFoundError("Invalid rev id: v9", response=response(404)), "'me/x2face' has no revision 'v9'"),
+        (hf.RemoteEntryNotFoundError("404 Client Error", response=response(404)),
+         "'me/x2face' has no config.json: it does not hold x2face weights"),
+        (hf.LocalEntryNotFoundError("An error happened while trying to locate the file on the Hub\nmore"),
+         "cannot reach the Hugging Face Hub for 'me/x2face', and its config.json is not in the local cache (An error"),
+        (RuntimeError("disk full\nmore"), "cannot get config.json of 'me/x2face': RuntimeError: disk full"),
+    ]
+    for exc, message in cases:
+        def fail(*args, exc=exc, **kwargs):
+            raise exc
+
+        monkeypatch.setattr(huggingface_hub, "hf_hub_download", fail)
+        with pytest.raises(WeightsError) as info:
+            load_model("me/x2face@v9", device="cpu")
+        assert message in str(info.value) and "\n" not in str(info.value), str(info.value)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(WeightsError, match="HF_HUB_OFFLINE is set and it is not in the local cache$"):
+        X2Face.from_pretrained("me/x2face")
+
+
 def test_missing_tensor_is_named(tmp_path, tiny_model):
     tiny_model.save_pretrained(tmp_path)
     state = load_file(tmp_path / "model.safetensors")

@@ -313,11 +313,30 @@ def _resolve_files(source: str, revision: str | None, cache_dir, force_download:
                                               token=token)))
         except HFValidationError as exc:
             raise WeightsError(f"{source!r} is neither a folder nor a Hub repo id ('owner/name')") from exc
-        except Exception as exc:  # network, auth, offline mode, missing file: all end the same way for a user
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False")
-            hint = " (HF_HUB_OFFLINE is set and it is not in the local cache)" if offline else ""
-            raise WeightsError(f"cannot get {name} of {source!r}{hint}: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:  # network, auth, offline mode, missing file: a one-line message for a user
+            raise WeightsError(_hub_error(source, name, revision, exc)) from exc
     return paths[0], paths[1]
+
+
+def _hub_error(source: str, name: str, revision: str | None, exc: Exception) -> str:
+    """What went wrong getting file ``name`` of Hub repo ``source``, in a line that says what to do."""
+    from huggingface_hub import errors as hf
+
+    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        return f"cannot get {name} of {source!r}: HF_HUB_OFFLINE is set and it is not in the local cache"
+    if isinstance(exc, hf.GatedRepoError):
+        return (f"{source!r} is a gated repo: accept its terms on huggingface.co/{source}, then log in "
+                f"(`hf auth login`, or set HF_TOKEN)")
+    if isinstance(exc, hf.RepositoryNotFoundError):
+        return f"no Hub repo {source!r} (or it is private: log in with `hf auth login`, or set HF_TOKEN)"
+    if isinstance(exc, hf.RevisionNotFoundError):
+        return f"{source!r} has no revision {revision!r} (a branch, tag or commit)"
+    if isinstance(exc, hf.LocalEntryNotFoundError):
+        return f"cannot reach the Hugging Face Hub for {source!r}, and its {name} is not in the local cache ({first})"
+    if isinstance(exc, hf.EntryNotFoundError):
+        return f"{source!r} has no {name}: it does not hold x2face weights ({CONFIG_NAME} + {WEIGHTS_NAME})"
+    return f"cannot get {name} of {source!r}: {type(exc).__name__}: {first}"
 
 
 def load_state_dict_checked(model: nn.Module, state: dict[str, torch.Tensor], *, strict: bool = True,
