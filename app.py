@@ -219,18 +219,25 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, r
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
-def live_frame(frame, photo, paste_back, session, face, relative, strength, driving_face, spec):
-    """A webcam frame (streamed) -> driving crop | result, the tracking session, a status line."""
+def live_frame(frame, photo, paste_back, session, face, relative, strength, driving_face, spec, recording=None):
+    """A webcam frame (streamed) -> driving crop | result, the tracking session, a status line, the recording."""
     if frame is None:
-        return gr.skip(), session, gr.skip()
+        return gr.skip(), session, gr.skip(), recording
     if not photo:
-        return None, None, "Upload a photo of a face first, then start the webcam."
+        return None, None, "Upload a photo of a face first, then start the webcam.", recording
+    recording = recording or helpers.LiveRecording()
     try:
-        return helpers.live_step(SOURCES, spec, photo, frame, session, paste_back=bool(paste_back), face=face,
-                                 relative=bool(relative), motion_scale=_strength(relative, strength),
-                                 driving_face=driving_face)
+        return *helpers.live_step(SOURCES, spec, photo, frame, session, paste_back=bool(paste_back), face=face,
+                                  relative=bool(relative), motion_scale=_strength(relative, strength),
+                                  driving_face=driving_face, recording=recording), recording
     except X2FaceError as exc:  # e.g. no face in the photo: say it beside the picture, not once per frame
-        return None, None, str(exc)
+        return None, None, str(exc), recording
+
+
+@user_errors
+def save_live(recording):
+    r = helpers.save_live(recording, helpers.job_dir())
+    return r.video, r.summary
 
 
 @user_errors
@@ -241,10 +248,10 @@ def to_gif(video):
 
 
 # ============================================================================================ layout
-def _result_video(label: str, elem_id: str, loop: bool = True) -> gr.Video:
+def _result_video(label: str, elem_id: str, loop: bool = True, height: int | None = None) -> gr.Video:
     """A result video that plays at once; not an upload slot (it also feeds its GIF button, which would make it
     one: Gradio offers uploads in any component that is an event's input)."""
-    return gr.Video(label=label, autoplay=True, loop=loop, elem_id=elem_id, interactive=False)
+    return gr.Video(label=label, autoplay=True, loop=loop, elem_id=elem_id, interactive=False, height=height)
 
 
 def _gif_button(video: gr.Video, api_name: str | None = None) -> None:
@@ -359,7 +366,9 @@ def build_demo() -> gr.Blocks:
             # ---------------------------------------------------------------- live webcam
             with gr.Tab("Live webcam", id="live"):
                 gr.Markdown("Your webcam drives the photo live: each frame's face is found and drives the photo's "
-                            "face, shown as your face | the result. Frames go to this server and are not kept.")
+                            "face, shown as your face | the result. Webcam frames go to this server and are not "
+                            f"kept; the results of the last {helpers.LIVE_RECORD_SECONDS} s are, for Save, until "
+                            "the photo changes or you leave.")
                 with gr.Row():
                     l_photo = _photo(elem_id="live-photo")
                     l_cam = gr.Image(label="Webcam", sources=["webcam"], streaming=True, type="numpy",
@@ -375,15 +384,23 @@ def build_demo() -> gr.Blocks:
                     l_rel, l_strength = _relative_motion("live")
                     l_md = gr.Markdown(elem_id="live-status")
                 l_session = gr.State(None)
+                l_recording = gr.State(None, time_to_live=2 * LIVE_SECONDS)  # the last results, to save
+                with gr.Row():
+                    l_save = gr.Button(f"Save the last {helpers.LIVE_RECORD_SECONDS} s as a video", scale=0,
+                                       min_width=300, elem_id="live-save")
+                    l_video = _result_video("Saved from the live result", "live-video", height=320)
+                _gif_button(l_video)
+                l_save_md = gr.Markdown()
                 gr.Examples([[str(EXAMPLES / "photo_a.jpg")]], inputs=[l_photo], cache_examples=False,
                             elem_id="live-examples")
                 l_cam.stream(live_frame, [l_cam, l_photo, l_paste, l_session, l_face, l_rel, l_strength, l_dface,
-                                          weights],
-                             [l_out, l_session, l_md],
+                                          weights, l_recording],
+                             [l_out, l_session, l_md, l_recording],
                              api_name="live_frame", stream_every=0.1, time_limit=LIVE_SECONDS,
                              concurrency_id="x2face-live", concurrency_limit=2, show_progress="hidden")
-                l_photo.change(lambda: (None, None, ""), None, [l_out, l_session, l_md], api_visibility="private",
-                               queue=False)
+                l_photo.change(lambda: (None, None, "", None), None, [l_out, l_session, l_md, l_recording],
+                               api_visibility="private", queue=False)
+                l_save.click(save_live, [l_recording], [l_video, l_save_md], api_name="save_live", **LIGHT)
 
             # ---------------------------------------------------------------- 2. pose-driven
             with gr.Tab("Pose-driven", id="pose"):

@@ -317,7 +317,7 @@ def test_every_endpoint_is_named(client):
     api = client.view_api(print_info=False, return_format="dict")["named_endpoints"]
     for name in ("/animate_frames", "/animate_pose", "/animate_audio", "/edit_video", "/pose_preview",
                  "/pose_source", "/crop_sources", "/embed_face", "/load_weights", "/to_gif",
-                 "/live_frame"):
+                 "/live_frame", "/save_live"):
         assert name in api, sorted(api)
 
 
@@ -325,7 +325,7 @@ def test_result_videos_are_not_upload_slots():
     """A result video feeds its GIF button, which made Gradio show it as an upload slot ("Drop Video Here")."""
     app = app_server.app_module()
     props = {c["props"].get("elem_id"): c["props"] for c in app.demo.get_config_file()["components"]}
-    for name in ("frames-result", "pose-result", "audio-result", "edit-result"):
+    for name in ("frames-result", "pose-result", "audio-result", "edit-result", "live-video"):
         assert props[name]["interactive"] is False, name
     assert props["frames-driving"].get("interactive") is not False  # (the driving clip is one)
 
@@ -488,21 +488,53 @@ def test_live_tab_handler_answers_a_frame_and_says_what_is_missing(client, real_
 
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    shown, session, note = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest",
-                                          False, 1.0, "largest", None)
-    assert shown.shape[0] == helpers.LIVE_HEIGHT and note == "face in 1 of 1 webcam frames"
-    _, again, note = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest",
-                                    False, 1.0, "largest", None)
-    assert again is session and note == "face in 2 of 2 webcam frames"
-    pasted, other, note = app.live_frame(frame, str(real_dir / PHOTO_PAIR[0]), True, again, "largest",
-                                         False, 1.0, "largest", None)
-    assert other is not session and note == "face in 1 of 1 webcam frames"  # the photo pasted back: a new session
+    shown, session, note, recording = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest",
+                                                     False, 1.0, "largest", None)
+    assert shown.shape[0] == helpers.LIVE_HEIGHT
+    assert note.startswith("face in 1 of 1 webcam frames; the last 0.0 s kept for Save")
+    _, again, note, kept = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest",
+                                          False, 1.0, "largest", None, recording)
+    assert again is session and note.startswith("face in 2 of 2 webcam frames") and kept is recording
+    assert len(recording.frames) == 2
+    video, summary = app.save_live(recording)  # the Save button: the results kept, as a video
+    info = probe(video)
+    even = tuple(v // 2 * 2 for v in recording.size)  # (H.264's even sides)
+    assert info.fps == helpers.LIVE_RECORD_FPS and (info.width, info.height) == even
+    assert summary.startswith("the last ") and "of the live result, at 10 fps" in summary
+    pasted, other, note, kept = app.live_frame(frame, str(real_dir / PHOTO_PAIR[0]), True, again, "largest",
+                                               False, 1.0, "largest", None, recording)
+    assert other is not session and note.startswith("face in 1 of 1 webcam frames")  # pasted back: a new session
     assert pasted.shape[1] > shown.shape[1]  # your face | the whole photo
-    shown, session, note = app.live_frame(frame, str(real_dir / ANIMAL), False, session, "largest",
-                                          False, 1.0, "largest", None)
+    assert len(kept.frames) == 1  # the whole photo is another size: the recording starts anew
+    shown, session, note, _ = app.live_frame(frame, str(real_dir / ANIMAL), False, session, "largest",
+                                             False, 1.0, "largest", None)
     assert shown is None and session is None and "no human face found in" in note  # said beside, not raised
-    shown, session, note = app.live_frame(frame, None, False, None, "largest", False, 1.0, "largest", None)
+    shown, session, note, _ = app.live_frame(frame, None, False, None, "largest", False, 1.0, "largest", None)
     assert shown is None and note.startswith("Upload a photo of a face first")
+    with pytest.raises(Exception, match="nothing recorded yet"):
+        app.save_live(None)
+
+
+def test_live_recording_keeps_the_webcam_pace(tmp_path):
+    """Frames that came unevenly are written at LIVE_RECORD_FPS, each slot showing the last frame that had come."""
+    from x2face.media import VideoReader
+
+    now = [0.0]
+    rec = helpers.LiveRecording(seconds=5, clock=lambda: now[0])
+    for t, level in ((0.0, 0), (0.05, 60), (0.32, 120), (1.0, 180)):
+        now[0] = t
+        rec.add(np.full((48, 64, 3), level, np.uint8))
+    path, count = rec.save(tmp_path / "live.mp4", fps=10)
+    levels = [int(round(f.mean() / 60)) * 60 for f in VideoReader(path)]
+    assert count == 11 and levels == [0, 60, 60, 60, 120, 120, 120, 120, 120, 120, 180], levels
+    for t in np.arange(1.1, 8.0, 0.1):  # only the last 5 s are kept
+        now[0] = float(t)
+        rec.add(np.zeros((48, 64, 3), np.uint8))
+    assert 4.9 < rec.duration <= 5.0 and rec.frames[0][0] > 2.8
+    rec.add(np.zeros((32, 32, 3), np.uint8))  # another size (paste-back turned on): a new recording
+    assert len(rec.frames) == 1 and rec.size == (32, 32) and rec.duration == 0
+    with pytest.raises(InputError, match="nothing recorded yet"):
+        helpers.LiveRecording().save(tmp_path / "none.mp4")
 
 
 @pytest.mark.slow
@@ -615,18 +647,18 @@ def test_a_face_of_a_group_photo_is_chosen_in_every_tab(client, real_dir, tmp_pa
     # the live tab, as the stream calls it
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    _, _, note = app.live_frame(frame, group.get("path"), False, None, "0", False, 1.0, "largest", None)
+    _, _, note, _ = app.live_frame(frame, group.get("path"), False, None, "0", False, 1.0, "largest", None)
     assert note.startswith("face in 1 of 1 webcam frames") and "the leftmost of 2 faces" in note
-    shown, session, note = app.live_frame(frame, group.get("path"), False, None, "all", False, 1.0, "largest", None)
+    shown, session, note, _ = app.live_frame(frame, group.get("path"), False, None, "all", False, 1.0, "largest", None)
     assert "all 2 faces" in note and shown.shape[1] == 3 * shown.shape[0] + 4  # webcam | the 2:1 group photo
-    _, again, note = app.live_frame(frame, group.get("path"), False, session, "all", False, 1.0, "largest", None)
+    _, again, note, _ = app.live_frame(frame, group.get("path"), False, session, "all", False, 1.0, "largest", None)
     assert again is session and note.startswith("face in 2 of 2 webcam frames")  # one session follows the stream
     two = group_clip(real_dir, 2)  # two people at the webcam, each driving the face in its place
-    shown, each, note = app.live_frame(two[0], group.get("path"), False, again, "all", False, 1.0, "all", None)
+    shown, each, note, _ = app.live_frame(two[0], group.get("path"), False, again, "all", False, 1.0, "all", None)
     assert each is not again and each.driving_face == "all" and note.startswith("all 2 faces in 1 of 1 webcam")
-    _, still_each, note = app.live_frame(two[1], group.get("path"), False, each, "all", False, 1.0, "all", None)
+    _, still_each, note, _ = app.live_frame(two[1], group.get("path"), False, each, "all", False, 1.0, "all", None)
     assert still_each is each and note.startswith("all 2 faces in 2 of 2 webcam frames")
-    *_, note = app.live_frame(two[0], group.get("path"), False, None, "0", False, 1.0, "all", None)
+    _, _, note, _ = app.live_frame(two[0], group.get("path"), False, None, "0", False, 1.0, "all", None)
     assert "set the source with every face" in note  # said beside the picture
 
 
@@ -656,13 +688,15 @@ def test_relative_motion_in_the_frame_edit_and_live_tabs(client, real_dir):
     assert "edit (an overlay) driven by" in summary and "with relative motion" in summary
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
-    _, session, _ = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", True, 1.0, "largest", None)
+    _, session, _, _ = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", True, 1.0, "largest", None)
     assert session.relative
-    _, again, _ = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", True, 1.0, "largest", None)
+    _, again, _, _ = app.live_frame(frame, str(real_dir / PHOTO), False, session, "largest", True, 1.0, "largest", None)
     assert again is session
-    _, stronger, _ = app.live_frame(frame, str(real_dir / PHOTO), False, again, "largest", True, 2.0, "largest", None)
+    _, stronger, _, _ = app.live_frame(frame, str(real_dir / PHOTO), False, again, "largest", True, 2.0, "largest",
+                                       None)
     assert stronger is not session and stronger.motion_scale == 2.0
-    _, other, _ = app.live_frame(frame, str(real_dir / PHOTO), False, stronger, "largest", False, 2.0, "largest", None)
+    _, other, _, _ = app.live_frame(frame, str(real_dir / PHOTO), False, stronger, "largest", False, 2.0, "largest",
+                                    None)
     assert other is not stronger and not other.relative and other.motion_scale == 1.0  # unticked: a new session
 
 

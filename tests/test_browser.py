@@ -194,3 +194,8 @@ def test_live_webcam_tab_drives_the_photo(page, real_dir):
     assert "no face" not in status, status
     shot(page, "1b-live-webcam")
     page.locator("#live-webcam button[aria-label='capture photo']").click()  # stop
+    page.locator("#live-save").click()  # the results streamed so far, as a video
+    video = wait_playable(page, "#live-video video")
+    assert video["error"] is None and video["width"] > 64 and video["duration"] > 0.1, video
+    page.wait_for_selector("text=of the live result, at 10 fps")
+    shot(page, "1c-live-saved")

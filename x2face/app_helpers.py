@@ -24,7 +24,7 @@ import tempfile
 import threading
 import time
 import uuid
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -47,6 +47,9 @@ EDIT_DISPLAY = 512
 MAX_OUTPUT_SIDE = 1280
 #: The live tab's sharp face is at most this many pixels a side, for speed (``benchmarks/live_latency.py`` times it).
 LIVE_SHARP_SIDE = 384
+#: The live tab keeps its last results this long (JPEG in memory) for "Save the last ... as a video", at this rate.
+LIVE_RECORD_SECONDS = 30
+LIVE_RECORD_FPS = 10
 #: Longest side of the pose tab's preview (sharp rendering makes it the face's size in the photo, up to 1024).
 PREVIEW_SIDE = 512
 #: The choices of the weights chooser.
@@ -794,8 +797,8 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
 
 def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.ndarray,
               session: Any = None, paste_back: bool = False, face: str = "largest",
-              relative: bool = False, motion_scale: float = 1.0,
-              driving_face: str = "largest") -> tuple[np.ndarray, Any, str]:
+              relative: bool = False, motion_scale: float = 1.0, driving_face: str = "largest",
+              recording: LiveRecording | None = None) -> tuple[np.ndarray, Any, str]:
     """One webcam frame of the live tab: the photo's face driven by it.
 
     Args:
@@ -810,6 +813,7 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
             ``motion_scale`` as much motion.
         driving_face: which face at the webcam drives (a ``FACE_CHOICES`` value, or "all": each face of a group
             photo, the source with every face, by the face in its place).
+        recording: a ``LiveRecording`` the result (the photo driven, as shown) is added to.
 
     Returns:
         (driving crop | result side by side, uint8 RGB; the session; a one-line status).
@@ -826,7 +830,11 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
     what = "face" if session.faces == 1 else f"all {session.faces} faces"
     note = f"{what} in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")
     note += group
-    return live_picture(out), session, note
+    picture = live_picture(out)
+    if recording is not None:
+        recording.add(fit_frame(out.image))
+        note += f"; the last {recording.duration:.1f} s kept for Save"
+    return picture, session, note
 
 
 #: The app's choice of a face in a photo of several people: (label, ``SourceCache.get``'s ``face``).
@@ -840,6 +848,83 @@ def group_note(pipe: Any) -> str:
     pipeline whose source photos show several people, else ""."""
     note = pipe.source.group_photos()
     return f". The photo shows several people: {note} (pick another under Face)." if note else ""
+
+
+class LiveRecording:
+    """The live tab's results of the last ``seconds``, kept as JPEGs with the time each arrived, to save as a video.
+
+    Args:
+        seconds: how much is kept (older frames are dropped as new ones come).
+        clock: seconds, monotonic (``time.monotonic``; tests pass their own).
+
+    A frame of another size than the last (paste-back turned on or off, another photo) starts the recording anew.
+    """
+
+    def __init__(self, seconds: float = LIVE_RECORD_SECONDS, clock=time.monotonic) -> None:
+        self.seconds = float(seconds)
+        self._clock = clock
+        self.frames: deque[tuple[float, bytes]] = deque()
+        self.size: tuple[int, int] | None = None  # (width, height)
+
+    def add(self, image: np.ndarray) -> None:
+        """Keep ``image`` (uint8 [H, W, 3] RGB), stamped now."""
+        import cv2
+
+        h, w = image.shape[:2]
+        if (w, h) != self.size:
+            self.frames.clear()
+            self.size = (w, h)
+        ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92])
+        now = self._clock()
+        self.frames.append((now, jpeg.tobytes()))
+        while now - self.frames[0][0] > self.seconds:
+            self.frames.popleft()
+
+    @property
+    def duration(self) -> float:
+        """Seconds from the first frame kept to the last."""
+        return self.frames[-1][0] - self.frames[0][0] if self.frames else 0.0
+
+    def save(self, path: Path, fps: float = LIVE_RECORD_FPS) -> tuple[Path, int]:
+        """Write the frames kept to an MP4 at ``fps``, each slot showing the last frame that had arrived by then
+        (the webcam's own pace, however unevenly frames came). Returns (path, frames written).
+
+        Raises:
+            InputError: nothing recorded yet.
+        """
+        import cv2
+
+        from .media import VideoWriter
+
+        if not self.frames:
+            raise InputError("nothing recorded yet: choose a photo and start the webcam, then save")
+        frames = list(self.frames)
+        t0 = frames[0][0]
+        slots = int(math.floor((frames[-1][0] - t0) * fps + 1e-6)) + 1
+        j, shown, image = 0, -1, None
+        with VideoWriter(path, fps) as out:
+            for k in range(slots):
+                while j + 1 < len(frames) and frames[j + 1][0] <= t0 + k / fps + 1e-9:
+                    j += 1
+                if j != shown:
+                    data = np.frombuffer(frames[j][1], np.uint8)
+                    image, shown = cv2.imdecode(data, cv2.IMREAD_COLOR)[..., ::-1], j  # BGR -> RGB
+                out.write(image)
+        return path, slots
+
+
+def save_live(recording: LiveRecording | None, out_dir: Path) -> JobResult:
+    """The live tab's "Save" button: the recording's frames as ``live.mp4`` in ``out_dir``.
+
+    Raises:
+        InputError: no recording (the webcam was not started with a photo).
+    """
+    if recording is None:
+        raise InputError("nothing recorded yet: choose a photo and start the webcam, then save")
+    t0 = time.perf_counter()
+    video, count = recording.save(out_dir / "live.mp4")
+    return JobResult(video, frames=count, seconds=count / LIVE_RECORD_FPS, elapsed=time.perf_counter() - t0,
+                     summary=f"the last {count / LIVE_RECORD_FPS:.1f} s of the live result, at {LIVE_RECORD_FPS} fps")
 
 
 def live_picture(out: Any) -> np.ndarray:
@@ -1007,9 +1092,10 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
 
 
 __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FACE_CHOICES", "FPS", "JobResult", "LIVE_HEIGHT",
-           "LIVE_SHARP_SIDE", "LoadedWeights", "ModelCache", "POSE_MOTIONS", "PREVIEW_SIDE", "SHIPPED_DEMO_NOTE",
-           "SourceCache", "TempSpace", "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose",
-           "app_temp", "as_paths", "check_duration", "chooser_default", "device_label", "display_face", "edit_member",
-           "edit_video", "file_digest", "fit_frame", "group_note", "job_dir", "live_picture", "live_step",
+           "LIVE_RECORD_FPS", "LIVE_RECORD_SECONDS", "LIVE_SHARP_SIDE", "LiveRecording", "LoadedWeights",
+           "ModelCache", "POSE_MOTIONS", "PREVIEW_SIDE", "SHIPPED_DEMO_NOTE", "SourceCache", "TempSpace",
+           "WEIGHTS_SOURCES", "animate_audio", "animate_frames", "animate_pose", "app_temp", "as_paths",
+           "check_duration", "chooser_default", "device_label", "display_face", "edit_member", "edit_video",
+           "file_digest", "fit_frame", "group_note", "job_dir", "live_picture", "live_step",
            "missing_weights_markdown", "open_clip", "painted_layer", "painting_canvas", "parse_file_size", "preview",
-           "training_summary", "video_gif", "weights_spec", "write_frames"]
+           "save_live", "training_summary", "video_gif", "weights_spec", "write_frames"]
