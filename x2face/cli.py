@@ -16,6 +16,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert-original": ("x2face.convert:main", "convert the authors' release checkpoint (and pose files) to an x2face folder"),
     "info": ("x2face.hub:main", "describe a weights folder or Hub repo: config, parameters, provenance"),
+    "env": ("x2face.doctor:main", "show what x2face finds on this machine: versions, CPU/GPU, ffmpeg, face detectors"),
     "push": ("x2face.publish:main", "publish weights to the Hugging Face Hub with a model card (and their evaluation)"),
     "animate": ("x2face.animate:main", "animate a face photo with a driving video: --source PHOTO --driving CLIP --out OUT.mp4"),
     "embed": ("x2face.embed:main", "write a photo's embedded face to paint on (animate --edit-painted drives it)"),
