@@ -6,6 +6,7 @@ import hashlib
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -110,6 +111,44 @@ def test_animate_from_a_start_into_the_clip(real_dir, weights, tmp_path, capsys,
                           (["--driving", real_dir / ANNE, "--start", "1"], "a driving photo has no time")]:
         assert run("--source", real_dir / ANNE, "--out", tmp_path / "bad.mp4", "--weights", weights, *args) == 2
         assert message in capsys.readouterr().err, message
+
+
+def test_animate_each_photo_on_its_own(real_dir, weights, tmp_path, capsys):
+    """--each: a file per --source, each the same as animating that photo alone; a photo without a face is reported
+    and the others still written (exit code 2)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    common = ["--driving", real_dir / GRID, "--weights", weights, "--seconds", "0.4", "--no-keep-audio"]
+    assert run("--source", real_dir / ANNE, "--source", real_dir / DOG, "--source", real_dir / OBAMA, "--each",
+               "--out", f"{out}/{{name}}-moved.mp4", *common) == 2
+    text = capsys.readouterr()
+    assert f"x2face animate --each: 2 of 3 photos animated; failed: {Path(DOG).name}" in text.out
+    assert "s30.jpg: no human face found in" in text.err
+    written = sorted(p.name for p in out.iterdir())
+    assert written == sorted([f"{Path(ANNE).stem}-moved.mp4", f"{Path(OBAMA).stem}-moved.mp4"]), written
+    for photo in (ANNE, OBAMA):  # the second photo too: set on the same pipeline, as if it were animated alone
+        alone = tmp_path / f"alone-{Path(photo).stem}.mp4"
+        assert run("--source", real_dir / photo, "--out", alone, *common) == 0
+        for a, b in zip(VideoReader(alone), VideoReader(out / f"{Path(photo).stem}-moved.mp4"), strict=True):
+            assert np.array_equal(a, b)
+    capsys.readouterr()
+    # a folder as --out; a driving photo gives pictures
+    assert run("--source", real_dir / ANNE, "--source", real_dir / OBAMA, "--each", "--out", out, "--weights",
+               weights, "--driving", real_dir / OBAMA) == 0
+    assert (out / f"{Path(ANNE).stem}.png").is_file() and (out / f"{Path(OBAMA).stem}.png").is_file()
+    assert "2 of 3" not in capsys.readouterr().out
+    for args, message in [(["--out", tmp_path / "one.mp4"], "--each writes a file per --source: give --out a folder"),
+                          (["--out", out], "exists; pass --overwrite"),
+                          (["--out", f"{out}/x.mp4{{name}}"], "the output must end in"),
+                          (["--out", f"{tmp_path}/{{name}}.mp4", "--source", tmp_path / "sub" / Path(ANNE).name],
+                           "would both write")]:
+        (tmp_path / "sub").mkdir(exist_ok=True)
+        (tmp_path / "sub" / Path(ANNE).name).write_bytes((real_dir / ANNE).read_bytes())
+        assert run("--source", real_dir / ANNE, "--source", real_dir / OBAMA, "--each", "--weights", weights,
+                   "--driving", real_dir / OBAMA, *args) == 2
+        assert message in capsys.readouterr().err, message
+    assert run("--source", real_dir / ANNE, "--each", "--out", out, *common) == 2
+    assert "give two or more" in capsys.readouterr().err
 
 
 def test_animate_paste_back_keeps_photo_resolution(real_dir, weights, tmp_path):

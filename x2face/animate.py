@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -205,6 +205,28 @@ def open_pipeline(args: argparse.Namespace, limits: Limits, every: bool = False,
     return pipe
 
 
+def each_output(out: str, sources: Sequence[str], suffix: str) -> list[Path]:
+    """``--each``'s output files, one per source: ``out`` with ``{name}`` replaced by each source's file name without
+    its extension, or, for an existing folder, ``NAME + suffix`` in it.
+
+    Raises:
+        InputError: ``out`` is neither; two sources would write the same file.
+    """
+    if "{name}" in out:
+        paths = [Path(out.replace("{name}", Path(src).stem)) for src in sources]
+    elif Path(out).is_dir():
+        paths = [Path(out) / f"{Path(src).stem}{suffix}" for src in sources]
+    else:
+        raise InputError(f"--each writes a file per --source: give --out a folder, or a name with {{name}} in it "
+                         f"(e.g. out/{{name}}{suffix}), got {out}")
+    seen: dict[Path, str] = {}
+    for src, path in zip(sources, paths):
+        if path in seen:
+            raise InputError(f"--each: {seen[path]} and {src} would both write {path}; rename one")
+        seen[path] = src
+    return paths
+
+
 def group_note(pipe: X2FacePipeline, args: argparse.Namespace) -> str:
     """"; group.jpg: the largest of 3 faces (--face picks another)" where a source photo showed several people."""
     note = pipe.source.group_photos()
@@ -340,6 +362,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "(auto, default: on when the networks run on a GPU; no consistent gain on a 2-core CPU)")
     p.add_argument("--threads", type=int, default=None, metavar="N",
                    help="CPU threads for the model (default: X2FACE_THREADS, OMP_NUM_THREADS or one per physical core)")
+    p.add_argument("--each", action="store_true",
+                   help="animate each --source on its own (not as photos of one person), a file each: --out is a "
+                        "folder or a name with {name} (the photo's name), e.g. out/{name}.mp4; a photo that fails "
+                        "is reported and the others go on")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_edit_arguments(p)
@@ -389,9 +415,16 @@ def main(argv: list[str]) -> int:
                          "crops: choose it with --face")
     kind = (f"{Path(args.driving).name} is a photo: driving with it gives one picture (drive with a clip for a video)"
             if still_in else "this gives a video")
-    out = check_output_path(args.out, [*args.source, *driver.inputs(args), *edit_inputs(args)],
-                            overwrite=args.overwrite, extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS,
-                            kind=kind)
+    if args.each and len(args.source) < 2:
+        raise InputError("--each animates each of several --source photos on its own: give two or more")
+    if args.each and args.edit_painted and not args.edit_painted_on:
+        raise InputError("--each with --edit-painted: paint is on one photo's embedded face; name it with "
+                         "--edit-painted-on so that it moves to each photo's face")
+    outs = each_output(args.out, args.source, ".png" if still_in else ".mp4") if args.each else [args.out]
+    inputs = [*args.source, *driver.inputs(args), *edit_inputs(args)]
+    outs = [check_output_path(o, inputs, overwrite=args.overwrite,
+                              extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS, kind=kind)
+            for o in outs]
     edit_at = check_edit_arguments(args)
 
     if args.threads is not None:
@@ -400,8 +433,35 @@ def main(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
-    pipe = open_pipeline(args, limits, every=True, detect_every=args.detect_every, max_gap=args.max_gap,
-                         fast=False if args.eager else "auto", precision=args.precision, sharp=args.sharp)
+    if not args.each:
+        pipe = open_pipeline(args, limits, every=True, detect_every=args.detect_every, max_gap=args.max_gap,
+                             fast=False if args.eager else "auto", precision=args.precision, sharp=args.sharp)
+        print(animate_one(args, pipe, driver, outs[0], limits, edit_at, t0))
+        return 0
+    pipe, failed = None, []
+    for src, out in zip(args.source, outs):  # one model; each photo its own source
+        t0, one = time.perf_counter(), argparse.Namespace(**{**vars(args), "source": [src]})
+        try:
+            if pipe is None:
+                pipe = open_pipeline(one, limits, every=True, detect_every=args.detect_every, max_gap=args.max_gap,
+                                     fast=False if args.eager else "auto", precision=args.precision, sharp=args.sharp)
+            else:
+                pipe.set_source([src], video_frames=args.source_frames, limits=limits,
+                                face=parse_face_select(args.face, "--face", every=True))
+            print(animate_one(one, pipe, driver, out, limits, edit_at, t0))
+        except (NoFaceError, MediaError) as exc:  # this photo's problem: say it and go on with the others
+            failed.append(Path(src).name)
+            print(f"x2face animate: {Path(src).name}: {exc}", file=sys.stderr)
+    done = len(outs) - len(failed)
+    print(f"x2face animate --each: {done} of {len(outs)} photos animated" +
+          (f"; failed: {', '.join(failed)}" if failed else ""))
+    return 2 if failed else 0
+
+
+def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, out: Path, limits: Limits,
+                edit_at: tuple[float, float], t0: float) -> str:
+    """Edit ``pipe``'s source as the options say, drive it with ``driver`` and write ``out``; returns the summary
+    line (``t0``: when the work for it began, for the rate)."""
     edited = apply_edit_arguments(args, pipe, limits, edit_at)
     drive = driver.open(args, pipe, limits)
 
@@ -442,11 +502,10 @@ def main(argv: list[str]) -> int:
     tracked = drive.report()
     driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
     driven += f" ({pipe.cropper.backend})" + (f", {motion_note(args.motion_scale)}" if args.relative else "")
-    print(f"x2face animate: wrote {what}; {driven}{embedded}{edited}; "
-          f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
-    return 0
+    return (f"x2face animate: wrote {what}; {driven}{embedded}{edited}; "
+            f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
 
 
 __all__ = ["DRIVERS", "Drive", "Driver", "VideoDriver", "add_edit_arguments", "add_source_arguments",
-           "apply_edit_arguments", "build_parser", "check_edit_arguments", "edit_inputs", "group_note", "main",
-           "open_pipeline"]
+           "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "each_output", "edit_inputs",
+           "group_note", "main", "open_pipeline"]
