@@ -430,6 +430,14 @@ def test_a_start_into_the_clip_keeps_picture_and_sound_in_step(tmp_path):
     with pytest.raises(MediaError, match="limit"):  # the part read counts against the limits, not the whole clip
         VideoReader(src, start=0.5, limits=Limits(max_seconds=2))
     assert VideoReader(src, start=1.5, limits=Limits(max_seconds=2)).num_frames_estimate == 38
+    # a browser-style WebM whose header has no duration: a start past its end is found once reading ends
+    webm = tmp_path / "nodur.webm"
+    with open(webm, "wb") as f:
+        subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=s=64x64:r=25:d=2", "-c:v", "libvpx",
+                        "-f", "webm", "-"], stdout=f, check=True)
+    assert probe_video(webm).duration is None and len(list(VideoReader(webm, start=1))) == 25
+    with pytest.raises(MediaError, match="has no frames after 5 s: it is shorter than that"):
+        list(VideoReader(webm, start=5))
 
 
 def test_writer_audio_array_padded_to_video(tmp_path):

@@ -799,6 +799,8 @@ class VideoReader:
             self._proc = None
         if self.frames_read == 0:
             detail = _first_line(tail.text()) if proc.returncode not in (0, None) else "no frames decoded"
+            if self.start > 0 and proc.returncode in (0, None):  # (a header without a duration: no check before)
+                raise MediaError(f"{name} has no frames after {self.start:g} s: it is shorter than that")
             raise MediaError(f"cannot decode {name}: {detail}")
 
     def close(self) -> None:
