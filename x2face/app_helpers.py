@@ -858,11 +858,13 @@ class LiveRecording:
         clock: seconds, monotonic (``time.monotonic``; tests pass their own).
 
     A frame of another size than the last (paste-back turned on or off, another photo) starts the recording anew.
+    The stream adds while the Save button may read: a lock keeps the two apart.
     """
 
     def __init__(self, seconds: float = LIVE_RECORD_SECONDS, clock=time.monotonic) -> None:
         self.seconds = float(seconds)
         self._clock = clock
+        self._lock = threading.Lock()
         self.frames: deque[tuple[float, bytes]] = deque()
         self.size: tuple[int, int] | None = None  # (width, height)
 
@@ -870,15 +872,18 @@ class LiveRecording:
         """Keep ``image`` (uint8 [H, W, 3] RGB), stamped now."""
         import cv2
 
-        h, w = image.shape[:2]
-        if (w, h) != self.size:
-            self.frames.clear()
-            self.size = (w, h)
         ok, jpeg = cv2.imencode(".jpg", np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, 92])
-        now = self._clock()
-        self.frames.append((now, jpeg.tobytes()))
-        while now - self.frames[0][0] > self.seconds:
-            self.frames.popleft()
+        if not ok:  # pragma: no cover - (OpenCV encodes any uint8 RGB image)
+            return
+        h, w = image.shape[:2]
+        with self._lock:
+            if (w, h) != self.size:
+                self.frames.clear()
+                self.size = (w, h)
+            now = self._clock()
+            self.frames.append((now, jpeg.tobytes()))
+            while now - self.frames[0][0] > self.seconds:
+                self.frames.popleft()
 
     @property
     def duration(self) -> float:
@@ -896,9 +901,10 @@ class LiveRecording:
 
         from .media import VideoWriter
 
-        if not self.frames:
+        with self._lock:
+            frames = list(self.frames)
+        if not frames:
             raise InputError("nothing recorded yet: choose a photo and start the webcam, then save")
-        frames = list(self.frames)
         t0 = frames[0][0]
         slots = int(math.floor((frames[-1][0] - t0) * fps + 1e-6)) + 1
         j, shown, image = 0, -1, None
@@ -919,10 +925,8 @@ def save_live(recording: LiveRecording | None, out_dir: Path) -> JobResult:
     Raises:
         InputError: no recording (the webcam was not started with a photo).
     """
-    if recording is None:
-        raise InputError("nothing recorded yet: choose a photo and start the webcam, then save")
     t0 = time.perf_counter()
-    video, count = recording.save(out_dir / "live.mp4")
+    video, count = (recording or LiveRecording()).save(out_dir / "live.mp4")
     return JobResult(video, frames=count, seconds=count / LIVE_RECORD_FPS, elapsed=time.perf_counter() - t0,
                      summary=f"the last {count / LIVE_RECORD_FPS:.1f} s of the live result, at {LIVE_RECORD_FPS} fps")
 
