@@ -19,7 +19,7 @@ import subprocess
 import sys
 from typing import Any, Callable
 
-#: distributions whose versions the report lists (import name where it differs)
+#: the distributions (pip names) whose versions the report lists; those not installed are left out of the text
 PACKAGES = ("torch", "numpy", "opencv-python", "opencv-python-headless", "pillow", "pillow-heif", "imageio-ffmpeg",
             "soundfile", "librosa", "numba", "safetensors", "huggingface-hub", "gradio", "gradio-client",
             "face-alignment", "scikit-learn")
