@@ -2,6 +2,7 @@
 to the end, keeps the driving clip's duration and audio in sync; bad input is one line and exit code 2."""
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import subprocess
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from x2face.animate import clock_time
 from x2face.cli import main as cli
 from x2face.media import VideoReader, decode_check, ffmpeg_exe, probe_video, read_audio, read_image
 
@@ -105,7 +107,12 @@ def test_animate_from_a_start_into_the_clip(real_dir, weights, tmp_path, capsys,
     audio_out, _ = read_audio(out)
     lag, corr = best_lag(audio_in, audio_out)
     assert abs(lag) < sr / 25 and corr > 0.9, (lag, corr)
+    assert [clock_time(t) for t in ("62.5", "1:02.5", "0:01:02.5", "1:2", "0")] == [62.5, 62.5, 62.5, 62, 0]
+    for bad in ("1:60", "soon", "1::2", "1:2:3:4", "", "nan", "inf"):
+        with pytest.raises(argparse.ArgumentTypeError, match="not a time"):
+            clock_time(bad)
     for args, message in [(["--driving", real_dir / GRID, "--start", "5"], "is past its end"),
+                          (["--driving", real_dir / GRID, "--start", "0:05"], "is past its end"),
                           (["--driving", real_dir / GRID, "--start", "-1"], "--start must be a number of seconds"),
                           (["--pose=10,0,0", "--start", "1"], "--start is where a driving clip or an --audio"),
                           (["--driving", real_dir / ANNE, "--start", "1"], "a driving photo has no time")]:

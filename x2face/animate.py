@@ -205,6 +205,26 @@ def open_pipeline(args: argparse.Namespace, limits: Limits, every: bool = False,
     return pipe
 
 
+def clock_time(text: str) -> float:
+    """``"62.5"``, ``"1:02.5"`` or ``"0:01:02.5"`` -> 62.5 seconds (how players show times); argparse's type for
+    ``--start`` and ``--seconds``."""
+    parts = text.strip().split(":")
+    try:
+        if len(parts) > 3 or any(not p.strip() for p in parts):
+            raise ValueError
+        values = [float(p) for p in parts]
+        if not all(math.isfinite(v) for v in values):
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (seconds, M:SS or H:MM:SS)") from None
+    if len(values) > 1 and not all(0 <= v < 60 for v in values[1:]):
+        raise argparse.ArgumentTypeError(f"not a time: {text!r} (minutes and seconds go from 0 to 59)")
+    seconds = 0.0
+    for v in values:
+        seconds = seconds * 60 + v
+    return seconds
+
+
 def each_output(out: str, sources: Sequence[str], suffix: str) -> list[Path]:
     """``--each``'s output files, one per source: ``out`` with ``{name}`` replaced by each source's file name without
     its extension, or, for an existing folder, ``NAME + suffix`` in it.
@@ -322,10 +342,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="H.264 quality of an .mp4 output, 0-51 (default 18, visually lossless; lower: better, bigger)")
     p.add_argument("--keep-audio", action=argparse.BooleanOptionalAction, default=True,
                    help="copy the driving clip's audio track into the output (default: yes)")
-    p.add_argument("--seconds", type=float, default=None, metavar="S",
-                   help="animate only S seconds (the first, or from --start)")
-    p.add_argument("--start", type=float, default=0.0, metavar="S",
-                   help="begin S seconds into the driving clip or the --audio recording (default 0), its sound too")
+    p.add_argument("--seconds", type=clock_time, default=None, metavar="S",
+                   help="animate only S seconds (the first, or from --start; also M:SS)")
+    p.add_argument("--start", type=clock_time, default=0.0, metavar="S",
+                   help="begin S seconds into the driving clip or the --audio recording (default 0), its sound too; "
+                        "also M:SS or H:MM:SS, e.g. 1:02.5")
     p.add_argument("--fps", type=float, default=None, metavar="F",
                    help="read the driving clip at F frames per second, 1-60 (default: its own rate; e.g. 25 for a "
                         "60 fps phone clip: fewer frames to animate, the sound still in sync)")
@@ -507,5 +528,6 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
 
 
 __all__ = ["DRIVERS", "Drive", "Driver", "VideoDriver", "add_edit_arguments", "add_source_arguments",
-           "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "each_output", "edit_inputs",
+           "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "clock_time", "each_output",
+           "edit_inputs",
            "group_note", "main", "open_pipeline"]
