@@ -723,6 +723,7 @@ def test_edit_tab_paint_follows_the_head(client, real_dir, tmp_path):
     green = lambda im: ((im[..., 1] > 200) & (im[..., 0] < 80)).mean()  # noqa: E731
     assert green(after) > 0.05 and green(before) < 0.01
     assert probe(video).num_frames_estimate == 25 and probe(comparison).width > 2 * helpers.COMPARE_HEIGHT
+    assert probe(video).has_audio and probe(comparison).has_audio  # the clip's sound, as in the frame-driven tab
     assert "paint" in summary
     # an overlay picture instead, and the cached source is unedited again afterwards
     faces2, *_ = client.predict(photos, None, handle_file(str(app_server.EXAMPLES / "sticker.png")), 0.5, 0.4, 0.4,

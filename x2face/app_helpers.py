@@ -1040,7 +1040,8 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
 
     Returns:
         ``JobResult``: ``still`` = the embedded face before | after the edit, ``video`` = the edited
-        face driven by the clip, ``comparison`` = driving | unedited | edited, side by side.
+        face driven by the clip, ``comparison`` = driving | unedited | edited, side by side (both with the clip's
+        sound, where it has one).
 
     Raises:
         InputError: neither paint nor an overlay; NoFaceError: no face in the clip.
@@ -1077,9 +1078,10 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
         if pipe.last_report is None or pipe.last_report.found == 0:
             raise NoFaceError(pipe.last_report.nothing_found(name) if pipe.last_report else
                               f"no human face found in {name}")
-        # pass 2: the edited face
+        # pass 2: the edited face, with the clip's sound
         pipe.restore_edit(edited)
-        with VideoWriter(video, reader.fps) as out, VideoWriter(comparison, reader.fps) as cmp:
+        sound = dict(audio=driving if reader.info.has_audio else None, audio_start=start)
+        with VideoWriter(video, reader.fps, **sound) as out, VideoWriter(comparison, reader.fps, **sound) as cmp:
             for (crop, plain_frame), d in zip(plain, _progress(pipe.drive_frames(reader, batch_size=batch_size,
                                                                                  **motion), len(plain), "edited")):
                 out.write(d.image)
