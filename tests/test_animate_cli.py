@@ -158,6 +158,21 @@ def test_animate_each_photo_on_its_own(real_dir, weights, tmp_path, capsys):
     assert "give two or more" in capsys.readouterr().err
 
 
+def test_help_examples_are_valid_commands(capsys):
+    """Every example of ``animate --help`` parses with the current options and picks exactly one driver."""
+    import shlex
+
+    from x2face.animate import DRIVERS, EXAMPLES, build_parser
+
+    for what, line in EXAMPLES:
+        args = build_parser().parse_args(shlex.split(line))
+        assert sum(d.selected(args) for d in DRIVERS.values()) == 1, line
+    with pytest.raises(SystemExit):
+        cli(["animate", "--help"])
+    shown = capsys.readouterr().out
+    assert all(f"python -m x2face animate {line}" in shown for _, line in EXAMPLES)
+
+
 def test_animate_paste_back_keeps_photo_resolution(real_dir, weights, tmp_path):
     out = tmp_path / "pasted.mp4"
     assert run("--source", real_dir / OBAMA, "--driving", real_dir / SADTALKER, "--out", out, "--weights", weights,

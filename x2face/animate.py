@@ -317,11 +317,29 @@ def apply_edit_arguments(args: argparse.Namespace, pipe: X2FacePipeline, limits:
     return f"; painted {share:.1%} of {which} ({Path(path).name}{moved})"
 
 
+#: ``animate --help``'s examples (each is parsed by the tests, so they stay valid as the options change)
+EXAMPLES = (
+    ("a photo moved like the face in a clip", "--source me.jpg --driving clip.mp4 --out out.mp4"),
+    ("... pasted back into the photo, keeping its pose", "--source me.jpg --driving clip.mp4 --out out.mp4 "
+                                                         "--paste-back --relative"),
+    ("5 s from 1:02 into the clip, as a GIF", "--source me.jpg --driving clip.mp4 --out part.gif --start 1:02 "
+                                              "--seconds 5"),
+    ("every face of a group photo", "--source group.jpg --face all --driving clip.mp4 --out group.mp4"),
+    ("each photo on its own, a file each", "--source a.jpg --source b.jpg --each --driving clip.mp4 "
+                                           "--out out/{name}.mp4"),
+    ("turn the head (needs a pose head)", "--source me.jpg --pose-sweep yaw --out turn.mp4"),
+    ("make it speak (needs an audio head)", "--source me.jpg --audio speech.m4a --out talk.mp4"),
+    ("a sticker that follows the head", "--source me.jpg --driving clip.mp4 --out out.mp4 --edit-overlay "
+                                        "sticker.png --edit-at 0.6,0.4"),
+)
+
+
 def build_parser() -> argparse.ArgumentParser:
+    examples = "\n".join(f"  {what}:\n    python -m x2face animate {line}" for what, line in EXAMPLES)
     p = argparse.ArgumentParser(
-        prog="python -m x2face animate",
+        prog="python -m x2face animate", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Animate the face in a photo with a driving video (X2Face). The output shows the "
-                    "source person moving like the driving face.")
+                    "source person moving like the driving face.", epilog=f"examples:\n{examples}")
     add_source_arguments(p, every=True)
     for driver in DRIVERS.values():
         driver.add_arguments(p)
@@ -527,7 +545,7 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
             f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
 
 
-__all__ = ["DRIVERS", "Drive", "Driver", "VideoDriver", "add_edit_arguments", "add_source_arguments",
+__all__ = ["DRIVERS", "Drive", "Driver", "EXAMPLES", "VideoDriver", "add_edit_arguments", "add_source_arguments",
            "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "clock_time", "each_output",
            "edit_inputs",
            "group_note", "main", "open_pipeline"]
