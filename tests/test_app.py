@@ -256,6 +256,12 @@ def test_painted_layer_finds_the_paint(real_dir, tmp_path):
         assert layer[150, 200, 3] == 1 and layer[..., 3].mean() < 0.1
 
 
+def test_result_names_say_what_made_them():
+    assert helpers.result_name("photos/anne.jpg", "driven-by", "my clip (1).mp4") == "anne-driven-by-my_clip_1"
+    assert helpers.result_name("photo 1", "yaw") == "photo_1-yaw" and helpers.result_name("...", "") == "result"
+    assert len(helpers.result_name("x" * 300 + ".png")) == 40
+
+
 def test_output_frames_are_limited_in_size():
     big = np.zeros((3000, 4000, 3), np.uint8)
     assert helpers.fit_frame(big).shape == (960, 1280, 3)
@@ -361,6 +367,9 @@ def test_a_50_fps_clip_is_animated_at_25(client, real_dir, tmp_path):
     video, comparison, _, summary = client.predict(photo, handle_file(str(fast)), None, False, True, 1.0,
                                                    api_name="/animate_frames")
     assert "at 25 fps (every 2nd frame of a 50 fps clip)" in summary and "25/25 frames" in summary, summary
+    stem = helpers.result_name(PHOTO_PAIR[0])  # downloads say what they are
+    assert (Path(video).name, Path(comparison).name) == (f"{stem}-driven-by-fast.mp4",
+                                                         f"{stem}-driven-by-fast-side-by-side.mp4")
     for info in (probe(video), probe(comparison)):
         assert info.fps == 25 and info.has_audio and abs(info.duration - 1.0) < 0.15
     # Start at: from 0.5 s of the 1 s clip (the last parameter), its sound from there too

@@ -643,6 +643,21 @@ class JobResult:
     summary: str = ""
 
 
+def result_name(*words: str) -> str:
+    """A download's file name from what made it: ``result_name("anne.jpg", "driven-by", "clip.mp4")`` ->
+    ``"anne-driven-by-clip"`` (file extensions dropped, only letters, digits, ``_`` and ``-`` kept, each name cut to
+    40 characters), so that results saved from the browser say what they are."""
+    import re
+
+    parts = [re.sub(r"[^A-Za-z0-9_-]+", "_", Path(str(w)).stem if "." in str(w) else str(w)).strip("_")[:40]
+             for w in words]
+    return "-".join(p for p in parts if p) or "result"
+
+
+def _source_name(pipe) -> str:
+    return pipe.source.names[0] if pipe.source.names else "photo"
+
+
 def _rate(frames: int, elapsed: float) -> str:
     return f"{elapsed:.1f} s ({frames / max(elapsed, 1e-9):.1f} frames/s)"
 
@@ -656,7 +671,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     Args:
         pipe: an ``X2FacePipeline`` with its source set.
         driving: a video (any format ffmpeg reads, also browser webcam recordings) or a photo.
-        out_dir: where ``result.mp4`` and ``side_by_side.mp4`` (or ``side_by_side.png``) go.
+        out_dir: where the result and its side-by-side go, named after the photo and the clip (``result_name``).
         seconds: animate only ``seconds`` of the clip (from ``start``).
         paste_back: output the source photo with the face pasted in (else the model-size crop).
         keep_audio: copy the clip's sound into the result.
@@ -693,14 +708,15 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
         d = next(pipe.drive_frames([image], paste_back=paste_back, on_missing="source", driving_face=select))
         if not d.found:
             raise NoFaceError(pipe.last_report.nothing_found(f"the driving photo {name}"))
-        still = write_image(out_dir / "side_by_side.png",
+        still = write_image(out_dir / f"{result_name(_source_name(pipe), 'driven-by', name)}.png",
                             side_by_side(src.crops[0], d.driving_crop, fit_frame(d.image), height=COMPARE_HEIGHT))
         elapsed = time.perf_counter() - t0
         return JobResult(still=still, frames=1, elapsed=elapsed,
                          summary=f"driven by the photo {name}: face found; {elapsed:.1f} s")
     reader, rate_note = open_clip(driving, seconds=seconds, limits=limits, max_fps=max_fps, start=start)
     audio = driving if (keep_audio and reader.info.has_audio) else None
-    video, comparison = out_dir / "result.mp4", out_dir / "side_by_side.mp4"
+    stem = result_name(_source_name(pipe), "driven-by", name)
+    video, comparison = out_dir / f"{stem}.mp4", out_dir / f"{stem}-side-by-side.mp4"
     sound = dict(audio=audio, audio_start=start)
     with VideoWriter(video, reader.fps, **sound) as out, VideoWriter(comparison, reader.fps, **sound) as cmp:
         driven = pipe.drive_frames(reader, paste_back=paste_back, batch_size=batch_size, relative=relative,
@@ -765,7 +781,8 @@ def animate_pose(pipe, motion: str, out_dir: Path, *, seconds: float, target: Se
         half = max(1, (n - 1) // 2)
         poses = pose_path(start, [tuple(target), start], frames_per_move=half, hold=max(0, n - 1 - 2 * half))
         frames, n = drive_poses(pipe, poses, paste_back=paste_back, batch_size=batch_size), poses.shape[0]
-    video, count, length = write_frames(frames, out_dir / "pose.mp4", n, "rendering poses")
+    video, count, length = write_frames(frames, out_dir / f"{result_name(_source_name(pipe), axis or 'pose')}.mp4", n,
+                                        "rendering poses")
     elapsed = time.perf_counter() - t0
     return JobResult(video, frames=count, seconds=length, elapsed=elapsed,
                      summary=f"{motion}: {length:.1f} s at {FPS} fps; {_rate(count, elapsed)}")
@@ -784,7 +801,8 @@ def animate_audio(pipe, audio: str | os.PathLike, out_dir: Path, *, seconds: flo
         check_duration(audio, limits.max_seconds)
     drive = pipe.drive_audio(os.fspath(audio), seconds=seconds, paste_back=paste_back, batch_size=batch_size,
                              start=start)
-    video, count, length = write_frames(drive.frames, out_dir / "speech.mp4", drive.num_frames, "speaking",
+    path = out_dir / f"{result_name(_source_name(pipe), 'speaking', Path(audio).name)}.mp4"
+    video, count, length = write_frames(drive.frames, path, drive.num_frames, "speaking",
                                         fps=drive.fps, audio=audio, audio_start=start)
     elapsed = time.perf_counter() - t0
     note = drive.note()  # "" unless the recording is silent
@@ -920,13 +938,13 @@ class LiveRecording:
 
 
 def save_live(recording: LiveRecording | None, out_dir: Path) -> JobResult:
-    """The live tab's "Save" button: the recording's frames as ``live.mp4`` in ``out_dir``.
+    """The live tab's "Save" button: the recording's frames as ``live-HHMMSS.mp4`` in ``out_dir``.
 
     Raises:
         InputError: no recording (the webcam was not started with a photo).
     """
     t0 = time.perf_counter()
-    video, count = (recording or LiveRecording()).save(out_dir / "live.mp4")
+    video, count = (recording or LiveRecording()).save(out_dir / f"live-{time.strftime('%H%M%S')}.mp4")
     return JobResult(video, frames=count, seconds=count / LIVE_RECORD_FPS, elapsed=time.perf_counter() - t0,
                      summary=f"the last {count / LIVE_RECORD_FPS:.1f} s of the live result, at {LIVE_RECORD_FPS} fps")
 
@@ -1067,9 +1085,11 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
             pipe.edit_embedded_face(face=face, overlay=overlay, position=tuple(position), scale=float(scale))
         after = target.embedded_face(COMPARE_HEIGHT)
         edited = pipe.edit_state()
-        still = write_image(out_dir / "embedded_before_after.png", side_by_side(before, after))
+        stem = result_name(_source_name(pipe), "edited-driven-by", name)
+        still = write_image(out_dir / f"{result_name(_source_name(pipe), 'embedded-before-after')}.png",
+                            side_by_side(before, after))
         reader, rate_note = open_clip(driving, seconds=seconds, limits=limits, max_fps=max_fps, start=start)
-        video, comparison = out_dir / "edited.mp4", out_dir / "before_after.mp4"
+        video, comparison = out_dir / f"{stem}.mp4", out_dir / f"{stem}-before-after.mp4"
         # pass 1: the unedited face, keeping its frames (the clip is at most max_seconds long)
         pipe.restore_edit(original)
         motion = dict(relative=relative, motion_scale=motion_scale, driving_face=select)
@@ -1104,4 +1124,4 @@ __all__ = ["AppSettings", "COMPARE_HEIGHT", "EDIT_DISPLAY", "FACE_CHOICES", "FPS
            "check_duration", "chooser_default", "device_label", "display_face", "edit_member", "edit_video",
            "file_digest", "fit_frame", "group_note", "job_dir", "live_picture", "live_step",
            "missing_weights_markdown", "open_clip", "painted_layer", "painting_canvas", "parse_file_size", "preview",
-           "save_live", "training_summary", "video_gif", "weights_spec", "write_frames"]
+           "result_name", "save_live", "training_summary", "video_gif", "weights_spec", "write_frames"]
