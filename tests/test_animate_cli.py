@@ -156,6 +156,19 @@ def test_animate_each_photo_on_its_own(real_dir, weights, tmp_path, capsys):
         assert message in capsys.readouterr().err, message
     assert run("--source", real_dir / ANNE, "--each", "--out", out, *common) == 2
     assert "give two or more" in capsys.readouterr().err
+    # a folder of photos: the photos in it, by name (not its other files)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in (ANNE, OBAMA):
+        (photos / Path(name).name).write_bytes((real_dir / name).read_bytes())
+    (photos / "notes.txt").write_text("not a photo")
+    folder_out = tmp_path / "from-folder"
+    folder_out.mkdir()
+    assert run("--source", photos, "--each", "--out", folder_out, *common) == 0
+    assert sorted(p.name for p in folder_out.iterdir()) == sorted(f"{Path(n).stem}.mp4" for n in (ANNE, OBAMA))
+    (tmp_path / "empty").mkdir()
+    assert run("--source", tmp_path / "empty", "--out", tmp_path / "e.mp4", *common) == 2
+    assert "the folder" in capsys.readouterr().err
 
 
 def test_help_examples_are_valid_commands(capsys):

@@ -150,7 +150,7 @@ def add_source_arguments(p: argparse.ArgumentParser, every: bool | str = False) 
     ``--face all`` is offered, a string: what it does, for the help)."""
     p.add_argument("--source", action="append", required=True, metavar="PHOTO",
                    help="photo of the face to animate; repeat for several photos of the same person; a video of "
-                        "the person gives --source-frames of its frames")
+                        "the person gives --source-frames of its frames; a folder: the photos in it")
     p.add_argument("--source-frames", type=int, default=4, metavar="N",
                    help="frames taken from a source video, spread over its first minute (default 4)")
     p.add_argument("--weights", default=None, help="weights folder, Hub repo 'owner/name[@rev]' or 'demo' (default)")
@@ -183,6 +183,25 @@ def add_edit_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--edit-painted-on", metavar="PNG",
                    help="with --edit-painted: the embedded face it was painted on, when that is another person's "
                         "(`embed` of another --source): the paint moves to this face")
+
+
+def expand_sources(sources: Sequence[str]) -> list[str]:
+    """``--source`` values with each folder replaced by the photos in it (by name; not its subfolders).
+
+    Raises:
+        MediaError: a folder holds no photo.
+    """
+    out: list[str] = []
+    for src in sources:
+        if Path(src).is_dir():
+            photos = sorted(str(p) for p in Path(src).iterdir() if p.is_file() and not p.name.startswith(".")
+                            and p.suffix.lower() in IMAGE_EXTENSIONS)
+            if not photos:
+                raise MediaError(f"the folder {src} holds no photos ({', '.join(IMAGE_EXTENSIONS)})")
+            out += photos
+        else:
+            out.append(src)
+    return out
 
 
 def open_pipeline(args: argparse.Namespace, limits: Limits, every: bool = False, **options) -> X2FacePipeline:
@@ -327,6 +346,7 @@ EXAMPLES = (
     ("every face of a group photo", "--source group.jpg --face all --driving clip.mp4 --out group.mp4"),
     ("each photo on its own, a file each", "--source a.jpg --source b.jpg --each --driving clip.mp4 "
                                            "--out out/{name}.mp4"),
+    ("every photo in a folder, a file each", "--source photos/ --each --driving clip.mp4 --out out/"),
     ("turn the head (needs a pose head)", "--source me.jpg --pose-sweep yaw --out turn.mp4"),
     ("make it speak (needs an audio head)", "--source me.jpg --audio speech.m4a --out talk.mp4"),
     ("a sticker that follows the head", "--source me.jpg --driving clip.mp4 --out out.mp4 --edit-overlay "
@@ -415,6 +435,7 @@ def main(argv: list[str]) -> int:
     """Run ``python -m x2face animate``; returns the exit code (errors are raised as X2FaceError)."""
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
+    args.source = expand_sources(args.source)
     chosen = [d for d in DRIVERS.values() if d.selected(args)]
     if len(chosen) != 1:
         names = ", ".join(f"--{n}" if n != "video" else "--driving" for n in DRIVERS)
@@ -547,5 +568,5 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
 
 __all__ = ["DRIVERS", "Drive", "Driver", "EXAMPLES", "VideoDriver", "add_edit_arguments", "add_source_arguments",
            "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "clock_time", "each_output",
-           "edit_inputs",
+           "edit_inputs", "expand_sources",
            "group_note", "main", "open_pipeline"]

@@ -19,7 +19,7 @@ import time
 
 from pathlib import Path
 
-from .animate import add_source_arguments, group_note, open_pipeline
+from .animate import add_source_arguments, expand_sources, group_note, open_pipeline
 from .errors import InputError
 from .faces import EVERY_FACE
 from .media import IMAGE_EXTENSIONS, Limits, check_output_path, write_image
@@ -53,6 +53,7 @@ def main(argv: list[str]) -> int:
     """Run ``python -m x2face embed``; returns the exit code (errors are raised as X2FaceError)."""
     args = build_parser().parse_args(argv)
     t0 = time.perf_counter()
+    args.source = expand_sources(args.source)
     every = args.face.strip() == EVERY_FACE  # a file per face, numbered once the faces are found
 
     def check(names: list[tuple[str, str | None]], overwrite: bool) -> None:
