@@ -63,8 +63,8 @@ def model_card(model: X2Face, repo_id: str, provenance: dict[str, Any], report: 
         "", "## Evaluation", "",
     ]
     if report:
-        lines += [f"`python -m x2face evaluate` on the synthetic world's test identities (and real val clips where "
-                  f"marked); `report.md` has the figures.", "", *metrics_table(report)]
+        lines += ["`python -m x2face evaluate` on the synthetic world's test identities (and real val clips where "
+                  "marked); `report.md` has the figures.", "", *metrics_table(report)]
     else:
         lines += [f"Not evaluated here: `python -m x2face evaluate --weights {repo_id} --out report/`."]
     return "\n".join(lines) + "\n"
