@@ -260,6 +260,7 @@ def test_result_names_say_what_made_them():
     assert helpers.result_name("photos/anne.jpg", "driven-by", "my clip (1).mp4") == "anne-driven-by-my_clip_1"
     assert helpers.result_name("photo 1", "yaw") == "photo_1-yaw" and helpers.result_name("...", "") == "result"
     assert len(helpers.result_name("x" * 300 + ".png")) == 40
+    assert helpers.result_name("фото 1.png", "speaking", "запись.webm") == "фото_1-speaking-запись"
 
 
 def test_output_frames_are_limited_in_size():

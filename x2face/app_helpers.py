@@ -645,11 +645,11 @@ class JobResult:
 
 def result_name(*words: str) -> str:
     """A download's file name from what made it: ``result_name("anne.jpg", "driven-by", "clip.mp4")`` ->
-    ``"anne-driven-by-clip"`` (file extensions dropped, only letters, digits, ``_`` and ``-`` kept, each name cut to
-    40 characters), so that results saved from the browser say what they are."""
+    ``"anne-driven-by-clip"`` (file extensions dropped, only letters of any script, digits, ``_`` and ``-`` kept, each
+    name cut to 40 characters), so that results saved from the browser say what they are."""
     import re
 
-    parts = [re.sub(r"[^A-Za-z0-9_-]+", "_", Path(str(w)).stem if "." in str(w) else str(w)).strip("_")[:40]
+    parts = [re.sub(r"[^\w-]+", "_", Path(str(w)).stem if "." in str(w) else str(w)).strip("_")[:40]
              for w in words]
     return "-".join(p for p in parts if p) or "result"
 
