@@ -139,6 +139,19 @@ def test_animate_each_photo_on_its_own(real_dir, weights, tmp_path, capsys):
         for a, b in zip(VideoReader(alone), VideoReader(out / f"{Path(photo).stem}-moved.mp4"), strict=True):
             assert np.array_equal(a, b)
     capsys.readouterr()
+    # --skip-existing: after an interrupted run, only the photos not done yet
+    done = out / f"{Path(OBAMA).stem}-moved.mp4"
+    kept = (out / f"{Path(ANNE).stem}-moved.mp4").stat().st_mtime_ns
+    done.unlink()
+    assert run("--source", real_dir / ANNE, "--source", real_dir / OBAMA, "--each", "--skip-existing",
+               "--out", f"{out}/{{name}}-moved.mp4", *common) == 0
+    text = capsys.readouterr().out
+    assert f"skipped 1 output(s) that exist: {Path(ANNE).stem}-moved.mp4" in text and "1 of 1 photos animated" in text
+    assert done.is_file() and (out / f"{Path(ANNE).stem}-moved.mp4").stat().st_mtime_ns == kept
+    assert run("--source", real_dir / ANNE, "--out", done, "--skip-existing", *common) == 0  # nothing left to do
+    assert "skipped 1 output(s)" in capsys.readouterr().out
+    assert run("--source", real_dir / ANNE, "--out", done, "--skip-existing", "--overwrite", *common) == 2
+    assert "give one" in capsys.readouterr().err
     # a folder as --out; a driving photo gives pictures
     assert run("--source", real_dir / ANNE, "--source", real_dir / OBAMA, "--each", "--out", out, "--weights",
                weights, "--driving", real_dir / OBAMA) == 0

@@ -426,6 +426,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "folder or a name with {name} (the photo's name), e.g. out/{name}.mp4; a photo that fails "
                         "is reported and the others go on")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
+    p.add_argument("--skip-existing", action="store_true",
+                   help="leave outputs that exist as they are and do not redo them (with --each: animate only the "
+                        "photos not done yet, e.g. after an interrupted run)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     add_edit_arguments(p)
     return p
@@ -481,6 +484,16 @@ def main(argv: list[str]) -> int:
         raise InputError("--each with --edit-painted: paint is on one photo's embedded face; name it with "
                          "--edit-painted-on so that it moves to each photo's face")
     outs = each_output(args.out, args.source, ".png" if still_in else ".mp4") if args.each else [args.out]
+    if args.skip_existing and args.overwrite:
+        raise InputError("--skip-existing keeps outputs that exist, --overwrite replaces them: give one")
+    if args.skip_existing:
+        done = [o for o in outs if Path(o).is_file()]
+        if done:
+            print(f"x2face animate: skipped {len(done)} output(s) that exist: {', '.join(Path(o).name for o in done)}")
+        keep = [i for i, o in enumerate(outs) if not Path(o).is_file()]
+        if not keep:
+            return 0
+        outs, args.source = [outs[i] for i in keep], [args.source[i] for i in keep] if args.each else args.source
     inputs = [*args.source, *driver.inputs(args), *edit_inputs(args)]
     outs = [check_output_path(o, inputs, overwrite=args.overwrite,
                               extensions=IMAGE_EXTENSIONS if still_in else VIDEO_OUT_EXTENSIONS, kind=kind)
