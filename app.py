@@ -18,8 +18,9 @@ Every tab with a photo has a Face menu for a photo of several people (a paramete
 earlier ones: "largest", "0" = leftmost, ..., "-1" = rightmost; left out, the largest). The frame-driven, live
 and editing tabs also have a Relative motion box (``X2FacePipeline.drive_frames(relative=True)``) and its Motion
 strength slider (``motion_scale``), the two parameters after it; ``/animate_frames`` then takes the Driving face
-menu. The frame-driven, audio and editing tabs' Start at (seconds into the clip or recording) is the last parameter
-(``start``).
+menu. The frame-driven, audio and editing tabs' Start at (seconds into the clip or recording) is the parameter after
+those (``start``), and the frame-driven and editing tabs' "... from the frame posed most like the photo" the last
+(``from_best``).
 
 The handlers only read the widgets and call ``x2face.app_helpers`` (settings, weights and source
 caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is built at import;
@@ -123,7 +124,7 @@ def crop_sources(photos, face, spec):
 
 @user_errors
 def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, relative, strength, driving_face, spec,
-                   start=0, progress=gr.Progress(track_tqdm=True)):
+                   start=0, from_best=False, progress=gr.Progress(track_tqdm=True)):
     driving = video or image
     if not driving:
         raise gr.Error("add a driving video, photo or webcam clip")
@@ -132,8 +133,13 @@ def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, 
                                    paste_back=bool(paste_back), keep_audio=bool(keep_audio), relative=bool(relative),
                                    motion_scale=_strength(relative, strength), driving_face=driving_face,
                                    limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, max_fps=SETTINGS.max_fps,
-                                   start=SETTINGS.start(start))
+                                   start=SETTINGS.start(start), reference=_reference(relative, from_best))
         return r.video, r.comparison, r.still, r.summary + helpers.group_note(pipe)
+
+
+def _reference(relative, from_best):
+    """Where relative motion counts from: the clip's frame posed most like the photo when that box is ticked."""
+    return "best" if relative and from_best else "first"
 
 
 def _strength(relative, strength):
@@ -206,7 +212,7 @@ def embed_face(photos, face, edit_face, spec):
 
 @user_errors
 def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, relative, strength, driving_face,
-               edit_face, spec, start=0, progress=gr.Progress(track_tqdm=True)):
+               edit_face, spec, start=0, from_best=False, progress=gr.Progress(track_tqdm=True)):
     if not driving:
         raise gr.Error("add a driving video or webcam clip")
     sticker = read_overlay(overlay, SETTINGS.max_image_pixels) if overlay else None
@@ -215,7 +221,8 @@ def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, r
                                painting=painting, overlay=sticker, position=(float(x), float(y)), scale=float(scale),
                                limits=SETTINGS.limits(), batch_size=SETTINGS.batch_size, relative=bool(relative),
                                motion_scale=_strength(relative, strength), driving_face=driving_face,
-                               edit_face=edit_face, max_fps=SETTINGS.max_fps, start=SETTINGS.start(start))
+                               edit_face=edit_face, max_fps=SETTINGS.max_fps, start=SETTINGS.start(start),
+                               reference=_reference(relative, from_best))
         return r.still, r.video, r.comparison, r.summary + helpers.group_note(pipe)
 
 
@@ -293,8 +300,9 @@ def _face_choice(elem_id=None, label="Face (in a photo of several people)", ever
     return gr.Dropdown(choices, value="largest", label=label, min_width=160, elem_id=elem_id)
 
 
-def _relative_motion(tab):
-    """The relative motion box and its strength slider (usable once the box is ticked)."""
+def _relative_motion(tab, best=False):
+    """The relative motion box and its strength slider (usable once the box is ticked); with ``best``, a box that
+    counts the motion from the clip's frame posed most like the photo (returned third)."""
     relative = gr.Checkbox(label="Relative motion", value=False, elem_id=f"{tab}-relative",
                            info="keep the photo's own pose and head shape; move it as the driving face moves from its "
                                 "first frame (start posed as the photo is)")
@@ -303,7 +311,13 @@ def _relative_motion(tab):
                          elem_id=f"{tab}-strength")
     relative.change(lambda on: gr.Slider(interactive=bool(on)), relative, strength, queue=False,
                     api_visibility="private")
-    return relative, strength
+    if not best:
+        return relative, strength
+    from_best = gr.Checkbox(label="... from the frame posed most like the photo", value=False, interactive=False,
+                            info="instead of the clip's first frame (the clip is read twice)", elem_id=f"{tab}-best")
+    relative.change(lambda on: gr.Checkbox(interactive=bool(on)), relative, from_best, queue=False,
+                    api_visibility="private")
+    return relative, strength, from_best
 
 
 def _video(label, elem_id=None):
@@ -345,7 +359,7 @@ def build_demo() -> gr.Blocks:
                 with gr.Row():
                     f_paste = gr.Checkbox(label="Paste back into the original photo", value=False)
                     f_audio = gr.Checkbox(label="Keep the driving clip's sound", value=True)
-                    f_rel, f_strength = _relative_motion("frames")
+                    f_rel, f_strength, f_best = _relative_motion("frames", best=True)
                     f_seconds = _seconds_slider()
                     f_start = _start_number(elem_id="frames-start")
                 f_run = gr.Button("Animate", variant="primary")
@@ -360,7 +374,7 @@ def build_demo() -> gr.Blocks:
                 gr.on([f_photos.change, f_face.input], crop_sources, [f_photos, f_face, weights], [f_crops, f_crop_md],
                       api_name="crop_sources", **LIGHT)
                 f_run.click(animate_frames, [f_photos, f_video, f_image, f_paste, f_audio, f_seconds, f_face, f_rel,
-                                             f_strength, f_dface, weights, f_start],
+                                             f_strength, f_dface, weights, f_start, f_best],
                             [f_out, f_cmp, f_still, f_md], api_name="animate_frames", **JOBS)
 
             # ---------------------------------------------------------------- live webcam
@@ -483,7 +497,7 @@ def build_demo() -> gr.Blocks:
                                            every=EACH_FACE)
                     e_seconds = _seconds_slider()
                     e_start = _start_number(elem_id="edit-start")
-                    e_rel, e_strength = _relative_motion("edit")
+                    e_rel, e_strength, e_best = _relative_motion("edit", best=True)
                 e_run = gr.Button("Render the edited face", variant="primary")
                 with gr.Row():
                     e_faces = gr.Image(label="Embedded face before | after", height=200)
@@ -496,7 +510,7 @@ def build_demo() -> gr.Blocks:
                 gr.on([e_photos.change, e_face.input, e_which.input], embed_face, [e_photos, e_face, e_which, weights],
                       [e_editor, e_conf, e_md], api_name="embed_face", **LIGHT)
                 e_run.click(edit_video, [e_photos, e_editor, e_overlay, e_x, e_y, e_scale, e_video, e_seconds, e_face,
-                                         e_rel, e_strength, e_dface, e_which, weights, e_start],
+                                         e_rel, e_strength, e_dface, e_which, weights, e_start, e_best],
                             [e_faces, e_out, e_cmp, e_run_md], api_name="edit_video", **JOBS)
 
         demo.load(show_weights, [weights], [weights_source, weights_text, weights_md], api_visibility="private")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -509,7 +510,13 @@ def test_animate_relative_motion(real_dir, weights, tmp_path, capsys):
         assert "--relative moves the photo as a driving video's face moves" in capsys.readouterr().err
     assert run(*common, "--driving", real_dir / GRID, "--seconds", "0.4", "--relative", "--motion-scale", "1.5") == 0
     assert "relative motion x1.5 from its first face;" in capsys.readouterr().out
-    for args, message in [(["--motion-scale", "2"], "--motion-scale scales relative motion: add --relative"),
+    # from the frame posed most like the photo (the clip is read twice)
+    assert run(*common, "--driving", real_dir / GRID, "--seconds", "0.4", "--relative", "--relative-to", "best") == 0
+    text = capsys.readouterr().out
+    assert re.search(r"relative motion from frame \d+ \(\d\.\d\d s\), posed most like the photo;", text), text
+    assert probe_video(out).num_frames_estimate == 10
+    for args, message in [(["--relative-to", "best"], "--relative-to picks relative motion's reference frame"),
+                          (["--motion-scale", "2"], "--motion-scale scales relative motion: add --relative"),
                           (["--relative", "--motion-scale", "9"], "--motion-scale must be from 0 to 4, got 9")]:
         assert run(*common, "--driving", real_dir / GRID, *args) == 2
         assert message in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import struct
 import time
 import urllib.error
@@ -686,6 +687,9 @@ def test_relative_motion_in_the_frame_edit_and_live_tabs(client, real_dir):
     *_, summary = client.predict(photo, real(real_dir, CLIP_SILENT), None, False, True, 0.5, "largest", True, 2.5,
                                  api_name="/animate_frames")
     assert "(relative motion x2.5 from its first face)" in summary
+    *_, summary = client.predict(photo, real(real_dir, CLIP_SILENT), None, False, True, 0.5, "largest", True, 1.0,
+                                 "largest", 0, True, api_name="/animate_frames")  # from the frame posed most like it
+    assert re.search(r"\(relative motion from frame \d+ \(\d\.\d\d s\), posed most like the photo\)", summary), summary
     *_, summary = client.predict(photo, real(real_dir, CLIP_SILENT), None, False, True, 0.5, "largest", False, 2.5,
                                  api_name="/animate_frames")  # the strength counts only with relative motion
     assert "relative" not in summary
@@ -696,6 +700,9 @@ def test_relative_motion_in_the_frame_edit_and_live_tabs(client, real_dir):
     *_, summary = client.predict(photo, None, sticker, 0.5, 0.4, 0.4, real(real_dir, CLIP_SILENT), 0.5, "largest",
                                  True, 1.5, api_name="/edit_video")
     assert "edit (an overlay) driven by" in summary and "with relative motion" in summary
+    *_, summary = client.predict(photo, None, sticker, 0.5, 0.4, 0.4, real(real_dir, CLIP_SILENT), 0.5, "largest",
+                                 True, 1.0, "largest", "all", 0, True, api_name="/edit_video")
+    assert "with relative motion from frame " in summary and "posed most like the photo" in summary, summary
     app = app_server.serve()["app"]
     frame = next(iter(VideoReader(real_dir / CLIP_WITH_SOUND)))
     _, session, _, _ = app.live_frame(frame, str(real_dir / PHOTO), False, None, "largest", True, 1.0, "largest", None)

@@ -647,6 +647,38 @@ def test_relative_motion_moves_the_source_by_the_driving_change(moving_model, re
         pipe.live(motion_scale=0.5)
 
 
+def test_relative_motion_from_the_frame_posed_most_like_the_source(moving_model, real_dir, grid_frames):
+    """``reference="best"``: the motion counts from the driving frame whose vector is nearest the source's own,
+    wherever it is in the clip; there the source is rendered as it is."""
+    pipe = X2FacePipeline(moving_model, cropper=FaceCropper(64, backend="opencv", detect_every=1, max_gap=1),
+                          precision="fp32")
+    pipe.set_source(real_dir / ANNE)
+    photo = read_image(real_dir / ANNE)
+    frames = [*grid_frames[:4], photo, *grid_frames[4:6]]  # the source photo itself is frame 4
+    out = list(pipe.drive_frames(frames, relative=True, reference="best", batch_size=3))
+    assert pipe.last_reference == [4] and len(out) == 7
+    still = next(pipe.drive_vectors(pipe.source_vector()))
+    assert np.array_equal(out[4].image, still)  # at the reference the source is itself
+    crops = torch.from_numpy(np.stack([o.driving_crop for o in out])).permute(0, 3, 1, 2).float() / 255
+    with torch.no_grad():
+        v = moving_model.driving_vector(crops)  # [7, D]
+        want = moving_model.render(pipe.source.embedded, pipe.source_vector() + v - v[4:5])
+    got = torch.from_numpy(np.stack([o.image for o in out])).permute(0, 3, 1, 2).float() / 255
+    assert (got - want).abs().max() <= 1.5 / 255
+    first = list(pipe.drive_frames(frames, relative=True, batch_size=3))  # from the first frame: another video
+    assert pipe.last_reference is None and not np.array_equal(first[4].image, still)
+    (index, vector), = pipe.best_references(frames)
+    assert index == 4 and vector.shape == (1, moving_model.config.vector_dim)
+    for bad, message in [(dict(reference="best"), "pass relative=True"),
+                         (dict(relative=True, reference="middle"), "'first' or 'best'")]:
+        with pytest.raises(InputError, match=message):
+            next(pipe.drive_frames(frames, **bad))
+    with pytest.raises(InputError, match="reads the frames twice"):
+        next(pipe.drive_frames(iter(frames), relative=True, reference="best"))
+    with pytest.raises(NoFaceError, match="no human face found in the driving frames"):
+        pipe.best_references([np.zeros_like(grid_frames[0])] * 3)
+
+
 @pytest.mark.parametrize("fast", [False, "auto"])
 def test_sharp_paste_back_renders_the_face_at_the_photos_resolution(moving_model, real_dir, grid_frames, fast):
     """``sharp=True``: the face is sampled from the full-resolution photo through the two warps composed; it is

@@ -128,7 +128,7 @@ class VideoDriver(Driver):
         frames = (_output_frame(args, pipe, d) for d in
                   pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
                                     on_missing=args.on_missing, overlap=overlap, relative=args.relative,
-                                    motion_scale=args.motion_scale, driving_face=each))
+                                    motion_scale=args.motion_scale, driving_face=each, reference=args.relative_to))
         audio = path if (args.keep_audio and reader.info.has_audio) else None
         return Drive(frames, reader.fps, reader.num_frames_estimate, audio, audio_start=args.start,
                      label=Path(path).name + (f" from {args.start:g} s" if args.start else ""),
@@ -341,6 +341,8 @@ EXAMPLES = (
     ("a photo moved like the face in a clip", "--source me.jpg --driving clip.mp4 --out out.mp4"),
     ("... pasted back into the photo, keeping its pose", "--source me.jpg --driving clip.mp4 --out out.mp4 "
                                                          "--paste-back --relative"),
+    ("... counting the motion from the clip's frame posed most like the photo",
+     "--source me.jpg --driving clip.mp4 --out out.mp4 --relative --relative-to best"),
     ("5 s from 1:02 into the clip, as a GIF", "--source me.jpg --driving clip.mp4 --out part.gif --start 1:02 "
                                               "--seconds 5"),
     ("every face of a group photo", "--source group.jpg --face all --driving clip.mp4 --out group.mp4"),
@@ -394,7 +396,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help=f"refuse video frames with more pixels (default {Limits.max_pixels})")
     p.add_argument("--relative", action="store_true",
                    help="relative motion: the photo keeps its own pose and head shape and moves as the driving face "
-                        "moves from its first frame (best when the clip starts posed as the photo is)")
+                        "moves from its first frame (best when the clip starts posed as the photo is; see "
+                        "--relative-to)")
+    p.add_argument("--relative-to", choices=("first", "best"), default="first",
+                   help="with --relative: the driving frame the motion counts from: the first with a face (default) "
+                        "or the one posed most like the photo, wherever it is in the clip (the clip is read twice)")
     p.add_argument("--motion-scale", type=float, default=1.0, metavar="F",
                    help=f"with --relative: how much of the driving motion the photo makes (0 none, 1 as much, default; "
                         f"2 twice; at most {MAX_MOTION_SCALE:g})")
@@ -471,6 +477,8 @@ def main(argv: list[str]) -> int:
         raise InputError("--relative moves the photo as a driving video's face moves: it needs --driving CLIP")
     if args.motion_scale != 1.0 and not args.relative:
         raise InputError("--motion-scale scales relative motion: add --relative")
+    if args.relative_to != "first" and not args.relative:
+        raise InputError("--relative-to picks relative motion's reference frame: add --relative")
     if not 0.0 <= args.motion_scale <= MAX_MOTION_SCALE:
         raise InputError(f"--motion-scale must be from 0 to {MAX_MOTION_SCALE:g}, got {args.motion_scale:g}")
     if args.face.strip() == EVERY_FACE and args.side_by_side:
@@ -574,7 +582,8 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
     embedded = (f"; {k} source frames embedded together" if k > 1 else "") + group_note(pipe, args)
     tracked = drive.report()
     driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
-    driven += f" ({pipe.cropper.backend})" + (f", {motion_note(args.motion_scale)}" if args.relative else "")
+    motion = motion_note(args.motion_scale, pipe.last_reference, float(drive.fps)) if args.relative else ""
+    driven += f" ({pipe.cropper.backend})" + (f", {motion}" if motion else "")
     return (f"x2face animate: wrote {what}; {driven}{embedded}{edited}; "
             f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
 

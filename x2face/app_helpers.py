@@ -665,7 +665,7 @@ def _rate(frames: int, elapsed: float) -> str:
 def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: float, paste_back: bool = False,
                    keep_audio: bool = True, limits=None, batch_size: int = 16, relative: bool = False,
                    motion_scale: float = 1.0, driving_face: str = "largest", max_fps: float | None = None,
-                   start: float = 0.0) -> JobResult:
+                   start: float = 0.0, reference: str = "first") -> JobResult:
     """Animate ``pipe``'s source with a driving clip or photo (the frame-driven tab).
 
     Args:
@@ -683,6 +683,8 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
             "all": each face of a group photo, the source with every face, by the clip's face in its place).
         max_fps: read a clip of a higher frame rate at a divisor of it within this (``open_clip``; None: as is).
         start: begin this many seconds into the clip (its sound too).
+        reference: with ``relative``, the frame the motion counts from: ``"first"`` or ``"best"`` (posed most like
+            the photo; ``X2FacePipeline.drive_frames``).
 
     Returns:
         ``JobResult`` with ``video`` + ``comparison`` (a clip) or ``still`` (a driving photo).
@@ -720,7 +722,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
     sound = dict(audio=audio, audio_start=start)
     with VideoWriter(video, reader.fps, **sound) as out, VideoWriter(comparison, reader.fps, **sound) as cmp:
         driven = pipe.drive_frames(reader, paste_back=paste_back, batch_size=batch_size, relative=relative,
-                                   motion_scale=motion_scale, driving_face=select)
+                                   motion_scale=motion_scale, driving_face=select, reference=reference)
         for d in _progress(driven, reader.num_frames_estimate, "animating"):
             out.write(fit_frame(d.image))
             result = d.generated if d.generated is not None else (d.image if not paste_back else src.crops[0])
@@ -730,7 +732,7 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
             raise NoFaceError(report.nothing_found(name) if report else f"no human face found in {name}")
     elapsed = time.perf_counter() - t0
     sound = ", with its sound" if audio is not None else (", no sound in the clip" if keep_audio else "")
-    motion = f" ({motion_note(motion_scale)})" if relative else ""
+    motion = f" ({motion_note(motion_scale, pipe.last_reference, float(reader.fps))})" if relative else ""
     return JobResult(video, comparison, None, out.frames, out.duration, elapsed,
                      f"{report.summary()} of {name}{motion}; {out.duration:.1f} s at {float(reader.fps):.3g} fps"
                      f"{rate_note}{sound}; {_rate(out.frames, elapsed)}")
@@ -1047,10 +1049,11 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
                overlay: Any = None, position: Sequence[float] = (0.5, 0.5), scale: float = 0.25, limits=None,
                batch_size: int = 16, relative: bool = False, motion_scale: float = 1.0,
                driving_face: str = "largest", edit_face: str = "all",
-               max_fps: float | None = None, start: float = 0.0) -> JobResult:
+               max_fps: float | None = None, start: float = 0.0, reference: str = "first") -> JobResult:
     """Edit ``pipe``'s embedded face (paint and/or an overlay picture) and drive it with a clip (the edit tab;
     ``relative``, ``motion_scale``: relative motion, ``driving_face``: which face of the clip drives, ``max_fps``:
-    the clip's frame-rate cap, ``start``: seconds into the clip, as in ``animate_frames``; ``edit_face``: with every
+    the clip's frame-rate cap, ``start``: seconds into the clip, ``reference``: where relative motion counts from,
+    as in ``animate_frames``; ``edit_face``: with every
     face of a group photo, the one the edit goes on, see ``edit_member``; the paint is on that face's embedded face,
     as ``painting_canvas`` showed it).
 
@@ -1066,7 +1069,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
     """
     from .faces import parse_face_select
     from .media import VideoWriter, write_image
-    from .pipeline import side_by_side
+    from .pipeline import motion_note, side_by_side
 
     t0 = time.perf_counter()
     select = parse_face_select(driving_face or "largest", "the driving face", every=True)
@@ -1092,7 +1095,7 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
         video, comparison = out_dir / f"{stem}.mp4", out_dir / f"{stem}-before-after.mp4"
         # pass 1: the unedited face, keeping its frames (the clip is at most max_seconds long)
         pipe.restore_edit(original)
-        motion = dict(relative=relative, motion_scale=motion_scale, driving_face=select)
+        motion = dict(relative=relative, motion_scale=motion_scale, driving_face=select, reference=reference)
         driven = pipe.drive_frames(reader, batch_size=batch_size, **motion)
         plain = [(d.driving_crop, d.image) for d in _progress(driven, reader.num_frames_estimate, "unedited")]
         if pipe.last_report is None or pipe.last_report.found == 0:
@@ -1111,8 +1114,9 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
         pipe.restore_edit(original)
     elapsed = time.perf_counter() - t0
     what = " and ".join(w for w, on in (("paint", layer is not None), ("an overlay", overlay is not None)) if on)
+    with_motion = f" with {motion_note(motion_scale, pipe.last_reference, float(reader.fps))}" if relative else ""
     return JobResult(video, comparison, still, out.frames, out.duration, elapsed,
-                     f"edit ({what}) driven by {name}{' with relative motion' if relative else ''}: "
+                     f"edit ({what}) driven by {name}{with_motion}: "
                      f"{report.summary()}; {out.duration:.1f} s at {float(reader.fps):.3g} fps{rate_note}; "
                      f"{_rate(2 * out.frames, elapsed)}")
 
