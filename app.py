@@ -314,7 +314,9 @@ def _relative_motion(tab, best=False):
     if not best:
         return relative, strength
     from_best = gr.Checkbox(label="... from the frame posed most like the photo", value=False, interactive=False,
-                            info="instead of the clip's first frame (the clip is read twice)", elem_id=f"{tab}-best")
+                            info="instead of the clip's first: the frame whose driving vector is nearest the photo's; "
+                                 "reliable for a clip of the same person (the clip is read twice)",
+                            elem_id=f"{tab}-best")
     relative.change(lambda on: gr.Checkbox(interactive=bool(on)), relative, from_best, queue=False,
                     api_visibility="private")
     return relative, strength, from_best

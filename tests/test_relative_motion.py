@@ -27,3 +27,18 @@ def test_aligned_reference_is_evaluates_cross_relative(tiny_model):
     # a turned reference asks for another render, so its baseline differs
     assert out["relative_source_baseline_l1"]["yaw"]["10"] != out["source_baseline_l1"]
     assert all(0 < v < 1 for v in out["relative_l1"]["yaw"].values())
+
+
+def test_best_reference_scores_the_frames_it_picks(tiny_model):
+    """The aligned candidate and the first one (20 degrees off) score as measure's offsets 0 and 20 do on the same
+    pairs; the shares and turns are of the frames picked."""
+    with torch.no_grad():
+        out = bench.measure(tiny_model, pairs=16, offsets=(0.0, 20.0), axes=("yaw",))
+        best = bench.measure_best(tiny_model, pairs=16)
+        same = bench.measure_best(tiny_model, pairs=16, same_person=True)
+    assert math.isclose(best["aligned_l1"], out["relative_l1"]["yaw"]["0"], rel_tol=1e-6)
+    assert math.isclose(best["first_l1"], out["relative_l1"]["yaw"]["20"], rel_tol=1e-6)
+    assert best["pairs"] == same["pairs"] == 16 and "pose" not in best  # (the tiny model has no pose head)
+    for result in (best, same):
+        assert 0 <= result["vector"]["aligned_share"] <= 1 and 0 <= result["vector"]["mean_abs_turn"] <= 20
+    assert "l1" not in same["vector"] and 0 < best["vector"]["l1"] < 1

@@ -400,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "--relative-to)")
     p.add_argument("--relative-to", choices=("first", "best"), default="first",
                    help="with --relative: the driving frame the motion counts from: the first with a face (default) "
-                        "or the one posed most like the photo, wherever it is in the clip (the clip is read twice)")
+                        "or the one posed most like the photo, wherever it is in the clip (its driving vector nearest "
+                        "the photo's: reliable for a clip of the same person; the clip is read twice)")
     p.add_argument("--motion-scale", type=float, default=1.0, metavar="F",
                    help=f"with --relative: how much of the driving motion the photo makes (0 none, 1 as much, default; "
                         f"2 twice; at most {MAX_MOTION_SCALE:g})")
