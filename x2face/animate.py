@@ -583,7 +583,8 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
     embedded = (f"; {k} source frames embedded together" if k > 1 else "") + group_note(pipe, args)
     tracked = drive.report()
     driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
-    motion = motion_note(args.motion_scale, pipe.last_reference, float(drive.fps)) if args.relative else ""
+    motion = (motion_note(args.motion_scale, pipe.last_reference, float(drive.fps), args.start) if args.relative
+              else "")
     driven += f" ({pipe.cropper.backend})" + (f", {motion}" if motion else "")
     return (f"x2face animate: wrote {what}; {driven}{embedded}{edited}; "
             f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")

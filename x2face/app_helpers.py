@@ -732,7 +732,8 @@ def animate_frames(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: 
             raise NoFaceError(report.nothing_found(name) if report else f"no human face found in {name}")
     elapsed = time.perf_counter() - t0
     sound = ", with its sound" if audio is not None else (", no sound in the clip" if keep_audio else "")
-    motion = f" ({motion_note(motion_scale, pipe.last_reference, float(reader.fps))})" if relative else ""
+    motion = f" ({motion_note(motion_scale, pipe.last_reference, float(reader.fps), start)})" if relative \
+        else ""
     return JobResult(video, comparison, None, out.frames, out.duration, elapsed,
                      f"{report.summary()} of {name}{motion}; {out.duration:.1f} s at {float(reader.fps):.3g} fps"
                      f"{rate_note}{sound}; {_rate(out.frames, elapsed)}")
@@ -1114,7 +1115,8 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
         pipe.restore_edit(original)
     elapsed = time.perf_counter() - t0
     what = " and ".join(w for w, on in (("paint", layer is not None), ("an overlay", overlay is not None)) if on)
-    with_motion = f" with {motion_note(motion_scale, pipe.last_reference, float(reader.fps))}" if relative else ""
+    with_motion = f" with {motion_note(motion_scale, pipe.last_reference, float(reader.fps), start)}" if relative \
+        else ""
     return JobResult(video, comparison, still, out.frames, out.duration, elapsed,
                      f"edit ({what}) driven by {name}{with_motion}: "
                      f"{report.summary()}; {out.duration:.1f} s at {float(reader.fps):.3g} fps{rate_note}; "

@@ -1275,14 +1275,15 @@ class X2FacePipeline:
             yield batch, drive(batch)
 
 
-def motion_note(scale: float = 1.0, reference: Sequence[int] | None = None, fps: float | None = None) -> str:
+def motion_note(scale: float = 1.0, reference: Sequence[int] | None = None, fps: float | None = None,
+                start: float = 0.0) -> str:
     """How relative motion reads in a summary: "relative motion from its first face" ("... x2 ..." when scaled;
     with ``reference``, ``X2FacePipeline.last_reference``: "... from frame 37 (1.48 s), posed most like the
-    photo")."""
+    photo", the time in the file: ``start`` + frame / ``fps``)."""
     note = "relative motion" + (f" x{scale:g}" if scale != 1.0 else "")
     if not reference:
         return note + " from its first face"
-    at = ", ".join(f"{i}" + (f" ({i / fps:.2f} s)" if fps else "") for i in reference)
+    at = ", ".join(f"{i}" + (f" ({start + i / fps:.2f} s)" if fps else "") for i in reference)
     return note + f" from frame{'s' if len(reference) > 1 else ''} {at}, posed most like the photo"
 
 
