@@ -374,7 +374,7 @@ def test_a_50_fps_clip_is_animated_at_25(client, real_dir, tmp_path):
                                                          f"{stem}-driven-by-fast-side-by-side.mp4")
     for info in (probe(video), probe(comparison)):
         assert info.fps == 25 and info.has_audio and abs(info.duration - 1.0) < 0.15
-    # Start at: from 0.5 s of the 1 s clip (the last parameter), its sound from there too
+    # Start at: from 0.5 s of the 1 s clip (the parameter after the driving face), its sound from there too
     video, _, _, summary = client.predict(photo, handle_file(str(fast)), None, False, True, 1.0, "largest", False, 1.0,
                                           "largest", 0.5, api_name="/animate_frames")
     assert "at 25 fps from 0.5 s (every 2nd frame" in summary and "13/13 frames" in summary, summary
