@@ -515,7 +515,17 @@ def test_animate_relative_motion(real_dir, weights, tmp_path, capsys):
     text = capsys.readouterr().out
     assert re.search(r"relative motion from frame \d+ \(\d\.\d\d s\), posed most like the photo;", text), text
     assert probe_video(out).num_frames_estimate == 10
+    assert run(*common, "--driving", real_dir / GRID, "--seconds", "0.4", "--relative", "--relative-to", "0.2") == 0
+    assert "relative motion from frame 5 (0.20 s);" in capsys.readouterr().out  # the frame shown at 0.2 s
+    assert run(*common, "--driving", real_dir / GRID, "--seconds", "0.4", "--start", "0.4", "--relative",
+               "--relative-to", "0:00.6") == 0
+    assert "relative motion from frame 5 (0.60 s);" in capsys.readouterr().out  # (counted from --start)
+    with pytest.raises(SystemExit):  # (argparse's own error: usage and the message, exit code 2)
+        run(*common, "--driving", real_dir / GRID, "--relative", "--relative-to", "soon")
+    assert "not a time: 'soon'" in capsys.readouterr().err
     for args, message in [(["--relative-to", "best"], "--relative-to picks relative motion's reference frame"),
+                          (["--relative", "--relative-to", "0.1", "--start", "0.2"], "is before --start"),
+
                           (["--motion-scale", "2"], "--motion-scale scales relative motion: add --relative"),
                           (["--relative", "--motion-scale", "9"], "--motion-scale must be from 0 to 4, got 9")]:
         assert run(*common, "--driving", real_dir / GRID, *args) == 2

@@ -669,8 +669,15 @@ def test_relative_motion_from_the_frame_posed_most_like_the_source(moving_model,
     assert pipe.last_reference is None and not np.array_equal(first[4].image, still)
     (index, vector), = pipe.best_references(frames)
     assert index == 4 and vector.shape == (1, moving_model.config.vector_dim)
+    # a frame given by index: there the source is itself too (frame 6 is another face's)
+    given = list(pipe.drive_frames(frames, relative=True, reference=6, batch_size=3))
+    assert pipe.last_reference == [6] and np.array_equal(given[6].image, still)
+    assert not np.array_equal(given[4].image, still)
+    with pytest.raises(NoFaceError, match="from frame 9 on"):
+        pipe.best_references(frames, at=9)
     for bad, message in [(dict(reference="best"), "pass relative=True"),
-                         (dict(relative=True, reference="middle"), "'first' or 'best'")]:
+                         (dict(relative=True, reference="middle"), "'first', 'best' or a frame index"),
+                         (dict(relative=True, reference=-1), "a frame index >= 0")]:
         with pytest.raises(InputError, match=message):
             next(pipe.drive_frames(frames, **bad))
     with pytest.raises(InputError, match="reads the frames twice"):

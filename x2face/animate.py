@@ -94,6 +94,16 @@ def _output_frame(args: argparse.Namespace, pipe: X2FacePipeline, driven) -> np.
     return driven.image
 
 
+def _reference_frame(args: argparse.Namespace, fps: Fraction) -> str | int:
+    """``--relative-to`` as ``drive_frames``' ``reference``: a time becomes the index of the frame shown then (counted
+    from ``--start``)."""
+    if isinstance(args.relative_to, str):
+        return args.relative_to
+    if args.relative_to < args.start:
+        raise InputError(f"--relative-to {args.relative_to:g} s is before --start {args.start:g} s")
+    return int(round((args.relative_to - args.start) * float(fps)))
+
+
 class VideoDriver(Driver):
     """``--driving FILE``: a driving video (any format ffmpeg reads) or a driving photo."""
 
@@ -128,7 +138,8 @@ class VideoDriver(Driver):
         frames = (_output_frame(args, pipe, d) for d in
                   pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
                                     on_missing=args.on_missing, overlap=overlap, relative=args.relative,
-                                    motion_scale=args.motion_scale, driving_face=each, reference=args.relative_to))
+                                    motion_scale=args.motion_scale, driving_face=each,
+                                    reference=_reference_frame(args, reader.fps)))
         audio = path if (args.keep_audio and reader.info.has_audio) else None
         return Drive(frames, reader.fps, reader.num_frames_estimate, audio, audio_start=args.start,
                      label=Path(path).name + (f" from {args.start:g} s" if args.start else ""),
@@ -242,6 +253,11 @@ def clock_time(text: str) -> float:
     for v in values:
         seconds = seconds * 60 + v
     return seconds
+
+
+def reference_time(text: str) -> str | float:
+    """``--relative-to``'s value: ``"first"``, ``"best"`` or a time in the clip (``clock_time``'s forms)."""
+    return text if text in ("first", "best") else clock_time(text)
 
 
 def each_output(out: str, sources: Sequence[str], suffix: str) -> list[Path]:
@@ -398,10 +414,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="relative motion: the photo keeps its own pose and head shape and moves as the driving face "
                         "moves from its first frame (best when the clip starts posed as the photo is; see "
                         "--relative-to)")
-    p.add_argument("--relative-to", choices=("first", "best"), default="first",
-                   help="with --relative: the driving frame the motion counts from: the first with a face (default) "
-                        "or the one posed most like the photo, wherever it is in the clip (its driving vector nearest "
-                        "the photo's: reliable for a clip of the same person; the clip is read twice)")
+    p.add_argument("--relative-to", type=reference_time, default="first", metavar="first|best|TIME",
+                   help="with --relative: the driving frame the motion counts from: the first with a face (default), "
+                        "the one posed most like the photo, wherever it is in the clip (best: its driving vector "
+                        "nearest the photo's, reliable for a clip of the same person), or the first with a face from "
+                        "TIME in the clip on (seconds or M:SS: where the face is posed as the photo is); the last two "
+                        "read the clip twice")
     p.add_argument("--motion-scale", type=float, default=1.0, metavar="F",
                    help=f"with --relative: how much of the driving motion the photo makes (0 none, 1 as much, default; "
                         f"2 twice; at most {MAX_MOTION_SCALE:g})")
@@ -583,8 +601,8 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
     embedded = (f"; {k} source frames embedded together" if k > 1 else "") + group_note(pipe, args)
     tracked = drive.report()
     driven = f"{tracked} of {drive.label}" if tracked else f"driven by {drive.label}"  # pose and audio: no tracking
-    motion = (motion_note(args.motion_scale, pipe.last_reference, float(drive.fps), args.start) if args.relative
-              else "")
+    motion = (motion_note(args.motion_scale, pipe.last_reference, float(drive.fps), args.start,
+                          best=args.relative_to == "best") if args.relative else "")
     driven += f" ({pipe.cropper.backend})" + (f", {motion}" if motion else "")
     return (f"x2face animate: wrote {what}; {driven}{embedded}{edited}; "
             f"{seconds:.1f} s ({frames / max(seconds, 1e-9):.1f} frames/s)")
@@ -592,5 +610,5 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
 
 __all__ = ["DRIVERS", "Drive", "Driver", "EXAMPLES", "VideoDriver", "add_edit_arguments", "add_source_arguments",
            "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "clock_time", "each_output",
-           "edit_inputs", "expand_sources",
+           "edit_inputs", "expand_sources", "reference_time",
            "group_note", "main", "open_pipeline"]

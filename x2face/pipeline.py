@@ -1022,7 +1022,7 @@ class X2FacePipeline:
     def drive_frames(self, frames: Iterable[np.ndarray], *, paste_back: bool = False, batch_size: int = 16,
                      on_missing: str = "hold", overlap: bool = False, relative: bool = False,
                      motion_scale: float = 1.0, sharp: bool | None = None,
-                     driving_face: FaceSelect | None = None, reference: str = "first") -> Iterator[DrivenFrame]:
+                     driving_face: FaceSelect | None = None, reference: str | int = "first") -> Iterator[DrivenFrame]:
         """Animate the source with a driving video.
 
         Args:
@@ -1043,10 +1043,11 @@ class X2FacePipeline:
                 taking the driving face's pose (and, through the driving vector, some of its shape).
             motion_scale: with ``relative``, how much of the driving face's motion the source makes (0 none,
                 1 as much, 2 twice as much; at most ``MAX_MOTION_SCALE``).
-            reference: with ``relative``, the driving frame the motion counts from: ``"first"`` with a face, or
-                ``"best"``, the one posed most like the source (``best_references``; the frames are read twice,
-                so they must be a ``VideoReader``, a list or another iterable that starts again, not an
-                iterator). The frames chosen, per face, are ``self.last_reference``.
+            reference: with ``relative``, the driving frame the motion counts from: ``"first"`` with a face,
+                ``"best"``, the one posed most like the source (``best_references``), or a frame index (the first
+                frame with a face from there on). For the last two the frames are read twice, so they must be a
+                ``VideoReader``, a list or another iterable that starts again, not an iterator. The frames chosen,
+                per face, are ``self.last_reference``.
             sharp: render the face at its size in the source photo, R = ``SourceInfo.sharp[0]``'s side (at
                 least the model's size, at most ``SHARP_MAX_SIDE``), by sampling the full-resolution source
                 through the model's two warps, composed, instead of the model-size output (enlarged when
@@ -1073,18 +1074,20 @@ class X2FacePipeline:
         motions = self._face_motions(relative, motion_scale)
         each = self._each_driver(driving_face)
         self.last_reference = None
-        if reference not in ("first", "best"):
-            raise InputError(f"reference must be 'first' or 'best', got {reference!r}")
-        if reference == "best":
+        at = reference if isinstance(reference, int) and not isinstance(reference, bool) else None
+        if reference not in ("first", "best") and (at is None or at < 0):
+            raise InputError(f"reference must be 'first', 'best' or a frame index >= 0, got {reference!r}")
+        if reference != "first":
             if not relative:
-                raise InputError("reference='best' picks relative motion's reference frame: pass relative=True")
+                raise InputError(f"reference={reference!r} picks relative motion's reference frame: pass "
+                                 f"relative=True")
             if each:
-                raise InputError("reference='best' is for one driving face (or every face driven alike), not each "
-                                 "face by its own")
+                raise InputError(f"reference={reference!r} is for one driving face (or every face driven alike), "
+                                 f"not each face by its own")
             if iter(frames) is frames:
-                raise InputError("reference='best' reads the frames twice: pass a VideoReader or a list, not an "
-                                 "iterator")
-            refs = self.best_references(frames, driving_face=driving_face, batch_size=batch_size)
+                raise InputError(f"reference={reference!r} reads the frames twice: pass a VideoReader or a list, not "
+                                 f"an iterator")
+            refs = self.best_references(frames, driving_face=driving_face, batch_size=batch_size, at=at)
             for motion, (_, vector) in zip(motions, refs):
                 motion.reference = vector
             self.last_reference = [index for index, _ in refs]
@@ -1125,7 +1128,7 @@ class X2FacePipeline:
             close()
 
     def best_references(self, frames: Iterable[np.ndarray], *, driving_face: FaceSelect | None = None,
-                        batch_size: int = 16) -> list[tuple[int, torch.Tensor]]:
+                        batch_size: int = 16, at: int | None = None) -> list[tuple[int, torch.Tensor]]:
         """For each face the pipeline animates (one, or every face of a group photo), the driving frame posed most
         like it: the one whose driving vector is nearest (Euclidean) that face's own (``source_vector``).
         Relative motion from there (``drive_frames(relative=True, reference="best")``) keeps the source as it is
@@ -1134,12 +1137,14 @@ class X2FacePipeline:
         Args:
             frames: driving frames, uint8 [H, W, 3] RGB (read once here).
             driving_face, batch_size: as ``drive_frames``'.
+            at: instead, the first frame with a face at index ``at`` or later, for every face (the reading stops
+                there).
 
         Returns:
             Per face, (frame index, that frame's driving vector float32 [1, D]).
 
         Raises:
-            NoFaceError: no frame shows a face.
+            NoFaceError: no frame (at ``at`` or later) shows a face.
         """
         self._require_source()
         track = self.cropper.track(frames, driving_face)
@@ -1147,19 +1152,22 @@ class X2FacePipeline:
         vectors: list[torch.Tensor] = []
         try:
             for batch, _ in self._batches(track, max(1, int(batch_size)), lambda b: b):
-                found = [fc for fc in batch if fc.found]
+                found = [fc for fc in batch if fc.found and (at is None or fc.index >= at)]
                 if found:
                     vectors.append(self._vectors([fc.crop for fc in found]).float().cpu())  # [n, D]
                     indices += [fc.index for fc in found]
+                if at is not None and indices:
+                    break
         finally:
             track.close()
         if not indices:
-            raise NoFaceError(track.report.nothing_found("the driving frames"))
+            where = "the driving frames" + (f" from frame {at} on" if at else "")
+            raise NoFaceError(track.report.nothing_found(where))
         v = torch.cat(vectors)  # [N, D]
         refs = []
         for member in self._members:
-            i = int((v - member.source_vector().float().cpu()).norm(dim=1).argmin())  # [N, D] - [1, D] -> [N]
-            refs.append((indices[i], v[i:i + 1].clone()))  # [1, D]
+            i = 0 if at is not None else int((v - member.source_vector().float().cpu()).norm(dim=1).argmin())
+            refs.append((indices[i], v[i:i + 1].clone()))  # ([N, D] - [1, D] -> [N]) -> [1, D]
         return refs
 
     def live(self, *, paste_back: bool = False, relative: bool = False, motion_scale: float = 1.0,
@@ -1276,15 +1284,16 @@ class X2FacePipeline:
 
 
 def motion_note(scale: float = 1.0, reference: Sequence[int] | None = None, fps: float | None = None,
-                start: float = 0.0) -> str:
+                start: float = 0.0, best: bool = True) -> str:
     """How relative motion reads in a summary: "relative motion from its first face" ("... x2 ..." when scaled;
     with ``reference``, ``X2FacePipeline.last_reference``: "... from frame 37 (1.48 s), posed most like the
-    photo", the time in the file: ``start`` + frame / ``fps``)."""
+    photo" (``best``; else without the reason), the time in the file: ``start`` + frame / ``fps``)."""
     note = "relative motion" + (f" x{scale:g}" if scale != 1.0 else "")
     if not reference:
         return note + " from its first face"
     at = ", ".join(f"{i}" + (f" ({start + i / fps:.2f} s)" if fps else "") for i in reference)
-    return note + f" from frame{'s' if len(reference) > 1 else ''} {at}, posed most like the photo"
+    return note + f" from frame{'s' if len(reference) > 1 else ''} {at}" + (", posed most like the photo" if best
+                                                                           else "")
 
 
 class RelativeMotion:
