@@ -21,6 +21,9 @@ def test_env_reports_what_this_machine_has(capsys):
     assert data["machine"]["compute_dtype"] in ("float32", "bfloat16")
     assert data["ffmpeg"]["version"].startswith("ffmpeg version")
     assert "opencv" in data["face_detectors"]["usable"]  # the offline detector is always there
+    from x2face.faces import HaarDetector
+
+    assert data["face_detectors"]["haar_cascades_run_on"] == HaarDetector().engine  # what the detector does use
     assert data["weights"]["demo"]["present"] and data["weights"]["demo"]["image_size"] == 128  # the bundled model
     assert data["weights"]["hub"]["offline"]  # (the tests run with HF_HUB_OFFLINE=1)
     assert cli(["env"]) == 0

@@ -70,10 +70,12 @@ def _faces() -> dict[str, Any]:
     import cv2
 
     from .faces import available_backends, face_alignment_weights
+    from .haar import compiled_available
 
+    cascades = "opencv" if hasattr(cv2, "CascadeClassifier") else "numba" if compiled_available() else "torch"
     return {"usable": available_backends(), "auto_picks": available_backends()[0],
             "opencv": cv2.__version__, "opencv_has_cascade_classifier": hasattr(cv2, "CascadeClassifier"),
-            "face_alignment_weights_on_disk": face_alignment_weights()}
+            "haar_cascades_run_on": cascades, "face_alignment_weights_on_disk": face_alignment_weights()}
 
 
 def _weights() -> dict[str, Any]:
