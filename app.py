@@ -305,7 +305,8 @@ def _relative_motion(tab, best=False):
     counts the motion from the clip's frame posed most like the photo (returned third)."""
     relative = gr.Checkbox(label="Relative motion", value=False, elem_id=f"{tab}-relative",
                            info="keep the photo's own pose and head shape; move it as the driving face moves from its "
-                                "first frame (start posed as the photo is)")
+                                "first frame (start posed as the photo is" + (", or tick the box after it)" if best
+                                                                             else ")"))
     strength = gr.Slider(0, MAX_MOTION_SCALE, value=1.0, step=0.1, label="Motion strength", interactive=False,
                          info="with relative motion: 1 = as much as the driving face, 2 = twice",
                          elem_id=f"{tab}-strength")
