@@ -327,6 +327,22 @@ def test_read_audio_mp3_m4a_and_mpg_track(real_dir, tmp_path):
     assert abs(lag) <= 2 and corr > 0.99
 
 
+def test_read_audio_mixes_surround_down_by_its_layout(tmp_path):
+    """A voice in the centre channel of 5.1 audio (a film's dialogue) keeps its level in mono: ffmpeg's downmix by
+    the layout, not a mean of six channels (a sixth of it); stereo and the channels themselves are as before."""
+    for name, codec in (("film.wav", "pcm_s16le"), ("film.ac3", "ac3"), ("film.mka", "flac")):
+        path = tmp_path / name
+        ffmpeg("-f", "lavfi", "-i", "sine=f=300:d=1", "-af", "pan=5.1|FC=c0", "-c:a", codec, str(path))
+        mono, sr = read_audio(path)
+        every, _ = read_audio(path, mono=False)
+        assert every.shape[0] == 6 and np.abs(every).max(axis=1).argmax() == 2  # (FC is the third channel)
+        assert np.abs(mono).max() > 0.8 * np.abs(every).max(), name  # was a sixth
+    stereo = tmp_path / "stereo.wav"
+    ffmpeg("-f", "lavfi", "-i", "sine=f=300:d=1", "-af", "pan=stereo|FL=c0", "-c:a", "pcm_s16le", str(stereo))
+    left, _ = read_audio(stereo)
+    assert abs(np.abs(left).max() - 0.5 * np.abs(read_audio(stereo, mono=False)[0]).max()) < 0.01  # the mean
+
+
 def test_read_audio_errors(real_dir):
     with pytest.raises(MediaError, match="no audio track"):
         read_audio(real_dir / FOMM)

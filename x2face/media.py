@@ -834,16 +834,17 @@ def _resample(x: np.ndarray, rate: int, sr: int) -> np.ndarray:
     return np.asarray(soxr.resample(x, rate, sr, quality="HQ"), dtype=np.float32).reshape(-1, x.shape[1])
 
 
-def _read_with_soundfile(path: Path, max_seconds: float, seconds: float | None,
-                         start: float = 0.0) -> tuple[np.ndarray, int] | None:
-    """WAV/FLAC/OGG/MP3 through libsndfile: float32 [N, C] at the native rate (None: not its format)."""
+def _read_with_soundfile(path: Path, max_seconds: float, seconds: float | None, start: float = 0.0,
+                         mono: bool = False) -> tuple[np.ndarray, int] | None:
+    """WAV/FLAC/OGG/MP3 through libsndfile: float32 [N, C] at the native rate (None: not its format, or ``mono`` of
+    more than two channels, which ffmpeg mixes down by their layout)."""
     import soundfile as sf
 
     try:
         info = sf.info(str(path))
     except (RuntimeError, sf.LibsndfileError, TypeError):
         return None
-    if info.frames <= 0 or info.samplerate <= 0:
+    if info.frames <= 0 or info.samplerate <= 0 or (mono and info.channels > 2):
         return None
     check_start(start, info.duration, path.name)
     length = part_length(info.duration, seconds, start)
@@ -858,9 +859,11 @@ def _read_with_soundfile(path: Path, max_seconds: float, seconds: float | None,
     return data, int(rate)
 
 
-def _read_with_ffmpeg(path: Path, max_seconds: float, seconds: float | None,
-                      start: float = 0.0) -> tuple[np.ndarray, int]:
-    """Any audio track ffmpeg reads (m4a, webm/opus, mpg, mp4, ...): float32 [N, C] at the native rate."""
+def _read_with_ffmpeg(path: Path, max_seconds: float, seconds: float | None, start: float = 0.0,
+                      mono: bool = False) -> tuple[np.ndarray, int]:
+    """Any audio track ffmpeg reads (m4a, webm/opus, mpg, mp4, ...): float32 [N, C] at the native rate (``mono``
+    with more than two channels: [N, 1], mixed down by ffmpeg from the channel layout, so that a 5.1 film's voice
+    in the centre channel keeps its level; a plain mean would leave a sixth of it)."""
     info = probe_video(path)
     if not info.has_audio:
         raise MediaError(f"{path.name} has no audio track")
@@ -870,6 +873,8 @@ def _read_with_ffmpeg(path: Path, max_seconds: float, seconds: float | None,
         raise MediaError(f"{path.name} is {_fmt_seconds(length)} long; the limit is {_fmt_seconds(max_seconds)}")
     rate = info.audio_rate or 48000
     channels = info.audio_channels or 2
+    if mono and channels > 2:
+        channels = 1
     seek, skip = _seek(start)
     cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", *seek, "-i", str(path), "-map", "0:a:0", "-vn", "-sn", "-dn",
            "-ac", str(channels), "-ar", str(rate)]
@@ -911,7 +916,7 @@ def read_audio(path: PathLike, sr: int | None = 16000, *, mono: bool = True, sec
         path: wav (8-32 bit, float, WAVE_FORMAT_EXTENSIBLE), flac, ogg, mp3, m4a/aac, webm/opus, or the
             audio track of a video (mp4, mov, mpg, webm, ...).
         sr: output sample rate in Hz (None: keep the file's rate).
-        mono: average the channels.
+        mono: one channel: stereo averaged, more channels mixed down by their layout (ffmpeg's downmix).
         seconds: read only ``seconds`` seconds.
         max_seconds: refuse longer audio (default ``limits.max_seconds``; the part read counts).
         start: begin this many seconds into the file.
@@ -926,9 +931,9 @@ def read_audio(path: PathLike, sr: int | None = 16000, *, mono: bool = True, sec
     if not p.is_file():
         raise MediaError(f"no such audio file: {p}" if not p.exists() else f"{p} is not a file")
     limit = float(max_seconds if max_seconds is not None else (limits or DEFAULT_LIMITS).max_seconds)
-    got = _read_with_soundfile(p, limit, seconds, start)
+    got = _read_with_soundfile(p, limit, seconds, start, mono)
     if got is None:
-        got = _read_with_ffmpeg(p, limit, seconds, start)
+        got = _read_with_ffmpeg(p, limit, seconds, start, mono)
     data, rate = got
     if data.shape[0] == 0:
         raise MediaError(f"{p.name} contains no audio samples")
