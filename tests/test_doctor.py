@@ -11,7 +11,11 @@ from x2face.cli import main as cli
 from x2face.doctor import format_report, report
 
 
-def test_env_reports_what_this_machine_has(capsys):
+def test_env_reports_what_this_machine_has(capsys, monkeypatch):
+    monkeypatch.setenv("X2FACE_DEVICE", "cpu")
+    monkeypatch.setenv("HF_TOKEN", "hf_secret")
+    monkeypatch.setenv("HF_HUB_TOKEN", "hf_secret")
+    monkeypatch.setenv("X2FACE_API_KEY", "secret")
     assert cli(["env", "--json"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert data["x2face"]["version"] == __version__
@@ -26,6 +30,8 @@ def test_env_reports_what_this_machine_has(capsys):
     assert data["face_detectors"]["haar_cascades_run_on"] == HaarDetector().engine  # what the detector does use
     assert data["weights"]["demo"]["present"] and data["weights"]["demo"]["image_size"] == 128  # the bundled model
     assert data["weights"]["hub"]["offline"]  # (the tests run with HF_HUB_OFFLINE=1)
+    assert data["environment"]["X2FACE_DEVICE"] == "cpu" and data["environment"]["HF_HUB_OFFLINE"] == "1"
+    assert "hf_secret" not in json.dumps(data) and "X2FACE_API_KEY" not in data["environment"]  # never secrets
     assert cli(["env"]) == 0
     text = capsys.readouterr().out
     assert text.startswith("x2face:\n  version: ") and "\nface_detectors:\n  usable: " in text

@@ -6,7 +6,9 @@ face box different here".
 
 It reports the versions of x2face and the packages it uses, the machine (CPU, threads, GPU), the compute dtype the
 optimised path picks, the ffmpeg binary, the face detectors usable here (and which face-alignment weight files are
-on disk: x2face never downloads them), the bundled demo weights and the Hugging Face cache. Every probe is guarded:
+on disk: x2face never downloads them), the bundled demo weights, the Hugging Face cache, and the environment
+variables that change what x2face does (``ENV_PREFIXES``; never one whose name says token, key, secret, password or
+auth). Every probe is guarded:
 a broken package shows as its error, never as a traceback. Nothing is downloaded and no network is used.
 """
 from __future__ import annotations
@@ -97,6 +99,17 @@ def _weights() -> dict[str, Any]:
     return {"demo": demo, "hub": hub}
 
 
+#: the environment variables the report shows: x2face's own, the Hub's, Gradio's and the threading/GPU ones
+ENV_PREFIXES = ("X2FACE_", "HF_HUB_", "GRADIO_", "OMP_", "MKL_", "CUDA_", "PYTORCH_", "TORCH_")
+#: never shown, whatever their prefix: a bug report is public
+SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSWORD", "AUTH")
+
+
+def _environment() -> dict[str, str]:
+    return {k: v for k, v in sorted(os.environ.items())
+            if k.startswith(ENV_PREFIXES) and not any(w in k.upper() for w in SECRET_WORDS)}
+
+
 def report() -> dict[str, Any]:
     """Everything ``env`` prints, as a dict (each section an ``{"error": ...}`` dict where its probe failed)."""
     from . import __version__
@@ -104,7 +117,7 @@ def report() -> dict[str, Any]:
     return {"x2face": {"version": __version__, "location": os.path.dirname(os.path.abspath(__file__)),
                        "python": sys.version.split()[0], "executable": sys.executable},
             "packages": _guard(_versions), "machine": _guard(_machine), "ffmpeg": _guard(_ffmpeg),
-            "face_detectors": _guard(_faces), "weights": _guard(_weights)}
+            "face_detectors": _guard(_faces), "weights": _guard(_weights), "environment": _guard(_environment)}
 
 
 def format_report(data: dict[str, Any]) -> str:
@@ -123,7 +136,7 @@ def format_report(data: dict[str, Any]) -> str:
                 lines.append(f"{' ' * indent}{key}: {shown}")
 
     for section, value in data.items():
-        lines.append(f"{section}:")
+        lines.append(f"{section}:" + ("" if value else " (none)"))
         put({k: v for k, v in value.items() if not (section == "packages" and v is None)}, 2)
     return "\n".join(lines)
 
@@ -139,4 +152,4 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-__all__ = ["PACKAGES", "format_report", "main", "report"]
+__all__ = ["ENV_PREFIXES", "PACKAGES", "SECRET_WORDS", "format_report", "main", "report"]
