@@ -231,8 +231,15 @@ def open_pipeline(args: argparse.Namespace, limits: Limits, every: bool = False,
     select = "largest" if driving_face == EVERY_FACE else driving_face  # (all: the drivers pick their faces)
     pipe = X2FacePipeline.from_pretrained(args.weights, device=args.device, backend=args.backend,
                                           select=select, scale=args.scale, **options)
-    pipe.set_source(args.source, video_frames=args.source_frames, limits=limits, face=face)
+    set_source(pipe, args, limits, every)
     return pipe
+
+
+def set_source(pipe: X2FacePipeline, args: argparse.Namespace, limits: Limits, every: bool = False) -> None:
+    """``pipe.set_source`` with ``add_source_arguments``' options (``--source``, ``--source-frames``, ``--face``;
+    ``every``: ``--face all`` is taken)."""
+    pipe.set_source(args.source, video_frames=args.source_frames, limits=limits,
+                    face=parse_face_select(args.face, "--face", every=every))
 
 
 def clock_time(text: str) -> float:
@@ -514,10 +521,11 @@ def main(argv: list[str]) -> int:
     if args.skip_existing and args.overwrite:
         raise InputError("--skip-existing keeps outputs that exist, --overwrite replaces them: give one")
     if args.skip_existing:
-        done = [o for o in outs if Path(o).is_file()]
-        if done:
-            print(f"x2face animate: skipped {len(done)} output(s) that exist: {', '.join(Path(o).name for o in done)}")
-        keep = [i for i, o in enumerate(outs) if not Path(o).is_file()]
+        exists = [Path(o).is_file() for o in outs]
+        if any(exists):
+            done = [Path(o).name for o, e in zip(outs, exists) if e]
+            print(f"x2face animate: skipped {len(done)} output(s) that exist: {', '.join(done)}")
+        keep = [i for i, e in enumerate(exists) if not e]
         if not keep:
             return 0
         outs, args.source = [outs[i] for i in keep], [args.source[i] for i in keep] if args.each else args.source
@@ -533,9 +541,10 @@ def main(argv: list[str]) -> int:
         import torch
 
         torch.set_num_threads(args.threads)
+    options = dict(detect_every=args.detect_every, max_gap=args.max_gap, fast=False if args.eager else "auto",
+                   precision=args.precision, sharp=args.sharp)
     if not args.each:
-        pipe = open_pipeline(args, limits, every=True, detect_every=args.detect_every, max_gap=args.max_gap,
-                             fast=False if args.eager else "auto", precision=args.precision, sharp=args.sharp)
+        pipe = open_pipeline(args, limits, every=True, **options)
         print(animate_one(args, pipe, driver, outs[0], limits, edit_at, t0))
         return 0
     pipe, failed = None, []
@@ -543,11 +552,9 @@ def main(argv: list[str]) -> int:
         t0, one = time.perf_counter(), argparse.Namespace(**{**vars(args), "source": [src]})
         try:
             if pipe is None:
-                pipe = open_pipeline(one, limits, every=True, detect_every=args.detect_every, max_gap=args.max_gap,
-                                     fast=False if args.eager else "auto", precision=args.precision, sharp=args.sharp)
+                pipe = open_pipeline(one, limits, every=True, **options)
             else:
-                pipe.set_source([src], video_frames=args.source_frames, limits=limits,
-                                face=parse_face_select(args.face, "--face", every=True))
+                set_source(pipe, one, limits, every=True)
             print(animate_one(one, pipe, driver, out, limits, edit_at, t0))
         except (NoFaceError, MediaError) as exc:  # this photo's problem: say it and go on with the others
             failed.append(Path(src).name)
@@ -610,5 +617,5 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
 
 __all__ = ["DRIVERS", "Drive", "Driver", "EXAMPLES", "VideoDriver", "add_edit_arguments", "add_source_arguments",
            "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "clock_time", "each_output",
-           "edit_inputs", "expand_sources", "reference_time",
+           "edit_inputs", "expand_sources", "reference_time", "set_source",
            "group_note", "main", "open_pipeline"]

@@ -851,9 +851,10 @@ def live_step(sources: "SourceCache", spec: str | None, photo: Any, frame: np.nd
     what = "face" if session.faces == 1 else f"all {session.faces} faces"
     note = f"{what} in {session.found} of {session.frames} webcam frames" + ("" if out.found else "; no face now")
     note += group
-    picture = live_picture(out)
+    result = fit_frame(out.image)  # (once: the picture and the recording share it)
+    picture = live_picture(out, result)
     if recording is not None:
-        recording.add(fit_frame(out.image))
+        recording.add(result)
         note += f"; the last {recording.duration:.1f} s kept for Save"
     return picture, session, note
 
@@ -952,12 +953,12 @@ def save_live(recording: LiveRecording | None, out_dir: Path) -> JobResult:
                      summary=f"the last {count / LIVE_RECORD_FPS:.1f} s of the live result, at {LIVE_RECORD_FPS} fps")
 
 
-def live_picture(out: Any) -> np.ndarray:
+def live_picture(out: Any, result: np.ndarray | None = None) -> np.ndarray:
     """The live tab's picture of a ``pipeline.DrivenFrame``: driving crop | result (at most ``MAX_OUTPUT_SIDE``),
-    at least ``LIVE_HEIGHT`` high, uint8 RGB."""
+    at least ``LIVE_HEIGHT`` high, uint8 RGB (``result``: ``fit_frame(out.image)`` where the caller has it)."""
     from .pipeline import side_by_side
 
-    result = fit_frame(out.image)
+    result = fit_frame(out.image) if result is None else result
     return side_by_side(out.driving_crop, result, height=max(result.shape[0], LIVE_HEIGHT))
 
 
@@ -1054,9 +1055,8 @@ def edit_video(pipe, driving: str | os.PathLike, out_dir: Path, *, seconds: floa
     """Edit ``pipe``'s embedded face (paint and/or an overlay picture) and drive it with a clip (the edit tab;
     ``relative``, ``motion_scale``: relative motion, ``driving_face``: which face of the clip drives, ``max_fps``:
     the clip's frame-rate cap, ``start``: seconds into the clip, ``reference``: where relative motion counts from,
-    as in ``animate_frames``; ``edit_face``: with every
-    face of a group photo, the one the edit goes on, see ``edit_member``; the paint is on that face's embedded face,
-    as ``painting_canvas`` showed it).
+    as in ``animate_frames``; ``edit_face``: with every face of a group photo, the one the edit goes on, see
+    ``edit_member``; the paint is on that face's embedded face, as ``painting_canvas`` showed it).
 
     The embedded face is put back as it was afterwards (the pipeline is shared through ``SourceCache``).
 
