@@ -548,6 +548,17 @@ def test_writer_gif_ignores_sound_and_leaves_nothing_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif"]
 
 
+def test_a_start_into_an_mpeg_program_stream_is_frame_exact(real_dir):
+    """Seeking straight to 1.2 s in the GRID clip (MPEG-1 in a program stream) lands 6 frames late; the reader's
+    seek to before the start and its drop by timestamp give frame 30 (1.2 s at 25 fps), as a read from the start."""
+    full = list(VideoReader(real_dir / GRID, seconds=2.6))
+    for start in (0.5, 1.2, 2.0):
+        part = list(VideoReader(real_dir / GRID, start=start, seconds=0.6))
+        for k in (0, 7, 14):
+            diffs = [np.abs(part[k].astype(int) - f).mean() for f in full]
+            assert int(np.argmin(diffs)) == int(start * 25) + k and min(diffs) == 0, (start, k)
+
+
 def test_capped_fps_drops_frames_evenly():
     from x2face.media import capped_fps
 
