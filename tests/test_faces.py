@@ -356,7 +356,7 @@ def test_group_track_follows_each_face_and_searches_each_frame_once(real_dir):
 
     clip = group_clip(real_dir, 12)
     frames = [np.full_like(clip[0], 128) for _ in range(4)] + [f.copy() for f in clip]  # nobody, then two people
-    cropper = FaceCropper(64, backend=Counting())
+    cropper = FaceCropper(64, backend=Counting(), remember=0)  # (the memo would answer the repeated empty frames)
     track = cropper.track_every(frames, 2)
     crops = list(track)
     assert [g.found for g in crops] == [False] * 4 + [True] * 12 and track.report.faces == 2
@@ -368,3 +368,68 @@ def test_group_track_follows_each_face_and_searches_each_frame_once(real_dir):
     assert crops[4].faces[0].face_box[0] < crops[4].faces[1].face_box[0]  # from the left
     with pytest.raises(InputError, match="must be an int >= 1"):
         cropper.track_every(frames, 0)
+
+
+class _CountingDetector(FaceDetector):
+    """The opencv backend, counting its calls."""
+
+    def __init__(self):
+        from x2face.faces import HaarDetector
+
+        self.inner, self.calls = HaarDetector(), 0
+        self.name, self.box_scale, self.box_shift = "opencv", self.inner.box_scale, self.inner.box_shift
+
+    def detect(self, image, region=None, expected_side=None):
+        self.calls += 1
+        return self.inner.detect(image, region, expected_side)
+
+
+def test_detection_memo_tracks_a_clip_again_without_the_detector(real_dir):
+    """A clip tracked again costs no detection (``DetectionMemo``), and gives exactly the crops of a cropper that
+    remembers nothing; a frame that differs in one pixel is searched afresh."""
+    clip, seconds = TALKING_HEADS[1]
+    frames = list(VideoReader(real_dir / clip, seconds=seconds))
+    plain = list(FaceCropper(64, backend="opencv", remember=0).track(frames))
+    counting = _CountingDetector()
+    cropper = FaceCropper(64, backend=counting)
+    first = list(cropper.track(frames))
+    calls = counting.calls
+    assert calls >= 3 and cropper.memo.misses == calls and cropper.memo.hits == 0
+    again = list(cropper.track(frames))
+    assert counting.calls == calls and cropper.memo.hits == calls  # nothing searched a second time
+    for a, b, c in zip(plain, first, again):
+        assert a.box == b.box == c.box and a.found == b.found == c.found
+        assert np.array_equal(a.crop, b.crop) and np.array_equal(a.crop, c.crop)
+    changed = [f.copy() for f in frames]
+    changed[0][0, 0, 0] ^= 1  # the first frame, one bit of one pixel
+    list(cropper.track(changed))
+    assert counting.calls == calls + 1  # only that frame's search, the rest remembered
+    photo = read_image(real_dir / HUMANS[0])
+    assert cropper.crop_image(photo).box == cropper.crop_image(photo.copy()).box and counting.calls == calls + 2
+
+
+def test_detection_memo_keeps_copies_a_bounded_number_and_one_detector(real_dir):
+    from x2face.faces import DetectionMemo, HaarDetector
+
+    photo = read_image(real_dir / HUMANS[0])
+    counting = _CountingDetector()
+    memo = DetectionMemo(2)
+    found = memo.detect(counting, photo)
+    found[0].box[:] = 0  # the caller's copy: the memo's answer stays as it was
+    assert memo.detect(counting, photo)[0].box.max() > 0 and counting.calls == 1
+    memo.detect(counting, photo, (0.0, 0.0, 200.0, 200.0), 100.0)
+    memo.detect(counting, photo[::2, ::2])  # a third call: the least recently used (the whole photo) is dropped
+    assert len(memo) == 2 and counting.calls == 3
+    memo.detect(counting, photo)
+    assert counting.calls == 4
+    other = HaarDetector()
+    memo.detect(other, photo)  # another detector: what the memo held is forgotten
+    assert len(memo) == 1 and memo.misses == 5
+    memo.clear()
+    assert len(memo) == 0
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(InputError, match="int >= 1"):
+            DetectionMemo(bad)
+    with pytest.raises(InputError, match="remember must be an int >= 0"):
+        FaceCropper(64, backend="opencv", remember=-1)
+    assert FaceCropper(64, backend="opencv", remember=0).memo is None

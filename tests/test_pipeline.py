@@ -655,8 +655,10 @@ def test_relative_motion_from_the_frame_posed_most_like_the_source(moving_model,
     pipe.set_source(real_dir / ANNE)
     photo = read_image(real_dir / ANNE)
     frames = [*grid_frames[:4], photo, *grid_frames[4:6]]  # the source photo itself is frame 4
+    memo = pipe.cropper.memo
     out = list(pipe.drive_frames(frames, relative=True, reference="best", batch_size=3))
     assert pipe.last_reference == [4] and len(out) == 7
+    assert memo.hits >= 7 and memo.misses <= 8  # the second pass through the clip asked the detector nothing new
     still = next(pipe.drive_vectors(pipe.source_vector()))
     assert np.array_equal(out[4].image, still)  # at the reference the source is itself
     crops = torch.from_numpy(np.stack([o.driving_crop for o in out])).permute(0, 3, 1, 2).float() / 255

@@ -34,10 +34,13 @@ from __future__ import annotations
 
 import copy
 import glob
+import hashlib
 import importlib.util
 import itertools
 import math
 import os
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Callable, Iterable, Iterator, Sequence
@@ -638,6 +641,70 @@ def describe_select(select: FaceSelect, faces: int) -> str:
     return f"the face nearest ({select[0]:g}, {select[1]:g}) of {faces}"
 
 
+#: Detector calls a ``FaceCropper`` remembers by default (``DetectionMemo``): a 10 min clip tracked at the default
+#: stride makes about 3,000.
+REMEMBER_CALLS = 10000
+
+
+class DetectionMemo:
+    """The detector's answers for the frames it has seen, by their content: a clip tracked again (another photo
+    driven by it, relative motion's reference found in a first pass, the app run again on the same clip) costs a
+    hash per detector call instead of a detection.
+
+    A call is remembered under (the frame's SHA-1, shape and dtype, the search region, the expected side), so a
+    frame that differs in any pixel is searched afresh; a detector gives the same faces for the same arguments, so
+    the tracks are the same as without. At most ``size`` calls are kept, the least recently used dropped first
+    (under 1 KB each with the Haar detector, a few KB with face-alignment's landmarks); safe to share between
+    threads. The memo belongs to one detector: given another, it forgets what it holds.
+    """
+
+    def __init__(self, size: int = 10000) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+            raise InputError(f"a detection memo holds an int >= 1 of calls, got {size!r}")
+        self.size = size
+        self.hits = self.misses = 0
+        self._calls: OrderedDict[tuple, tuple[Detection, ...]] = OrderedDict()
+        self._detector: FaceDetector | None = None
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._calls)
+
+    @staticmethod
+    def _digest(image: np.ndarray) -> bytes:
+        data = np.ascontiguousarray(image)
+        return hashlib.sha1(data.data, usedforsecurity=False).digest() + repr((data.shape, data.dtype.str)).encode()
+
+    def detect(self, detector: FaceDetector, image: np.ndarray, region: Box | None = None,
+               expected_side: float | None = None) -> list[Detection]:
+        """``detector.detect(image, region, expected_side)``, remembered (a fresh copy of each ``Detection``)."""
+        base = detector.detector if isinstance(detector, _SharedDetections) else detector
+        key = (self._digest(image), None if region is None else tuple(map(float, region)),
+               None if expected_side is None else float(expected_side))
+        with self._lock:
+            if self._detector is not base:
+                self._calls.clear()
+                self._detector = base
+            found = self._calls.get(key)
+            if found is not None:
+                self._calls.move_to_end(key)
+                self.hits += 1
+        if found is None:
+            found = tuple(detector.detect(image, region, expected_side))
+            with self._lock:
+                self.misses += 1
+                if self._detector is base:
+                    self._calls[key] = found
+                    while len(self._calls) > self.size:
+                        self._calls.popitem(last=False)
+        return [copy.deepcopy(d) for d in found]
+
+    def clear(self) -> None:
+        """Forget every call."""
+        with self._lock:
+            self._calls.clear()
+
+
 class FaceCropper:
     """Square VoxCeleb-style face crops of photos and videos.
 
@@ -658,12 +725,16 @@ class FaceCropper:
             ignored, so the crop does not jitter or breathe.
         device: where a detector that can use one runs (face-alignment's networks; the opencv
             backend's cascades when OpenCV lacks ``CascadeClassifier``).
+        remember: how many detector calls to remember by the frames' content (``DetectionMemo``), so that tracking
+            a clip again, or finding the face of a photo again, costs no detection; 0: none (``memo`` None);
+            None: ``REMEMBER_CALLS``.
     """
 
     def __init__(self, image_size: int = 256, scale: float = 1.6, detect_every: int = 5, max_gap: int = 20,
                  backend: str | FaceDetector = "auto", select: FaceSelect = "largest",
                  pad: str = "edge", smooth_center: float = 0.6, smooth_size: float = 0.3,
-                 deadband_center: float = 0.015, deadband_size: float = 0.05, device: str = "cpu") -> None:
+                 deadband_center: float = 0.015, deadband_size: float = 0.05, device: str = "cpu",
+                 remember: int | None = None) -> None:
         if not isinstance(image_size, int) or image_size < 8:
             raise InputError(f"image_size must be an int >= 8, got {image_size!r}")
         if not 1.0 <= float(scale) <= 4.0:
@@ -684,6 +755,10 @@ class FaceCropper:
         self.pad = pad
         self.smooth_center, self.smooth_size = float(smooth_center), float(smooth_size)
         self.deadband_center, self.deadband_size = float(deadband_center), float(deadband_size)
+        remember = REMEMBER_CALLS if remember is None else remember
+        if isinstance(remember, bool) or not isinstance(remember, int) or remember < 0:
+            raise InputError(f"remember must be an int >= 0, got {remember!r}")
+        self.memo = DetectionMemo(remember) if remember else None
 
     @property
     def backend(self) -> str:
@@ -696,6 +771,13 @@ class FaceCropper:
         b = np.asarray(face_box, dtype=np.float64)
         side = math.sqrt(max(b[2] - b[0], 1e-6) * max(b[3] - b[1], 1e-6))
         return self._box_from_state(np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2, side]))
+
+    def _find(self, image: np.ndarray, region: Box | None = None, expected_side: float | None = None
+              ) -> list[Detection]:
+        """``self.detector.detect``, through ``self.memo`` when there is one."""
+        if self.memo is None:
+            return self.detector.detect(image, region, expected_side)
+        return self.memo.detect(self.detector, image, region, expected_side)
 
     def _box_from_state(self, state: np.ndarray) -> Box:
         cx, cy, side = state
@@ -723,7 +805,7 @@ class FaceCropper:
     def detect(self, image: np.ndarray) -> list[Detection]:
         """All faces in a photo (uint8 [H, W, 3] RGB), largest first."""
         image = to_rgb_array(image)
-        return sorted(self.detector.detect(image), key=lambda d: -d.side)
+        return sorted(self._find(image), key=lambda d: -d.side)
 
     def crop_image(self, image: np.ndarray, name: str = "the photo", select: FaceSelect | None = None) -> FaceCrop:
         """Crop the face of a photo.
@@ -832,12 +914,12 @@ class FaceTrack(Iterator[FaceCrop]):
         if state is not None:
             cx, cy, side = state
             r = 1.1 * side
-            dets = c.detector.detect(frame, (cx - r, cy - r, cx + r, cy + r), expected_side=side)
+            dets = c._find(frame, (cx - r, cy - r, cx + r, cy + r), expected_side=side)
             if self.group is not None:  # never a neighbour that the window reaches
                 dets = self._stay(dets, state)
             if dets:
                 return min(dets, key=lambda d: float(np.linalg.norm(d.center - state[:2])))
-        dets = c.detector.detect(frame)
+        dets = c._find(frame)
         if self.group is not None:
             return self._group_face(dets, state)
         if not dets:
@@ -1130,7 +1212,8 @@ def box_motion(boxes: Sequence[Box]) -> np.ndarray:
     return np.maximum(move, grow) / side[:-1]
 
 
-__all__ = ["DETECTORS", "EVERY_FACE", "Detection", "FaceAlignmentDetector", "FaceCrop", "FaceCropper", "FaceDetector",
-           "FaceSelect", "FaceTrack", "HaarDetector", "TrackReport", "available_backends", "box_motion",
-           "check_select", "crop_square", "describe_select", "face_alignment_available", "face_alignment_weights",
-           "feather_mask", "head_pose_from_landmarks", "make_detector", "parse_face_select", "paste_back"]
+__all__ = ["DETECTORS", "EVERY_FACE", "REMEMBER_CALLS", "Detection", "DetectionMemo", "FaceAlignmentDetector",
+           "FaceCrop", "FaceCropper", "FaceDetector", "FaceSelect", "FaceTrack", "HaarDetector", "TrackReport",
+           "available_backends", "box_motion", "check_select", "crop_square", "describe_select",
+           "face_alignment_available", "face_alignment_weights", "feather_mask", "head_pose_from_landmarks",
+           "make_detector", "parse_face_select", "paste_back"]

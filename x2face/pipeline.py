@@ -1369,6 +1369,7 @@ class LiveSession:
         self.sharp = sharp if isinstance(sharp, int) and not isinstance(sharp, bool) else bool(sharp)
         self.cropper = copy.copy(pipe.cropper)  # the pipeline's detector, crop and smoothing settings ...
         self.cropper.detect_every = self.cropper.max_gap = 1  # ... with a detection in every frame
+        self.cropper.memo = None  # (webcam frames never come twice: nothing to remember)
         self._inbox = _Inbox()
         self._track = self._new_track()
         self._last: np.ndarray | None = None
