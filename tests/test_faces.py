@@ -427,6 +427,17 @@ def test_detection_memo_keeps_copies_a_bounded_number_and_one_detector(real_dir)
     assert len(memo) == 1 and memo.misses == 5
     memo.clear()
     assert len(memo) == 0
+    # a search in a region reads only its pixels: a change outside it (past a pixel's margin) is the same call
+    region = (10.0, 20.0, 110.5, 120.5)
+    memo.detect(counting, photo, region, 50.0)
+    calls = counting.calls
+    outside, inside = photo.copy(), photo.copy()
+    outside[122, 112] ^= 1
+    inside[121, 111] ^= 1  # the margin's pixel
+    memo.detect(counting, outside, region, 50.0)
+    assert counting.calls == calls
+    memo.detect(counting, inside, region, 50.0)
+    assert counting.calls == calls + 1
     for bad in (0, -1, 1.5, True):
         with pytest.raises(InputError, match="int >= 1"):
             DetectionMemo(bad)

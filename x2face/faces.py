@@ -127,8 +127,9 @@ class FaceDetector:
     box_shift = 0.0
 
     def detect(self, image: np.ndarray, region: Box | None = None, expected_side: float | None = None) -> list[Detection]:
-        """Faces in ``image`` (uint8 [H, W, 3] RGB), optionally only inside ``region`` (a pixel box) and
-        about ``expected_side`` pixels wide (tracking). Boxes are returned in ``image`` pixels."""
+        """Faces in ``image`` (uint8 [H, W, 3] RGB), optionally only inside ``region`` (a pixel box; only its
+        pixels are read) and about ``expected_side`` pixels wide (tracking). Boxes are returned in ``image``
+        pixels. The same arguments give the same faces (``DetectionMemo`` relies on it)."""
         raise NotImplementedError
 
 
@@ -651,9 +652,10 @@ class DetectionMemo:
     driven by it, relative motion's reference found in a first pass, the app run again on the same clip) costs a
     hash per detector call instead of a detection.
 
-    A call is remembered under (the frame's SHA-1, shape and dtype, the search region, the expected side), so a
-    frame that differs in any pixel is searched afresh; a detector gives the same faces for the same arguments, so
-    the tracks are the same as without. At most ``size`` calls are kept, the least recently used dropped first
+    A call is remembered under (the SHA-1 of the frame's pixels in the search region, or of all of them, its shape
+    and dtype, the region, the expected side), so a frame that differs in any pixel the detector reads is searched
+    afresh; a detector gives the same faces for the same arguments (and reads only the region's pixels, as
+    ``FaceDetector.detect`` says), so the tracks are the same as without. At most ``size`` calls are kept, the least recently used dropped first
     (under 1 KB each with the Haar detector, a few KB with face-alignment's landmarks); safe to share between
     threads. The memo belongs to one detector: given another, it forgets what it holds.
     """
@@ -671,15 +673,23 @@ class DetectionMemo:
         return len(self._calls)
 
     @staticmethod
-    def _digest(image: np.ndarray) -> bytes:
-        data = np.ascontiguousarray(image)
-        return hashlib.sha1(data.data, usedforsecurity=False).digest() + repr((data.shape, data.dtype.str)).encode()
+    def _digest(image: np.ndarray, region: Box | None) -> bytes:
+        """SHA-1 of the pixels a detector reads (those of ``region``, with a pixel more on every side, or all), with
+        the image's shape and dtype."""
+        data = image
+        if region is not None:
+            h, w = image.shape[:2]
+            x0, y0 = max(0, math.floor(region[0]) - 1), max(0, math.floor(region[1]) - 1)
+            x1, y1 = min(w, math.ceil(region[2]) + 1), min(h, math.ceil(region[3]) + 1)
+            data = image[y0:max(y0, y1), x0:max(x0, x1)]
+        data = np.ascontiguousarray(data)
+        return hashlib.sha1(data.data, usedforsecurity=False).digest() + repr((image.shape, image.dtype.str)).encode()
 
     def detect(self, detector: FaceDetector, image: np.ndarray, region: Box | None = None,
                expected_side: float | None = None) -> list[Detection]:
         """``detector.detect(image, region, expected_side)``, remembered (a fresh copy of each ``Detection``)."""
         base = detector.detector if isinstance(detector, _SharedDetections) else detector
-        key = (self._digest(image), None if region is None else tuple(map(float, region)),
+        key = (self._digest(image, region), None if region is None else tuple(map(float, region)),
                None if expected_side is None else float(expected_side))
         with self._lock:
             if self._detector is not base:
