@@ -655,9 +655,10 @@ class DetectionMemo:
     A call is remembered under (the SHA-1 of the frame's pixels in the search region, or of all of them, its shape
     and dtype, the region, the expected side), so a frame that differs in any pixel the detector reads is searched
     afresh; a detector gives the same faces for the same arguments (and reads only the region's pixels, as
-    ``FaceDetector.detect`` says), so the tracks are the same as without. At most ``size`` calls are kept, the least recently used dropped first
-    (under 1 KB each with the Haar detector, a few KB with face-alignment's landmarks); safe to share between
-    threads. The memo belongs to one detector: given another, it forgets what it holds.
+    ``FaceDetector.detect`` says), so the tracks are the same as without. At most ``size`` calls are kept, the
+    least recently used dropped first (under 1 KB each with the Haar detector, a few KB with face-alignment's
+    landmarks); safe to share between threads. The memo belongs to one detector: given another, it forgets what
+    it holds.
     """
 
     def __init__(self, size: int = 10000) -> None:
