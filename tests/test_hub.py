@@ -169,3 +169,27 @@ def test_push_to_hub_uploads_a_loadable_folder(tmp_path, tiny_model, monkeypatch
     drv, src = _inputs()
     with torch.no_grad():
         torch.testing.assert_close(loaded(drv, src), tiny_model(drv, src), atol=0, rtol=0)
+
+
+def test_pick_device_names_what_to_use(monkeypatch):
+    """A device the machine lacks, or one torch does not know, is a one-line ``WeightsError``, not torch's error."""
+    from x2face.hub import pick_device
+
+    assert pick_device("cpu") == torch.device("cpu") and pick_device(None).type in ("cpu", "cuda")
+    with pytest.raises(WeightsError, match="unknown device 'tpu': use auto, cpu, cuda, cuda:N or mps"):
+        pick_device("tpu")
+    with pytest.raises(WeightsError, match="unknown device"):
+        pick_device("cuda:x")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(WeightsError, match="no usable CUDA GPU; use --device cpu"):
+        pick_device("cuda")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert pick_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(WeightsError, match="cuda:2 was asked for but this machine has 2 CUDA GPU"):
+        pick_device("cuda:2")
+    monkeypatch.setattr(torch.backends.mps, "is_available", lambda: False)
+    with pytest.raises(WeightsError, match="mps .* is not available here"):
+        pick_device("mps")
+    with pytest.raises(WeightsError, match="meta was asked for but is not available here"):
+        pick_device("meta")

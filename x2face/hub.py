@@ -54,12 +54,31 @@ def resolve(spec: str | os.PathLike | None) -> tuple[str, str | None]:
 
 
 def pick_device(preference: str | torch.device | None = "auto") -> torch.device:
-    """``"auto"``/None -> CUDA when available, else CPU; otherwise ``torch.device(preference)``."""
+    """``"auto"``/None -> CUDA when available, else CPU; otherwise ``torch.device(preference)``, which must be
+    usable here (a CUDA index below the number of GPUs; Apple's ``mps`` where it is built and available).
+
+    Raises:
+        WeightsError: a device name torch does not know, or one this machine lacks (the message says what to use).
+    """
     if preference is None or str(preference) == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(preference)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise WeightsError("CUDA was asked for but this machine has no usable CUDA GPU; use --device cpu")
+    try:
+        device = torch.device(preference)
+    except (RuntimeError, TypeError, ValueError):
+        raise WeightsError(f"unknown device {str(preference)!r}: use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise WeightsError("CUDA was asked for but this machine has no usable CUDA GPU; use --device cpu")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise WeightsError(f"{device} was asked for but this machine has {count} CUDA GPU(s): cuda:0"
+                               + (f" to cuda:{count - 1}" if count > 1 else ""))
+    elif device.type == "mps" and not (torch.backends.mps.is_built() and torch.backends.mps.is_available()):
+        raise WeightsError("mps (Apple's GPU) was asked for but is not available here; use --device cpu")
+    elif device.type not in ("cpu", "mps"):
+        module = getattr(torch, device.type, None)
+        if not callable(getattr(module, "is_available", None)) or not module.is_available():
+            raise WeightsError(f"{device.type} was asked for but is not available here; use --device cpu")
     return device
 
 
