@@ -550,6 +550,8 @@ def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):
         (["--source", real_dir / ANNE, "--driving", clip, "--max-seconds", "1"], "the limit is 1.0 s"),
         (["--source", real_dir / ANNE, "--driving", tmp_path / "nope.mp4"], "no such file"),
         (["--source", real_dir / ANNE, "--driving", clip, "--max-gap", "0"], "max_gap must be an int >= 1"),
+        (["--source", real_dir / ANNE, "--driving", clip, "--threads", "100000"], "--threads must be from 1 to"),
+        (["--source", real_dir / ANNE, "--driving", clip, "--device", "tpu"], "unknown device 'tpu'"),
     ]
     for args, message in cases:
         assert run(*args, "--out", tmp_path / "o.mp4", "--weights", weights) == 2

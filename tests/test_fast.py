@@ -198,13 +198,26 @@ def test_dtype_and_batch_defaults(tiny_config):
     assert default_max_batch(get_config("paper"), torch.device("cuda")) == 256
 
 
-def test_cpu_threads():
+def test_cpu_threads(monkeypatch):
+    """Threads from 1 to the machine's CPUs; a variable asking for more gets that many (torch crashes when asked for
+    tens of thousands), an argument asking for more is refused."""
+    from x2face.fast import check_threads, max_cpu_threads
+
     before = torch.get_num_threads()
+    top = max_cpu_threads()
     try:
-        assert physical_cores() >= 1
+        assert physical_cores() >= 1 and top >= 1
         assert configure_cpu_threads(1) == 1 and torch.get_num_threads() == 1
-        with pytest.raises(ConfigError):
-            configure_cpu_threads(0)
+        for bad in (0, top + 1, 100000, 1.5, True):
+            with pytest.raises(InputError, match=f"must be from 1 to {top} .this machine's CPU threads., got"):
+                configure_cpu_threads(bad)
+        with pytest.raises(InputError, match="--threads must be from 1 to"):
+            check_threads(100000)
+        assert check_threads(top) == top
+        for var in ("X2FACE_THREADS", "OMP_NUM_THREADS"):
+            monkeypatch.delenv("X2FACE_THREADS", raising=False)
+            monkeypatch.setenv(var, "100000")
+            assert configure_cpu_threads() == top == torch.get_num_threads()
     finally:
         torch.set_num_threads(before)
 

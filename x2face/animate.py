@@ -536,11 +536,11 @@ def main(argv: list[str]) -> int:
     edit_at = check_edit_arguments(args)
 
     if args.threads is not None:
-        if args.threads < 1:
-            raise InputError(f"--threads must be >= 1, got {args.threads}")
         import torch
 
-        torch.set_num_threads(args.threads)
+        from .fast import check_threads
+
+        torch.set_num_threads(check_threads(args.threads))
     options = dict(detect_every=args.detect_every, max_gap=args.max_gap, fast=False if args.eager else "auto",
                    precision=args.precision, sharp=args.sharp)
     if not args.each:

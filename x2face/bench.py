@@ -53,7 +53,7 @@ import torch.nn.functional as F
 
 from .config import CONFIGS, X2FaceConfig, get_config
 from .errors import InputError, X2FaceError, one_line
-from .fast import FastDriver, configure_cpu_threads, physical_cores, resolve_dtype
+from .fast import FastDriver, check_threads, configure_cpu_threads, physical_cores, resolve_dtype
 from .model import X2Face
 
 BATCHES = (1, 16, 64, 256)  #: batch sizes of ``drive_fps``
@@ -173,8 +173,8 @@ def parse_args(argv: list[str]) -> BenchSettings:
     from .hub import pick_device
 
     device = pick_device(args.device)
-    if args.threads is not None and args.threads < 1:
-        raise InputError(f"--threads must be >= 1, got {args.threads}")
+    if args.threads is not None:
+        check_threads(args.threads)
     if args.peak_tflops is not None and not args.peak_tflops > 0:
         raise InputError(f"--peak-tflops must be positive, got {args.peak_tflops}")
     clip = Path(args.clip).expanduser() if args.clip else None

@@ -90,6 +90,21 @@ def physical_cores() -> int:
     return max(1, len(cores) or len(allowed))
 
 
+def max_cpu_threads() -> int:
+    """The most CPU threads x2face gives torch: this machine's logical CPUs (``os.cpu_count()``). More only slow the
+    convolutions down, and torch crashes (a segmentation fault) when asked for tens of thousands."""
+    return max(1, os.cpu_count() or 1)
+
+
+def check_threads(num_threads: object, what: str = "--threads") -> int:
+    """``num_threads`` as a number of CPU threads (an int from 1 to ``max_cpu_threads()``), or an ``InputError``
+    naming ``what``."""
+    top = max_cpu_threads()
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or not 1 <= num_threads <= top:
+        raise InputError(f"{what} must be from 1 to {top} (this machine's CPU threads), got {num_threads}")
+    return num_threads
+
+
 def configure_cpu_threads(num_threads: int | None = None) -> int:
     """Set torch's CPU threads for inference and return the number used.
 
@@ -97,13 +112,15 @@ def configure_cpu_threads(num_threads: int | None = None) -> int:
     physical cores this process may use (``physical_cores()``). One thread per physical core is
     what oneDNN's convolutions scale with; more (hyper-threads, oversubscription by other
     processes) makes them slower, not faster. The inter-op pool is set to one thread (the networks
-    are a chain of convolutions: nothing runs side by side), where torch still allows it.
+    are a chain of convolutions: nothing runs side by side), where torch still allows it. A variable's value
+    above ``max_cpu_threads()`` is taken as that many (a cluster's OMP_NUM_THREADS may name more CPUs than this
+    process has); ``num_threads`` must be within it (``check_threads``).
     """
     if num_threads is None:
         env = os.environ.get("X2FACE_THREADS") or os.environ.get("OMP_NUM_THREADS")
         num_threads = int(env) if env and env.isdigit() and int(env) > 0 else physical_cores()
-    if num_threads < 1:
-        raise ConfigError(f"the number of CPU threads must be >= 1, got {num_threads}")
+        num_threads = min(num_threads, max_cpu_threads())
+    num_threads = check_threads(num_threads, "the number of CPU threads")
     torch.set_num_threads(num_threads)
     try:
         torch.set_num_interop_threads(1)

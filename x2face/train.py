@@ -1482,7 +1482,9 @@ def _setup(run: RunConfig) -> Dist:
     d = Dist(run.device)
     threads = cpu_threads(run, d.device)
     if threads:
-        torch.set_num_threads(threads)
+        from .fast import max_cpu_threads
+
+        torch.set_num_threads(min(threads, max_cpu_threads()))  # (a config made for a bigger machine)
     return d
 
 

@@ -506,7 +506,9 @@ def _setup(args) -> tuple[Any, torch.device, Path]:
     from ..hub import load_model, pick_device
 
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from ..fast import check_threads
+
+        torch.set_num_threads(check_threads(args.threads))
     out = _check_out(args.weights, args.out, args.overwrite)
     device = pick_device(args.device)
     model = load_model(args.weights, device=device)

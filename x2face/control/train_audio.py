@@ -347,7 +347,9 @@ def main(argv: list[str]) -> int:
     if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not args.overwrite)):
         raise InputError(f"--out {out} exists; pass --overwrite or choose another folder")
     if args.threads:
-        torch.set_num_threads(args.threads)
+        from ..fast import check_threads
+
+        torch.set_num_threads(check_threads(args.threads))
     cfg = AudioTrainConfig(net=args.net, out_dim=args.dim, steps=args.steps, batch=args.batch, lr=args.lr,
                            videos=args.videos, seconds=args.seconds, val_videos=args.val_videos,
                            real_fraction=args.real_fraction, seed=args.seed)
