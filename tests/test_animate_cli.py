@@ -664,3 +664,29 @@ def test_eager_and_precision_options(real_dir, weights, tmp_path):
         videos.append(np.stack(list(VideoReader(out))).astype(int))
     assert videos[0].shape == videos[1].shape and videos[0].shape[0] == 10
     assert np.abs(videos[0] - videos[1]).mean() < 0.5
+
+
+def test_pose_videos_longer_than_the_limit_are_refused(real_dir, tmp_path, capsys):
+    """--pose-seconds and --sweep-seconds make videos as long as they say: past --max-seconds they are refused before
+    a frame is made (they used to run for hours, or fail to allocate), as clips are."""
+    import app_server
+
+    heads = app_server.save_tiny_weights(tmp_path / "heads")
+    out = tmp_path / "o.mp4"
+    common = ["--source", real_dir / ANNE, "--out", out, "--weights", heads]
+    for args, message in [
+        (["--pose=10,0,0", "--pose-seconds", "100000"],
+         "--pose-seconds 100000 for 1 pose(s) makes a 100000 s video; the limit is 600 s (--max-seconds)"),
+        (["--pose=10,0,0", "--pose=0,10,0", "--pose-seconds", "4", "--max-seconds", "8"],
+         "--pose-seconds 4 for 2 pose(s) makes a 8.5 s video; the limit is 8 s (--max-seconds)"),
+        (["--pose=10,0,0", "--pose-seconds", "1e9"], "makes a 1e+09 s video"),
+        (["--pose-sweep", "yaw", "--sweep-seconds", "1e9"], "--sweep-seconds 1e+09 makes a 1e+09 s video"),
+        (["--pose-sweep", "yaw", "--max-seconds", "0"], "--max-seconds must be a positive number, got 0"),
+        (["--pose-sweep", "yaw", "--max-pixels", "-1"], "--max-pixels must be a positive number, got -1"),
+    ]:
+        assert run(*common, *args) == 2
+        err = capsys.readouterr().err.strip()
+        assert message in err and len(err.splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == [tmp_path / "heads"]  # no output, no partial file
+    assert run(*common, "--pose-sweep", "yaw", "--sweep-seconds", "0.4", "--max-seconds", "0.5", "--quiet") == 0
+    assert sum(1 for _ in VideoReader(out)) == 10

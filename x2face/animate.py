@@ -492,6 +492,9 @@ def main(argv: list[str]) -> int:
         raise InputError(f"--max-side must be at least 16 pixels, got {args.max_side}")
     if not 0 <= args.crf <= 51:
         raise InputError(f"--crf must be from 0 to 51, got {args.crf}")
+    for option, value in (("--max-seconds", args.max_seconds), ("--max-pixels", args.max_pixels)):
+        if not 0 < value < math.inf:
+            raise InputError(f"{option} must be a positive number, got {value:g}")
     limits = Limits(max_seconds=args.max_seconds, max_pixels=args.max_pixels)
     for item in driver.inputs(args):
         if not Path(item).is_file():

@@ -36,6 +36,13 @@ def parse_pose(text: str) -> tuple[float, float, float]:
     return values  # type: ignore[return-value]
 
 
+def _check_length(seconds: float, what: str, limits) -> None:
+    """Refuse a pose video longer than ``limits.max_seconds`` (before any frame is made)."""
+    top = getattr(limits, "max_seconds", None)
+    if top is not None and seconds > top:
+        raise InputError(f"{what} makes a {seconds:g} s video; the limit is {top:g} s (--max-seconds)")
+
+
 def _with_source(args: argparse.Namespace, pipe, frames: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
     """``--side-by-side``: source crop | result."""
     if not getattr(args, "side_by_side", False):
@@ -71,6 +78,8 @@ class PoseDriver:
         if not args.pose_seconds > 0:
             raise InputError(f"--pose-seconds must be positive, got {args.pose_seconds}")
         targets = [parse_pose(p) for p in args.pose]
+        _check_length(len(targets) * args.pose_seconds + 0.5, f"--pose-seconds {args.pose_seconds:g} for "
+                      f"{len(targets)} pose(s)", limits)
         poses = pose_path(source_pose(pipe), targets, frames_per_move=max(1, round(args.pose_seconds * FPS)),
                           hold=FPS // 2)
         frames = drive_poses(pipe, poses, paste_back=args.paste_back, batch_size=args.batch_size)
@@ -101,6 +110,7 @@ class PoseSweepDriver:
 
         if not args.sweep_seconds > 0:
             raise InputError(f"--sweep-seconds must be positive, got {args.sweep_seconds}")
+        _check_length(args.sweep_seconds, f"--sweep-seconds {args.sweep_seconds:g}", limits)
         n = max(2, round(args.sweep_seconds * FPS))
         frames = pose_sweep(pipe, args.pose_sweep, args.sweep_degrees, n, paste_back=args.paste_back,
                             batch_size=args.batch_size)
