@@ -690,3 +690,55 @@ def test_pose_videos_longer_than_the_limit_are_refused(real_dir, tmp_path, capsy
     assert list(tmp_path.iterdir()) == [tmp_path / "heads"]  # no output, no partial file
     assert run(*common, "--pose-sweep", "yaw", "--sweep-seconds", "0.4", "--max-seconds", "0.5", "--quiet") == 0
     assert sum(1 for _ in VideoReader(out)) == 10
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("signame, code", [("SIGTERM", 143), ("SIGHUP", 129), ("SIGINT", 130)])
+def test_a_stopped_animate_leaves_no_partial_file(real_dir, weights, tmp_path, signame, code):
+    """``kill`` (SIGTERM), a closed terminal (SIGHUP) and Ctrl-C (SIGINT), sent to the command and its ffmpeg
+    children while they write: a one-line message, exit 128 + the signal, no partial file, a kept --out untouched
+    (SIGTERM and SIGHUP used to kill Python at once, leaving the hidden temporary video beside --out)."""
+    import signal
+    import time
+
+    sig = getattr(signal, signame)
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"keep me")
+    clip = real_dir / "clips/FuxiVirtualHuman_styletalk__samples_source_video_video_KristiNoem.mp4"  # 18 s
+    proc = subprocess.Popen([sys.executable, "-m", "x2face", "animate", "--source", str(real_dir / OBAMA),
+                             "--driving", str(clip), "--paste-back", "--out", str(out), "--overwrite", "--quiet",
+                             "--weights", weights, "--backend", "opencv"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    deadline = time.monotonic() + 120
+    while not any(p.name.startswith(".out.") for p in tmp_path.iterdir()):  # writing has begun
+        assert proc.poll() is None and time.monotonic() < deadline, proc.communicate()
+        time.sleep(0.05)
+    time.sleep(0.5)
+    os.killpg(proc.pid, sig)  # the command and its ffmpeg processes, as a terminal does
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert err.strip().splitlines() == [err.strip()] and "Traceback" not in err, err
+    assert err.strip() == (f"x2face animate: stopped by {signame}" if signame != "SIGINT" else
+                           "x2face animate: interrupted")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.mp4"] and out.read_bytes() == b"keep me"
+
+
+def test_stop_signals_keep_an_ignored_signal_ignored_and_come_back():
+    """Under ``nohup`` SIGHUP is ignored and stays so; training commands keep their own SIGTERM handling; the
+    previous handlers are back after the command."""
+    import signal
+
+    from x2face.cli import _stop_signals
+
+    before = signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    try:
+        term = signal.getsignal(signal.SIGTERM)
+        with _stop_signals("animate"):
+            assert signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+            assert signal.getsignal(signal.SIGTERM) is not term
+        assert signal.getsignal(signal.SIGTERM) is term and signal.getsignal(signal.SIGHUP) is signal.SIG_IGN
+        with _stop_signals("train"):
+            assert signal.getsignal(signal.SIGTERM) is term
+    finally:
+        signal.signal(signal.SIGHUP, before)

@@ -8,9 +8,13 @@ see tracebacks.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
+import signal
 import sys
+import threading
+from typing import Iterator
 
 #: command name -> ("module:function", one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -45,6 +49,45 @@ def _configure_threads(name: str, rest: list[str]) -> None:
     configure_cpu_threads()
 
 
+#: commands that handle SIGTERM themselves (a checkpoint, then exit); the others stop as on Ctrl-C (``_stop_signals``)
+OWN_SIGNALS = ("train", "train-identity", "train-audio")
+
+
+class Stopped(BaseException):
+    """SIGTERM or SIGHUP arrived (``kill``, a closed terminal, a job scheduler): the command stops as on Ctrl-C, its
+    ``finally`` blocks removing partial outputs, and exits with 128 + the signal's number."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+@contextlib.contextmanager
+def _stop_signals(name: str) -> Iterator[None]:
+    """While a command runs in the main thread, SIGTERM and SIGHUP raise ``Stopped`` (Python's default for them
+    is to die at once, leaving an output's temporary files behind); a signal that is ignored (``nohup``) stays
+    ignored, and the previous handlers come back after."""
+    if name in OWN_SIGNALS or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise Stopped(signum)
+
+    wanted = [getattr(signal, n) for n in ("SIGTERM", "SIGHUP") if hasattr(signal, n)]
+    before = {}
+    for sig in wanted:
+        if signal.getsignal(sig) is signal.SIG_IGN:  # nohup's SIGHUP, say: ignored it stays
+            continue
+        with contextlib.suppress(ValueError, OSError):
+            before[sig] = signal.signal(sig, stop)
+    try:
+        yield
+    finally:
+        for sig, handler in before.items():
+            signal.signal(sig, handler)
+
+
 def _usage() -> str:
     width = max(len(n) for n in COMMANDS)
     lines = ["usage: python -m x2face COMMAND [options]   (COMMAND --help for its options)", "", "commands:"]
@@ -72,9 +115,13 @@ def main(argv: list[str] | None = None) -> int:
     from .errors import X2FaceError
 
     try:
-        _configure_threads(name, rest)
-        func = getattr(importlib.import_module(module_name), func_name)
-        return int(func(rest) or 0)
+        with _stop_signals(name):
+            _configure_threads(name, rest)
+            func = getattr(importlib.import_module(module_name), func_name)
+            return int(func(rest) or 0)
+    except Stopped as stop:
+        print(f"x2face {name}: stopped by {signal.Signals(stop.signum).name}", file=sys.stderr)
+        return 128 + stop.signum
     except X2FaceError as exc:
         if os.environ.get("X2FACE_DEBUG"):
             raise
