@@ -160,6 +160,7 @@ def test_animate_each_photo_on_its_own(real_dir, weights, tmp_path, capsys):
     assert "2 of 3" not in capsys.readouterr().out
     for args, message in [(["--out", tmp_path / "one.mp4"], "--each writes a file per --source: give --out a folder"),
                           (["--out", out], "exists; pass --overwrite"),
+                          (["--out", f"{tmp_path}/missing/"], f"--each: the folder {tmp_path}/missing/ does not exist"),
                           (["--out", f"{out}/x.mp4{{name}}"], "the output must end in"),
                           (["--out", f"{tmp_path}/{{name}}.mp4", "--source", tmp_path / "sub" / Path(ANNE).name],
                            "would both write")]:

@@ -3,12 +3,14 @@ any rate, H.264 output with audio in sync, and the limits that refuse hour-long 
 from __future__ import annotations
 
 import io
+import os
 import struct
 import subprocess
 import time
 import tracemalloc
 import zlib
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -489,6 +491,23 @@ def test_output_path_never_an_input(real_dir, tmp_path):
         check_output_path(tmp_path / "out.gif", [], extensions=(".mp4",))
     assert check_output_path(tmp_path / "new.mp4", [clip]) == tmp_path / "new.mp4"
     assert clip.read_bytes() == (real_dir / FOMM).read_bytes()
+    with pytest.raises(MediaError, match="choose another --confidence"):
+        check_output_path(clip, [clip], option="--confidence")
+
+
+def test_output_path_in_a_read_only_folder(tmp_path, monkeypatch):
+    """A folder that cannot be written (a read-only mount; root writes anywhere else) is refused before any work,
+    not met as an OSError on the temporary file at the end."""
+    import x2face.media as media
+
+    real_access = os.access
+    monkeypatch.setattr(media.os, "access", lambda p, mode, **k: False if Path(p) == tmp_path and mode == os.W_OK
+                        else real_access(p, mode, **k))
+    with pytest.raises(MediaError, match=f"cannot write in the folder {tmp_path} .it is read-only, or not yours.: "
+                                         "choose another --out"):
+        check_output_path(tmp_path / "new.mp4")
+    with pytest.raises(MediaError, match="the folder .*missing does not exist"):
+        check_output_path(tmp_path / "missing" / "new.mp4")
 
 
 def test_read_image_from_file_object(real_dir):

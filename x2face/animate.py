@@ -278,6 +278,8 @@ def each_output(out: str, sources: Sequence[str], suffix: str) -> list[Path]:
         paths = [Path(out.replace("{name}", Path(src).stem)) for src in sources]
     elif Path(out).is_dir():
         paths = [Path(out) / f"{Path(src).stem}{suffix}" for src in sources]
+    elif out.endswith(("/", os.sep)):
+        raise InputError(f"--each: the folder {out} does not exist; create it first")
     else:
         raise InputError(f"--each writes a file per --source: give --out a folder, or a name with {{name}} in it "
                          f"(e.g. out/{{name}}{suffix}), got {out}")

@@ -58,9 +58,10 @@ def main(argv: list[str]) -> int:
 
     def check(names: list[tuple[str, str | None]], overwrite: bool) -> None:
         for out, conf in names:
-            for o in (out, conf):
+            for o, option in ((out, "--out"), (conf, "--confidence")):
                 if o:
-                    check_output_path(o, args.source, overwrite=overwrite, extensions=IMAGE_EXTENSIONS)
+                    check_output_path(o, args.source, overwrite=overwrite, extensions=IMAGE_EXTENSIONS,
+                                      option=option)
 
     check([(args.out, args.confidence)], args.overwrite or every)  # before the weights load
     if args.confidence and Path(args.out).resolve() == Path(args.confidence).resolve():

@@ -957,13 +957,16 @@ def same_file(a: PathLike, b: PathLike) -> bool:
 
 
 def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), *, overwrite: bool = False,
-                      extensions: tuple[str, ...] | None = None, kind: str | None = None) -> Path:
-    """Refuse an output path that is one of the inputs, exists (unless ``overwrite``) or has a wrong extension
-    (``kind``: why those extensions, the start of that message, e.g. "this gives a video")."""
+                      extensions: tuple[str, ...] | None = None, kind: str | None = None,
+                      option: str = "--out") -> Path:
+    """Refuse an output path that is one of the inputs, exists (unless ``overwrite``), has a wrong extension
+    (``kind``: why those extensions, the start of that message, e.g. "this gives a video") or lies in a folder that
+    is missing or cannot be written (read-only); ``option`` is the option that names it, for the messages."""
     out = Path(os.fspath(out)).expanduser()
     for item in inputs:
         if item is not None and not isinstance(item, (bytes, np.ndarray)) and same_file(out, item):
-            raise MediaError(f"the output {out} is one of the inputs; choose another --out (inputs are never overwritten)")
+            raise MediaError(f"the output {out} is one of the inputs; choose another {option} (inputs are never "
+                             f"overwritten)")
     if out.is_dir():  # (before the extension: "/tmp/" is a folder, not a file named "tmp")
         raise MediaError(f"{out} is a folder: give a file name in it, e.g. {out / ('out' + (extensions or ('',))[0])}")
     if extensions is not None and out.suffix.lower() not in extensions:
@@ -973,6 +976,9 @@ def check_output_path(out: PathLike, inputs: Iterable[PathLike] = (), *, overwri
         raise MediaError(f"{out} exists; pass --overwrite to replace it")
     if not out.parent.exists():
         raise MediaError(f"the folder {out.parent} does not exist")
+    if not os.access(out.parent, os.W_OK):
+        raise MediaError(f"cannot write in the folder {out.parent} (it is read-only, or not yours): choose another "
+                         f"{option}")
     return out
 
 
