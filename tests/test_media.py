@@ -567,6 +567,26 @@ def test_writer_gif_ignores_sound_and_leaves_nothing_on_failure(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.gif"]
 
 
+def test_a_gif_of_a_fast_clip_plays_at_its_speed(tmp_path):
+    """A GIF's delays are whole hundredths and browsers show one under 2 as 10: a 120 fps video's GIF is every 3rd
+    frame at 40 fps (its delays sum to the video's length within a hundredth, none under 2); 50 fps and under keep
+    every frame."""
+    from PIL import Image, ImageSequence
+
+    from x2face.media import gif_fps
+
+    assert [gif_fps(f) for f in (24, 30, 50, 60, 120, 240)] == [24, 30, 50, 30, 40, 48]
+    for fps, kept in ((120, 40), (50, 50)):
+        frames = [np.full((32, 32, 3), (i * 2 % 256, 0, 0), np.uint8) for i in range(fps)]  # one second
+        out = write_video(frames, tmp_path / f"{fps}.gif", fps)
+        with Image.open(out) as gif:
+            durations = [f.info["duration"] for f in ImageSequence.Iterator(gif)]
+            red = [int(np.asarray(f.convert("RGB"))[16, 16, 0]) for f in ImageSequence.Iterator(gif)]
+        assert len(durations) == kept and abs(sum(durations) - 1000) <= 10 and min(durations) >= 20
+        step = fps // kept
+        assert all(abs(r - (i * step * 2 % 256)) <= 8 for i, r in enumerate(red)), red  # every step-th frame
+
+
 def test_a_start_into_an_mpeg_program_stream_is_frame_exact(real_dir):
     """Seeking straight to 1.2 s in the GRID clip (MPEG-1 in a program stream) lands 6 frames late; the reader's
     seek to before the start and its drop by timestamp give frame 30 (1.2 s at 25 fps), as a read from the start."""

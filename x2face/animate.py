@@ -30,8 +30,8 @@ import numpy as np
 
 from .errors import InputError, MediaError, NoFaceError
 from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, PLAYABLE_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader,
-                    VideoWriter, check_output_path, fit_side, is_still_image, read_image, write_image)
-from .faces import EVERY_FACE, describe_select, parse_face_select
+                    VideoWriter, check_output_path, fit_side, gif_fps, is_still_image, read_image, write_image)
+from .faces import EVERY_FACE, describe_select, ordinal, parse_face_select
 from .pipeline import MAX_MOTION_SCALE, SHARP_MAX_SIDE, X2FacePipeline, motion_note, side_by_side
 
 
@@ -603,9 +603,13 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
             if close is not None:  # on an error: stop the decoder and any overlap threads now
                 close()
         frames, size = writer.frames, writer.output_size
-        sound = ", a GIF: no sound" if writer.gif else \
-            f", audio from {Path(os.fspath(audio)).name}" if isinstance(audio, (str, os.PathLike)) else \
-            (", audio" if audio is not None else ", no audio")
+        if writer.gif:  # (at most MAX_GIF_FPS: every k-th frame of a faster clip)
+            step = round(drive.fps / gif_fps(drive.fps))
+            sound = f", a GIF of every {ordinal(step)} frame: no sound" if step > 1 else ", a GIF: no sound"
+        elif isinstance(audio, (str, os.PathLike)):
+            sound = f", audio from {Path(os.fspath(audio)).name}"
+        else:
+            sound = ", audio" if audio is not None else ", no audio"
         what = (f"{out} ({frames} frames, {writer.duration:.2f} s at {float(drive.fps):.3g} fps, "
                 f"{size[0]}x{size[1]}{sound})")
     seconds = time.perf_counter() - t0

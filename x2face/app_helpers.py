@@ -575,6 +575,7 @@ def open_clip(path: str | os.PathLike, *, seconds: float | None, limits=None, ma
         (reader, note): ``note`` is "" at the clip's own rate from its start, else e.g. " from 12 s" and/or
         " (every 2nd frame of a 60 fps clip)".
     """
+    from .faces import ordinal
     from .media import VideoReader, capped_fps, probe_video
 
     info = check_duration(path, limits.max_seconds) if limits is not None else probe_video(path)
@@ -582,12 +583,8 @@ def open_clip(path: str | os.PathLike, *, seconds: float | None, limits=None, ma
     reader = VideoReader(path, seconds=seconds, limits=limits, info=info, fps=fps, start=start)
     step = round(info.fps / fps)
     note = f" from {start:g} s" if start else ""
-    note += f" (every {_ordinal(step)} frame of a {float(info.fps):.3g} fps clip)" if step > 1 else ""
+    note += f" (every {ordinal(step)} frame of a {float(info.fps):.3g} fps clip)" if step > 1 else ""
     return reader, note
-
-
-def _ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 #: least height of the live tab's picture (driving crop | result): smaller results are enlarged to it

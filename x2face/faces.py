@@ -622,7 +622,7 @@ def parse_face_select(text: str, option: str = "--face", every: bool = False) ->
                          f"pixel point, got {text!r}") from None
 
 
-def _ordinal(n: int) -> str:
+def ordinal(n: int) -> str:
     """1 -> "1st", 2 -> "2nd", 11 -> "11th", 23 -> "23rd"."""
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
@@ -638,7 +638,7 @@ def describe_select(select: FaceSelect, faces: int) -> str:
         i = select % faces if faces else select
         if i == 0 or i == faces - 1:
             return f"the {'leftmost' if i == 0 else 'rightmost'} of {faces} faces"
-        return f"the {_ordinal(i + 1)} from the left of {faces} faces"
+        return f"the {ordinal(i + 1)} from the left of {faces} faces"
     return f"the face nearest ({select[0]:g}, {select[1]:g}) of {faces}"
 
 
@@ -804,8 +804,8 @@ class FaceCropper:
         if isinstance(sel, int):
             ordered = sorted(dets, key=lambda d: d.center[0])
             if not -len(ordered) <= sel < len(ordered):
-                n, where = len(ordered), (f"{_ordinal(sel + 1)} from the left" if sel >= 0 else
-                                          f"{_ordinal(-sel)} from the right")
+                n, where = len(ordered), (f"{ordinal(sel + 1)} from the left" if sel >= 0 else
+                                          f"{ordinal(-sel)} from the right")
                 raise FaceIndexError(f"{what} has {n} face{'s' if n != 1 else ''}: there is no {where} (face index "
                                      f"{sel}; 0 = leftmost, -1 = rightmost)")
             return ordered[sel]
@@ -1227,4 +1227,4 @@ __all__ = ["DETECTORS", "EVERY_FACE", "REMEMBER_CALLS", "Detection", "DetectionM
            "FaceCrop", "FaceCropper", "FaceDetector", "FaceSelect", "FaceTrack", "HaarDetector", "TrackReport",
            "available_backends", "box_motion", "check_select", "crop_square", "describe_select",
            "face_alignment_available", "face_alignment_weights", "feather_mask", "head_pose_from_landmarks",
-           "make_detector", "parse_face_select", "paste_back"]
+           "make_detector", "ordinal", "parse_face_select", "paste_back"]

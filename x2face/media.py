@@ -54,6 +54,9 @@ PLAYABLE_SIDE, PLAYABLE_PIXELS = 4096, 4096 * 2304
 VIDEO_OUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".gif")
 #: Longest side of an animated GIF x2face writes (larger frames are scaled down: GIFs are for sharing).
 MAX_GIF_SIDE = 800
+#: Fastest rate of an animated GIF x2face writes: a GIF's frame delays are whole hundredths of a second, and
+#: browsers show a delay under 2 as 10 (a 60 fps clip's GIF would play at a fifth of its speed there).
+MAX_GIF_FPS = 50
 
 
 @dataclass(frozen=True)
@@ -1191,9 +1194,16 @@ def gif_size(width: int, height: int, max_side: int = MAX_GIF_SIDE) -> tuple[int
     return max(2, round(width * scale)), max(2, round(height * scale))
 
 
+def gif_fps(fps: float | Fraction) -> Fraction:
+    """The rate of the GIF made from a ``fps`` video: ``capped_fps(fps, MAX_GIF_FPS)`` (every k-th frame above it:
+    60 fps -> 30, 240 -> 48)."""
+    return capped_fps(fps, MAX_GIF_FPS)
+
+
 def make_gif(video: PathLike, out: PathLike, *, size: tuple[int, int] | None = None) -> Path:
     """An animated GIF that loops, from a video file: two ffmpeg passes (a 256-colour palette of the whole
-    clip, then the frames mapped to it with ordered dithering), so memory stays constant. No sound.
+    clip, then the frames mapped to it with ordered dithering), so memory stays constant. No sound. A video faster
+    than ``MAX_GIF_FPS`` gives every k-th frame (``gif_fps``), so that the GIF plays at the video's speed.
 
     Args:
         video: any video ffmpeg reads (x2face's MP4s).
@@ -1203,12 +1213,15 @@ def make_gif(video: PathLike, out: PathLike, *, size: tuple[int, int] | None = N
     Raises:
         MediaError: an unreadable video or a failed pass.
     """
+    info = probe_video(video)
+    if not info.has_video:
+        raise MediaError(f"{_name(video)} has no video track")
     if size is None:
-        info = probe_video(video)
-        if not info.has_video:
-            raise MediaError(f"{_name(video)} has no video track")
         size = gif_size(info.width, info.height)
     scale = f"scale={size[0]}:{size[1]}:flags=lanczos"
+    rate = gif_fps(info.fps) if info.fps else None
+    if rate is not None and rate != Fraction(info.fps).limit_denominator(1001):
+        scale = f"fps={rate.numerator}/{rate.denominator},{scale}"
     with tempfile.TemporaryDirectory(prefix="x2face-gif-") as tmp:
         palette = str(Path(tmp) / "palette.png")
         passes = [["-i", os.fspath(video), "-vf", f"{scale},palettegen=stats_mode=full", palette],
@@ -1242,7 +1255,7 @@ def decode_check(path: PathLike) -> tuple[bool, str]:
 
 __all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "HEIF_EXTENSIONS", "IMAGE_EXTENSIONS", "Limits",
            "MAX_GIF_SIDE", "PLAYABLE_PIXELS", "PLAYABLE_SIDE", "VideoInfo", "VideoReader", "VideoWriter",
-           "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "fit_side", "gif_size",
+           "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "fit_side", "gif_fps", "gif_size",
            "image_size", "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "make_gif",
            "playable_size", "probe_video", "read_audio", "read_image", "register_image_formats", "same_file",
            "to_rgb_array", "write_image", "write_video"]
