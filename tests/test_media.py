@@ -609,3 +609,20 @@ def test_capped_fps_drops_frames_evenly():
     for bad in (0, -5, float("nan"), float("inf"), True, "30"):
         with pytest.raises(MediaError, match="frame-rate cap"):
             capped_fps(60, bad)
+
+
+def test_audio_with_samples_that_are_not_numbers_is_muxed_clean(tmp_path):
+    """A float WAV with NaN samples: ffmpeg's AAC encoder stops on them; the writer then reads the track with
+    ``read_audio`` (NaN -> 0) and muxes that, so the video keeps its sound, in step."""
+    import soundfile as sf
+
+    t = np.arange(32000) / 16000
+    wave = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    wave[::100] = np.nan
+    sf.write(tmp_path / "nan.wav", wave, 16000, subtype="FLOAT")
+    frames = [np.zeros((32, 32, 3), np.uint8)] * 25
+    out = write_video(frames, tmp_path / "o.mp4", 25, audio=tmp_path / "nan.wav", audio_start=0.5)
+    assert probe_video(out).has_audio and sorted(p.name for p in tmp_path.iterdir()) == ["nan.wav", "o.mp4"]
+    got, _ = read_audio(out, 16000)
+    assert abs(len(got) / 16000 - 1.0) < 0.03 and np.isfinite(got).all()
+    assert abs(np.percentile(np.abs(got[4000:12000]), 99) - 0.3) < 0.03  # the tone, from 0.5 s on

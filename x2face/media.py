@@ -1102,6 +1102,23 @@ class VideoWriter:
         return [*seek, "-i", os.fspath(self.audio)], skip
 
     def _mux(self) -> None:
+        """Mux the audio in. A file whose track ffmpeg decodes but cannot encode as it is (e.g. a float WAV with
+        samples that are not numbers) is read by ``read_audio``, which cleans them, and muxed from that."""
+        error = self._mux_once()
+        if error is not None and not isinstance(self.audio, np.ndarray):
+            try:
+                data, rate = read_audio(self.audio, None, mono=False, start=self.audio_start,
+                                        seconds=self.duration + 1.0, max_seconds=math.inf)
+            except MediaError:
+                data = None
+            if data is not None:
+                self.audio, self.audio_sr, self.audio_start = data, rate, 0.0
+                error = self._mux_once()
+        if error is not None:
+            raise MediaError(f"cannot add the audio track: {error}")
+
+    def _mux_once(self) -> str | None:
+        """One muxing pass; returns ffmpeg's first error line, or None."""
         with tempfile.TemporaryDirectory(prefix="x2face-mux-") as tmp:
             audio, skip = self._audio_input(Path(tmp))
             cmd = [ffmpeg_exe(), "-nostdin", "-v", "error", "-y", "-i", str(self._video_tmp), *audio,
@@ -1109,8 +1126,7 @@ class VideoWriter:
                    "-b:a", "160k",
                    "-ar", "48000", "-t", f"{self.duration:.6f}", "-movflags", "+faststart", str(self._final_tmp)]
             proc = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True)
-        if proc.returncode != 0:
-            raise MediaError(f"cannot add the audio track: {_first_line(proc.stderr.decode('utf-8', 'replace'))}")
+        return None if proc.returncode == 0 else _first_line(proc.stderr.decode("utf-8", "replace"))
 
     @property
     def output_size(self) -> tuple[int, int] | None:
