@@ -526,7 +526,10 @@ def test_animate_relative_motion(real_dir, weights, tmp_path, capsys):
     assert "not a time: 'soon'" in capsys.readouterr().err
     for args, message in [(["--relative-to", "best"], "--relative-to picks relative motion's reference frame"),
                           (["--relative", "--relative-to", "0.1", "--start", "0.2"], "is before --start"),
-
+                          (["--relative", "--relative-to", "99"], "--relative-to 99 s is past the end of the part "
+                                                                   "animated (2.98 s into rizkiarm_LipNet"),
+                          (["--relative", "--relative-to", "0.5", "--seconds", "0.4"], "past the end of the part "
+                                                                                       "animated (0.4 s into"),
                           (["--motion-scale", "2"], "--motion-scale scales relative motion: add --relative"),
                           (["--relative", "--motion-scale", "9"], "--motion-scale must be from 0 to 4, got 9")]:
         assert run(*common, "--driving", real_dir / GRID, *args) == 2

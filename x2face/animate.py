@@ -94,14 +94,20 @@ def _output_frame(args: argparse.Namespace, pipe: X2FacePipeline, driven) -> np.
     return driven.image
 
 
-def _reference_frame(args: argparse.Namespace, fps: Fraction) -> str | int:
+def _reference_frame(args: argparse.Namespace, reader: VideoReader) -> str | int:
     """``--relative-to`` as ``drive_frames``' ``reference``: a time becomes the index of the frame shown then (counted
     from ``--start``)."""
     if isinstance(args.relative_to, str):
         return args.relative_to
     if args.relative_to < args.start:
         raise InputError(f"--relative-to {args.relative_to:g} s is before --start {args.start:g} s")
-    return int(round((args.relative_to - args.start) * float(fps)))
+    end = reader.info.duration
+    if args.seconds is not None:
+        end = min(end, args.start + args.seconds) if end is not None else args.start + args.seconds
+    if end is not None and args.relative_to >= end:
+        raise InputError(f"--relative-to {args.relative_to:g} s is past the end of the part animated "
+                         f"({end:g} s into {Path(args.driving).name})")
+    return int(round((args.relative_to - args.start) * float(reader.fps)))
 
 
 class VideoDriver(Driver):
@@ -139,7 +145,7 @@ class VideoDriver(Driver):
                   pipe.drive_frames(reader, paste_back=args.paste_back, batch_size=args.batch_size,
                                     on_missing=args.on_missing, overlap=overlap, relative=args.relative,
                                     motion_scale=args.motion_scale, driving_face=each,
-                                    reference=_reference_frame(args, reader.fps)))
+                                    reference=_reference_frame(args, reader)))
         audio = path if (args.keep_audio and reader.info.has_audio) else None
         return Drive(frames, reader.fps, reader.num_frames_estimate, audio, audio_start=args.start,
                      label=Path(path).name + (f" from {args.start:g} s" if args.start else ""),
