@@ -391,6 +391,10 @@ def test_embed_then_animate_the_painted_face(real_dir, weights, tmp_path, capsys
              (["--edit-painted", other], f"the painting is {read_image(other).shape[0]}x"),
              (["--edit-painted", tmp_path / "painted.png", "--edit-overlay", sticker], "not both"),
              (["--edit-overlay", sticker, "--edit-at", "middle"], "--edit-at takes X,Y fractions"),
+             (["--edit-overlay", sticker, "--edit-at", "2,2"], "--edit-at X,Y are fractions of the embedded face from "
+                                                               "0 to 1 (0,0 its top left), got 2,2"),
+             (["--edit-overlay", sticker, "--edit-at=-1e30,0.5"], "got -1e30,0.5"),
+             (["--edit-overlay", sticker, "--edit-at", "nan,0.5"], "got nan,0.5"),
              (["--edit-painted-on", other], "--edit-painted-on goes with --edit-painted"),
              (["--edit-overlay", tmp_path / "nope.png"], "no such file"),
              (["--edit-overlay", sticker, "--out", sticker, "--overwrite"], "one of the inputs")]
@@ -555,6 +559,10 @@ def test_animate_errors_are_one_line(real_dir, weights, tmp_path, capsys):
         (["--source", real_dir / ANNE, "--driving", tmp_path / "nope.mp4"], "no such file"),
         (["--source", real_dir / ANNE, "--driving", clip, "--max-gap", "0"], "max_gap must be an int >= 1"),
         (["--source", real_dir / ANNE, "--driving", clip, "--threads", "100000"], "--threads must be from 1 to"),
+        (["--source", real_dir / ANNE, "--driving", "/dev/zero"], "/dev/zero is not a file (a folder, a pipe or a "
+                                                                  "device): give a file"),
+        (["--source", "/dev/null", "--driving", clip], "/dev/null is not a file (a folder, a pipe or a device): "
+                                                       "give a photo"),
         (["--source", real_dir / ANNE, "--driving", clip, "--device", "tpu"], "unknown device 'tpu'"),
     ]
     for args, message in cases:

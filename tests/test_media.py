@@ -96,6 +96,11 @@ def test_read_image_corrupt_and_unsupported(real_dir, tmp_path):
         read_image(tmp_path / "notes.jpg")
     with pytest.raises(MediaError, match="no such photo"):
         read_image(tmp_path / "missing.jpg")
+    (tmp_path / "face.svg").write_text('<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64">'
+                                       '<circle cx="32" cy="32" r="20"/></svg>')
+    for read in (read_image, probe_video):  # (ffmpeg would rasterise it as a one-frame video)
+        with pytest.raises(MediaError, match="face.svg is a vector drawing .SVG., not a photo or a clip: export it"):
+            read(tmp_path / "face.svg")
 
 
 def _png_header_only(width: int, height: int) -> bytes:

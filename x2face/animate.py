@@ -227,8 +227,7 @@ def open_pipeline(args: argparse.Namespace, limits: Limits, every: bool = False,
     if args.source_frames < 1:
         raise InputError(f"--source-frames must be >= 1, got {args.source_frames}")
     for src in args.source:
-        if not Path(src).is_file():
-            raise MediaError(f"no such photo: {src}")
+        check_input_file(src, "photo")
     face = parse_face_select(args.face, "--face", every=every)
     driving_face = parse_face_select(getattr(args, "driving_face", "largest"), "--driving-face", every=every)
     if driving_face == EVERY_FACE and face != EVERY_FACE:
@@ -246,6 +245,14 @@ def set_source(pipe: X2FacePipeline, args: argparse.Namespace, limits: Limits, e
     ``every``: ``--face all`` is taken)."""
     pipe.set_source(args.source, video_frames=args.source_frames, limits=limits,
                     face=parse_face_select(args.face, "--face", every=every))
+
+
+def check_input_file(path: str, what: str = "file") -> None:
+    """Refuse an input that is missing, or is not a regular file (a folder, a pipe, a device such as /dev/zero)."""
+    p = Path(path)
+    if not p.is_file():
+        raise MediaError(f"no such {what}: {path}" if not p.exists() else
+                         f"{path} is not a file (a folder, a pipe or a device): give a {what}")
 
 
 def clock_time(text: str) -> float:
@@ -319,12 +326,14 @@ def check_edit_arguments(args: argparse.Namespace) -> tuple[float, float]:
     if args.edit_face is not None and not (args.edit_overlay or args.edit_painted):
         raise InputError("--edit-face goes with --edit-overlay or --edit-painted")
     for f in edit_inputs(args):
-        if not Path(f).is_file():
-            raise MediaError(f"no such file: {f}")
+        check_input_file(f)
     try:
         x, y = (float(v) for v in args.edit_at.split(","))
     except ValueError:
         raise InputError(f"--edit-at takes X,Y fractions (e.g. 0.6,0.4), got {args.edit_at!r}") from None
+    if not (0.0 <= x <= 1.0 and 0.0 <= y <= 1.0):  # (NaN too) the centre is on the face, or the edit is not seen
+        raise InputError(f"--edit-at X,Y are fractions of the embedded face from 0 to 1 (0,0 its top left), got "
+                         f"{args.edit_at}")
     return x, y
 
 
@@ -505,8 +514,7 @@ def main(argv: list[str]) -> int:
             raise InputError(f"{option} must be a positive number, got {value:g}")
     limits = Limits(max_seconds=args.max_seconds, max_pixels=args.max_pixels)
     for item in driver.inputs(args):
-        if not Path(item).is_file():
-            raise MediaError(f"no such file: {item}")
+        check_input_file(item)
     still_in = driver.name == "video" and is_still_image(args.driving)
     if args.start and still_in:
         raise InputError("--start is where a driving clip begins: a driving photo has no time to start at")
@@ -631,6 +639,7 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
 
 
 __all__ = ["DRIVERS", "Drive", "Driver", "EXAMPLES", "VideoDriver", "add_edit_arguments", "add_source_arguments",
-           "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "clock_time", "each_output",
+           "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "check_input_file",
+           "clock_time", "each_output",
            "edit_inputs", "expand_sources", "reference_time", "set_source",
            "group_note", "main", "open_pipeline"]

@@ -52,6 +52,8 @@ PLAYABLE_SIDE, PLAYABLE_PIXELS = 4096, 4096 * 2304
 #: File name endings x2face writes videos to (H.264 in MP4, what every browser plays; or an animated GIF,
 #: made from that MP4 with its own 256-colour palette, without sound).
 VIDEO_OUT_EXTENSIONS = (".mp4", ".m4v", ".mov", ".gif")
+#: Drawings x2face does not read (ffmpeg rasterises an SVG as a one-frame video, with no face a detector knows).
+VECTOR_EXTENSIONS = (".svg", ".svgz", ".eps", ".ai", ".pdf")
 #: Longest side of an animated GIF x2face writes (larger frames are scaled down: GIFs are for sharing).
 MAX_GIF_SIDE = 800
 #: Fastest rate of an animated GIF x2face writes: a GIF's frame delays are whole hundredths of a second, and
@@ -234,6 +236,7 @@ def read_image(source, *, max_pixels: int | None = None, limits: Limits | None =
         name = path.name
         if not path.is_file():
             raise MediaError(f"no such photo: {path}" if not path.exists() else f"{path} is not a file")
+        _refuse_vector(path)
         fp = path
     try:
         with warnings.catch_warnings():
@@ -496,6 +499,12 @@ def _animation_timing(path: Path, fps: Fraction) -> tuple[Fraction, float | None
     return min(rate, Fraction(MAX_ANIMATION_FPS)), sum(durations) / 1000
 
 
+def _refuse_vector(path: Path) -> None:
+    if path.suffix.lower() in VECTOR_EXTENSIONS:
+        raise MediaError(f"{path.name} is a vector drawing ({path.suffix[1:].upper()}), not a photo or a clip: "
+                         f"export it as a PNG or JPEG first")
+
+
 def probe_video(path: PathLike) -> VideoInfo:
     """Read a media file's header with ffmpeg: size, frame rate, duration, audio.
 
@@ -508,6 +517,7 @@ def probe_video(path: PathLike) -> VideoInfo:
     p = Path(os.fspath(path)).expanduser()
     if not p.is_file():
         raise MediaError(f"no such file: {p}" if not p.exists() else f"{p} is not a file")
+    _refuse_vector(p)
     text = _run_ffmpeg_info(p)
     if "Input #0" not in text:
         raise MediaError(f"cannot read {p.name}: not a video or audio file ffmpeg understands ({_first_line(text)})")
