@@ -249,6 +249,9 @@ def test_formula_of_section_4_2():
         torch.testing.assert_close(out, v_src + no_pose.audio.delta(a_drv, a_src.reshape(1, -1)))  # skipped
     with pytest.raises(ConfigError):
         AudioDriveSettings(pose_correction="sideways")
+    for gain in (float("nan"), -1.0, 1e30):  # (1e30 rendered noise without a word)
+        with pytest.raises(ConfigError, match="the audio gain must be from 0 to 10"):
+            AudioDriveSettings(gain=gain)
     with pytest.raises(InputError):
         audio_vectors(model, v_src, torch.zeros(2, 100), a_src)
 

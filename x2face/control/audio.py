@@ -181,6 +181,10 @@ POSE_CORRECTIONS: dict[str, Callable[..., torch.Tensor]] = {
 }
 
 
+#: Largest scale of the audio term ``AudioDriveSettings.gain`` takes.
+MAX_AUDIO_GAIN = 10.0
+
+
 @dataclass
 class AudioDriveSettings:
     """How audio moves the driving vector (see the module docstring and docs/controls.md).
@@ -189,7 +193,8 @@ class AudioDriveSettings:
         normalise: apply f_a->v to standardised features (True, default) or raw ones (False, the paper's choice).
         pose_correction: a key of ``POSE_CORRECTIONS`` (ignored when the model has no pose head):
             ``"keep-source"`` (default), ``"paper"`` (the printed formula) or ``"none"``.
-        gain: scale of the audio term ``f_a->v(a_drv) - f_a->v(a_src)`` (1 = the formula).
+        gain: scale of the audio term ``f_a->v(a_drv) - f_a->v(a_src)`` (1 = the formula; 0 to ``MAX_AUDIO_GAIN``:
+            far past it the vectors leave anything the decoder was trained on).
     """
 
     normalise: bool = True
@@ -199,8 +204,8 @@ class AudioDriveSettings:
     def __post_init__(self) -> None:
         if self.pose_correction not in POSE_CORRECTIONS:
             raise ConfigError(f"unknown pose correction {self.pose_correction!r}; choose one of {', '.join(POSE_CORRECTIONS)}")
-        if not (isinstance(self.gain, (int, float)) and math.isfinite(self.gain)):
-            raise ConfigError(f"gain must be a finite number, got {self.gain!r}")
+        if not (isinstance(self.gain, (int, float)) and 0.0 <= self.gain <= MAX_AUDIO_GAIN):  # (NaN too)
+            raise ConfigError(f"the audio gain must be from 0 to {MAX_AUDIO_GAIN:g}, got {self.gain!r}")
 
 
 def audio_vectors(model, v_src: torch.Tensor, a_drv: torch.Tensor, a_src: torch.Tensor,
@@ -462,5 +467,6 @@ def drive_from_audio(model, sources: torch.Tensor, audio, sample_rate: int, fps:
     return torch.cat([model.render(embedded, vectors[i:i + 32]) for i in range(0, len(vectors), 32)])
 
 
-__all__ = ["AudioDrive", "AudioDriveSettings", "AudioMap", "FEATURES", "POSE_CORRECTIONS", "audio_vectors",
-           "drive_audio", "drive_from_audio", "fit_audio_map", "iter_audio_vectors", "model_extractor", "prepare_audio"]
+__all__ = ["AudioDrive", "AudioDriveSettings", "AudioMap", "FEATURES", "MAX_AUDIO_GAIN", "POSE_CORRECTIONS",
+           "audio_vectors", "drive_audio", "drive_from_audio", "fit_audio_map", "iter_audio_vectors", "model_extractor",
+           "prepare_audio"]

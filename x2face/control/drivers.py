@@ -132,7 +132,7 @@ class AudioDriver:
                                  "printed term, or none")
         parser.add_argument("--audio-raw", action="store_true",
                             help="apply the audio map to unnormalised features, as the paper did")
-        parser.add_argument("--audio-gain", type=float, default=1.0, help="scale of the audio term (default 1)")
+        parser.add_argument("--audio-gain", type=float, default=1.0, help="scale of the audio term, 0-10 (default 1)")
 
     def selected(self, args: argparse.Namespace) -> bool:
         return getattr(args, "audio", None) is not None
