@@ -631,3 +631,19 @@ def test_audio_with_samples_that_are_not_numbers_is_muxed_clean(tmp_path):
     got, _ = read_audio(out, 16000)
     assert abs(len(got) / 16000 - 1.0) < 0.03 and np.isfinite(got).all()
     assert abs(np.percentile(np.abs(got[4000:12000]), 99) - 0.3) < 0.03  # the tone, from 0.5 s on
+
+
+def test_an_encoder_stopped_from_outside_says_so(tmp_path):
+    """ffmpeg stopped by a signal x2face did not get (Ctrl-C reaching the process group of a program that ignores it,
+    a kill): the message names the signal, not 'no details', and no partial file is left."""
+    import signal
+
+    frame = np.zeros((64, 64, 3), np.uint8)
+    with pytest.raises(MediaError, match="the video encoder (stopped|failed): ffmpeg was stopped by SIGINT"):
+        with VideoWriter(tmp_path / "o.mp4", 25) as writer:
+            writer.write(frame)
+            writer._proc.send_signal(signal.SIGINT)
+            writer._proc.wait(timeout=10)
+            for _ in range(200):  # until the pipe breaks (or close finds the encoder gone)
+                writer.write(frame)
+    assert list(tmp_path.iterdir()) == []

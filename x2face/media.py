@@ -21,6 +21,7 @@ import io
 import math
 import os
 import re
+import signal
 import subprocess
 import tempfile
 import threading
@@ -106,6 +107,22 @@ def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     # ffmpeg's last line is usually the summary ("Error opening input files: ..."); the first the cause
     return (lines[-1] if lines else "no details")[:300]
+
+
+def _why_stopped(proc: subprocess.Popen, tail: str) -> str:
+    """Why an ffmpeg process ended early: the signal that stopped it (a ``kill``, or Ctrl-C reaching its process
+    group but not x2face), else its last message line."""
+    try:
+        rc = proc.wait(timeout=2)
+    except subprocess.TimeoutExpired:
+        rc = None
+    if rc is not None and rc < 0:
+        try:
+            name = signal.Signals(-rc).name
+        except ValueError:
+            name = f"signal {-rc}"
+        return f"ffmpeg was stopped by {name} (from outside x2face)"
+    return _first_line(tail)
 
 
 # ----------------------------------------------------------------------------------------- images
@@ -1088,7 +1105,7 @@ class VideoWriter:
         try:
             self._proc.stdin.write(np.ascontiguousarray(frame).tobytes())
         except (BrokenPipeError, OSError) as exc:
-            raise MediaError(f"the video encoder stopped: {_first_line(self._tail.text())}") from exc
+            raise MediaError(f"the video encoder stopped: {_why_stopped(self._proc, self._tail.text())}") from exc
         self.frames += 1
 
     @property
@@ -1158,7 +1175,7 @@ class VideoWriter:
             self._proc.stdin.close()
             rc = self._proc.wait()
             if rc != 0:
-                raise MediaError(f"the video encoder failed: {_first_line(self._tail.text())}")
+                raise MediaError(f"the video encoder failed: {_why_stopped(self._proc, self._tail.text())}")
             if self.gif:
                 make_gif(self._video_tmp, self._final_tmp, size=self.output_size)
                 self._video_tmp.unlink(missing_ok=True)
