@@ -806,3 +806,13 @@ def test_live_session_of_each_face_carries_on_after_a_failed_step(tiny_model, re
     monkeypatch.setattr(live.cropper.detector, "detect", detect)
     out = live.step(clip[2])  # a fresh group track, not a StopIteration
     assert out.found and out.image.shape == group_photo(real_dir).shape
+
+
+def test_motion_note_names_each_reference_frame_once():
+    from x2face.pipeline import motion_note
+
+    assert motion_note() == "relative motion from its first face"
+    best = ", posed most like the photo"
+    assert motion_note(2.0, [37], 25.0, start=1.0) == "relative motion x2 from frame 37 (2.48 s)" + best
+    assert motion_note(1.0, [4, 4], 25.0, best=True) == "relative motion from frame 4 (0.16 s)" + best  # 2 faces
+    assert motion_note(1.0, [4, 9], None, best=False) == "relative motion from frames 4, 9"

@@ -1291,9 +1291,10 @@ def motion_note(scale: float = 1.0, reference: Sequence[int] | None = None, fps:
     note = "relative motion" + (f" x{scale:g}" if scale != 1.0 else "")
     if not reference:
         return note + " from its first face"
-    at = ", ".join(f"{i}" + (f" ({start + i / fps:.2f} s)" if fps else "") for i in reference)
-    return note + f" from frame{'s' if len(reference) > 1 else ''} {at}" + (", posed most like the photo" if best
-                                                                           else "")
+    frames = list(dict.fromkeys(reference))  # (the faces of a group photo may pick the same frame: named once)
+    at = ", ".join(f"{i}" + (f" ({start + i / fps:.2f} s)" if fps else "") for i in frames)
+    return note + f" from frame{'s' if len(frames) > 1 else ''} {at}" + (", posed most like the photo" if best
+                                                                        else "")
 
 
 class RelativeMotion:
