@@ -32,7 +32,6 @@ the defaults differ from the paper's, for reasons that hold whatever the model:
 """
 from __future__ import annotations
 
-import math
 import os
 from dataclasses import dataclass, field
 from typing import Callable, Iterator
