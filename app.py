@@ -31,10 +31,12 @@ caches, temporary folders, render jobs), which sits on the pipeline. ``demo`` is
 from __future__ import annotations
 
 import argparse
+import asyncio
 import functools
 import os
 import signal
 import sys
+import threading
 from dataclasses import fields
 from pathlib import Path
 
@@ -88,6 +90,26 @@ def user_errors(fn):
     return wrapper
 
 
+def cancellable(fn):
+    """A render handler (``user_errors`` applied) run in a worker thread by an async wrapper, so that a cancelled job
+    (an API client's cancel; gradio then frees its place at once) also stops rendering: the render loops stop at
+    their next frame (``helpers.STOP``) instead of taking the CPU from the next job for up to a minute."""
+
+    @functools.wraps(fn)
+    async def wrapper(*args, **kwargs):
+        stop = threading.Event()
+        token = helpers.STOP.set(stop)  # (asyncio.to_thread runs fn in a copy of this context)
+        try:
+            return await asyncio.to_thread(fn, *args, **kwargs)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+        finally:
+            helpers.STOP.reset(token)
+
+    return wrapper
+
+
 def example(*names: str) -> list[str]:
     return [str(EXAMPLES / n) for n in names]
 
@@ -122,6 +144,7 @@ def crop_sources(photos, face, spec):
             (helpers.group_note(pipe) or ".")
 
 
+@cancellable
 @user_errors
 def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, relative, strength, driving_face, spec,
                    start=0, from_best=False, progress=gr.Progress(track_tqdm=True)):
@@ -173,6 +196,7 @@ def pose_preview(photo, yaw, pitch, roll, face, spec):
         return helpers.preview(pipe.drive_pose(float(yaw), float(pitch), float(roll)))
 
 
+@cancellable
 @user_errors
 def animate_pose(photo, motion, yaw, pitch, roll, seconds, paste_back, face, spec,
                  progress=gr.Progress(track_tqdm=True)):
@@ -185,6 +209,7 @@ def animate_pose(photo, motion, yaw, pitch, roll, seconds, paste_back, face, spe
         return r.video, r.summary + helpers.group_note(pipe)
 
 
+@cancellable
 @user_errors
 def animate_audio(photo, audio, seconds, paste_back, face, spec, start=0, progress=gr.Progress(track_tqdm=True)):
     if not photo:
@@ -210,6 +235,7 @@ def embed_face(photos, face, edit_face, spec):
                                 + (group or "."))
 
 
+@cancellable
 @user_errors
 def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, relative, strength, driving_face,
                edit_face, spec, start=0, from_best=False, progress=gr.Progress(track_tqdm=True)):
@@ -251,7 +277,8 @@ def save_live(recording):
 def to_gif(video):
     if not video:
         raise gr.Error("render a video first")
-    return helpers.video_gif(video, helpers.job_dir())
+    longest = max(SETTINGS.max_seconds, helpers.LIVE_RECORD_SECONDS) + 1.0  # a result (or a saved live recording)
+    return helpers.video_gif(video, helpers.job_dir(), longest)
 
 
 # ============================================================================================ layout

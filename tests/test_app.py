@@ -471,6 +471,15 @@ def test_pose_tab_moves_the_preview(client, real_dir, tmp_path):
         assert im.info["loop"] == 0
     with pytest.raises(Exception, match="render a video first"):
         client.predict(None, api_name="/to_gif")
+    import subprocess
+
+    from x2face.media import ffmpeg_exe
+
+    long = tmp_path / "long.mp4"  # longer than any result: the public /to_gif is no free GIF maker
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "lavfi", "-i", "testsrc=s=32x32:r=5:d=40", "-pix_fmt",
+                    "yuv420p", str(long)], check=True)
+    with pytest.raises(Exception, match="long.mp4 is 40.0 s long; the limit here is 31 s"):
+        client.predict(handle_file(str(long)), api_name="/to_gif")
     video, _ = client.predict(real(real_dir, PHOTO), "to the sliders' pose and back", 30, 10, 0, 1.0, True,
                               api_name="/animate_pose")
     assert probe(video).width == 256  # pasted back into the 256 px photo
@@ -894,3 +903,41 @@ def test_app_starts_without_bundled_weights(server, monkeypatch, tmp_path, real_
     assert "no bundled demo weights" in status and "Hub repo" in status
     with pytest.raises(gr.Error, match="no bundled demo weights"):
         app.pose_preview(str(real_dir / PHOTO), 0, 0, 0, "largest", None)
+
+
+def test_a_cancelled_render_stops_at_its_next_frame():
+    """gradio cancels a job's task (an API client's cancel) and frees its place at once; the render thread then
+    stops at its next frame (``helpers.STOP``, ``_progress``), its outputs deleted, instead of running on."""
+    import asyncio
+    import threading
+
+    app = app_server.app_module()
+    seen, ended = [], threading.Event()
+
+    @app.cancellable
+    def render(n):
+        try:
+            for i in helpers._progress(range(n), n, "test"):
+                seen.append(i)
+                time.sleep(0.01)
+            return "done"
+        finally:
+            ended.set()
+
+    assert asyncio.run(render(3)) == "done" and seen == [0, 1, 2] and helpers.STOP.get() is None
+
+    async def cancel_soon():
+        task = asyncio.ensure_future(render(100000))
+        await asyncio.sleep(0.3)
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+    seen.clear()
+    ended.clear()
+    asyncio.run(cancel_soon())
+    assert ended.wait(5) and 5 < len(seen) < 200  # stopped within a frame of the cancel, not after 100000 frames
+    count = len(seen)
+    time.sleep(0.2)
+    assert len(seen) == count
+    assert list(helpers._progress(range(3), 3, "no job")) == [0, 1, 2]  # outside a job: a plain progress bar

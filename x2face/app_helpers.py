@@ -16,6 +16,7 @@ the controls of ``x2face.control``; no model logic lives here.
 from __future__ import annotations
 
 import atexit
+import contextvars
 import hashlib
 import math
 import os
@@ -612,11 +613,30 @@ def display_face(face: np.ndarray, size: int = EDIT_DISPLAY) -> np.ndarray:
     return cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
+#: While a render job runs: its stop flag (``app.py`` sets it when the job is cancelled). The render loops
+#: (``_progress``) stop at their next frame once it is set, instead of running on for a result nobody will see.
+STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("x2face_stop", default=None)
+
+
+class JobCancelled(Exception):
+    """The render's job was cancelled (``STOP``): its partial outputs are deleted as on any error."""
+
+
 def _progress(iterable: Iterable, total: int | None, desc: str):
-    """A tqdm bar over ``iterable`` (the app tracks tqdm for its progress bar with ETA)."""
+    """A tqdm bar over ``iterable`` (the app tracks tqdm for its progress bar with ETA), ending at the next item
+    once the job's ``STOP`` flag is set (``JobCancelled``)."""
     from tqdm.auto import tqdm
 
-    return tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
+    bar = tqdm(iterable, total=total, desc=desc, unit="frame", leave=False)
+    stop = STOP.get()
+    return bar if stop is None else _until(bar, stop)
+
+
+def _until(items: Iterable, stop: threading.Event) -> Iterator:
+    for item in items:
+        if stop.is_set():
+            raise JobCancelled("the job was cancelled")
+        yield item
 
 
 @dataclass
@@ -959,15 +979,17 @@ def live_picture(out: Any, result: np.ndarray | None = None) -> np.ndarray:
     return side_by_side(out.driving_crop, result, height=max(result.shape[0], LIVE_HEIGHT))
 
 
-def video_gif(video: str | os.PathLike, out_dir: Path) -> str:
-    """A looping GIF (no sound, at most ``media.MAX_GIF_SIDE`` a side) of a result video, in ``out_dir``.
+def video_gif(video: str | os.PathLike, out_dir: Path, max_seconds: float) -> str:
+    """A looping GIF (no sound, at most ``media.MAX_GIF_SIDE`` a side) of a result video, in ``out_dir``; a video
+    longer than ``max_seconds`` (what one job renders) is refused, and one whose header has no length is cut there.
 
     Raises:
-        MediaError: the video cannot be read.
+        MediaError: the video cannot be read, or is too long.
     """
     from .media import make_gif
 
-    return str(make_gif(video, Path(out_dir) / f"{Path(video).stem}.gif"))
+    check_duration(video, max_seconds)
+    return str(make_gif(video, Path(out_dir) / f"{Path(video).stem}.gif", seconds=max_seconds))
 
 
 def edit_member(pipe: Any, edit_face: str | None) -> int | None:

@@ -1243,7 +1243,8 @@ def gif_fps(fps: float | Fraction) -> Fraction:
     return capped_fps(fps, MAX_GIF_FPS)
 
 
-def make_gif(video: PathLike, out: PathLike, *, size: tuple[int, int] | None = None) -> Path:
+def make_gif(video: PathLike, out: PathLike, *, size: tuple[int, int] | None = None,
+             seconds: float | None = None) -> Path:
     """An animated GIF that loops, from a video file: two ffmpeg passes (a 256-colour palette of the whole
     clip, then the frames mapped to it with ordered dithering), so memory stays constant. No sound. A video faster
     than ``MAX_GIF_FPS`` gives every k-th frame (``gif_fps``), so that the GIF plays at the video's speed.
@@ -1252,6 +1253,7 @@ def make_gif(video: PathLike, out: PathLike, *, size: tuple[int, int] | None = N
         video: any video ffmpeg reads (x2face's MP4s).
         out: the GIF to write (replaced; written in place: ``VideoWriter`` renames it afterwards).
         size: (width, height) of the GIF; default the video's, scaled by ``gif_size``.
+        seconds: only the video's first ``seconds`` (None: all of it).
 
     Raises:
         MediaError: an unreadable video or a failed pass.
@@ -1267,8 +1269,9 @@ def make_gif(video: PathLike, out: PathLike, *, size: tuple[int, int] | None = N
         scale = f"fps={rate.numerator}/{rate.denominator},{scale}"
     with tempfile.TemporaryDirectory(prefix="x2face-gif-") as tmp:
         palette = str(Path(tmp) / "palette.png")
-        passes = [["-i", os.fspath(video), "-vf", f"{scale},palettegen=stats_mode=full", palette],
-                  ["-i", os.fspath(video), "-i", palette, "-lavfi",
+        cut = ["-t", f"{float(seconds):.6f}"] if seconds is not None else []
+        passes = [[*cut, "-i", os.fspath(video), "-vf", f"{scale},palettegen=stats_mode=full", palette],
+                  [*cut, "-i", os.fspath(video), "-i", palette, "-lavfi",
                    f"{scale}[v];[v][1:v]paletteuse=dither=bayer:bayer_scale=4", "-loop", "0", "-f", "gif",
                    os.fspath(out)]]
         for args in passes:
