@@ -310,10 +310,26 @@ def _start_number(what="clip", elem_id=None):
                      elem_id=elem_id, min_width=140)
 
 
+class ImageSlot(gr.Image):
+    """``gr.Image`` for uploads (type="filepath", image_mode=None: passed on without decoding) whose file PIL cannot
+    open gets the app's one-line message: Gradio opens it before any handler runs, and its failure showed as
+    Gradio's generic "error" (an empty file, a text file named .png, a sound in the photo slot)."""
+
+    @classmethod
+    def get_block_name(cls) -> str:
+        return "image"  # the browser's component: a gr.Image
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, ValueError, SyntaxError):  # (PIL.UnidentifiedImageError is an OSError)
+            name = Path(getattr(payload, "orig_name", None) or getattr(payload, "path", None) or "the file").name
+            raise gr.Error(media.unsupported_image(name), print_exception=False) from None
+
+
 def _photo(label="Photo of a face", elem_id=None):
-    # type="filepath" + image_mode=None: Gradio passes the upload on without decoding it
-    return gr.Image(label=label, type="filepath", image_mode=None, sources=["upload", "webcam", "clipboard"],
-                    height=280, elem_id=elem_id)
+    return ImageSlot(label=label, type="filepath", image_mode=None, sources=["upload", "webcam", "clipboard"],
+                     height=280, elem_id=elem_id)
 
 
 #: the driving-face menus' "all": each face of the group photo driven by the driving face in its place
@@ -382,8 +398,8 @@ def build_demo() -> gr.Blocks:
                         f_crop_md = gr.Markdown()
                     with gr.Column():
                         f_video = _video("Driving video or webcam clip", "frames-driving")
-                        f_image = gr.Image(label="... or a driving photo or animated GIF", type="filepath",
-                                           image_mode=None, sources=["upload", "clipboard"], height=160)
+                        f_image = ImageSlot(label="... or a driving photo or animated GIF", type="filepath",
+                                            image_mode=None, sources=["upload", "clipboard"], height=160)
                         f_dface = _face_choice("frames-driving-face", "Driving face (in a clip of several people)",
                                                every=EACH_FACE)
                 with gr.Row():
@@ -515,8 +531,8 @@ def build_demo() -> gr.Blocks:
                                                   image_mode="RGBA", format="png", height=520, canvas_size=(512, 512),
                                                   transforms=[], layers=False, elem_id="edit-canvas")
                 with gr.Row():
-                    e_overlay = gr.Image(label="... or overlay a picture (PNG with transparency)", type="filepath",
-                                         image_mode=None, sources=["upload", "clipboard"], height=160)
+                    e_overlay = ImageSlot(label="... or overlay a picture (PNG with transparency)", type="filepath",
+                                          image_mode=None, sources=["upload", "clipboard"], height=160)
                     with gr.Column():
                         e_x = gr.Slider(0, 1, value=0.5, step=0.01, label="Overlay centre x (0 = left)")
                         e_y = gr.Slider(0, 1, value=0.3, step=0.01, label="Overlay centre y (0 = top)")

@@ -501,6 +501,23 @@ def test_an_iphone_heic_photo_is_a_source(client, real_dir, tmp_path):
     assert "yaw" in note and abs(yaw - ref[1]) < 5 and abs(roll - ref[3]) < 5
 
 
+def test_unreadable_files_in_the_image_slots_get_the_apps_message(client, real_dir, tmp_path):
+    """Gradio opens an image slot's upload before any handler: an empty file, text named .png, a sound, got its
+    generic 'error'; now the app's one line, the same as in the multi-photo slot (``app.ImageSlot``)."""
+    from gradio_client import handle_file
+
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "notes.png").write_text("not a picture " * 20)
+    for bad in ("empty.png", "notes.png"):
+        file = handle_file(str(tmp_path / bad))
+        for call in (dict(args=(file,), api_name="/pose_source"),  # the photo slot of the pose (and audio, live) tab
+                     dict(args=([real(real_dir, PHOTO)], None, file, False, True, 1.0), api_name="/animate_frames")):
+            with pytest.raises(Exception, match=f"{bad} is not an image x2face can read .JPEG, PNG"):
+                client.predict(*call["args"], api_name=call["api_name"])
+    app = app_server.app_module()
+    assert app.ImageSlot.get_block_name() == "image"  # (the browser draws it as a gr.Image: test_browser.py)
+
+
 @pytest.mark.slow
 def test_live_tab_handler_answers_a_frame_and_says_what_is_missing(client, real_dir):
     """``app.live_frame`` as the stream calls it (gradio_client cannot stream a webcam; the browser test does)."""

@@ -153,8 +153,8 @@ def register_image_formats() -> bool:
         return _heif_registered
 
 
-def _unsupported(name: str) -> str:
-    """The message for a file PIL cannot identify."""
+def unsupported_image(name: str) -> str:
+    """The message for a file PIL cannot identify (named ``name``)."""
     if name.lower().endswith(HEIF_EXTENSIONS) and not register_image_formats():
         return f"{name} is a HEIC/HEIF photo, which needs the pillow-heif package (pip install pillow-heif); " \
                f"or save it as JPEG"
@@ -210,7 +210,7 @@ def image_size(source: PathLike | bytes) -> tuple[int, int]:
     except Image.DecompressionBombError as exc:
         raise MediaError(f"{name} is too large to open safely") from exc
     except UnidentifiedImageError as exc:
-        raise MediaError(_unsupported(name)) from exc
+        raise MediaError(unsupported_image(name)) from exc
     except (OSError, ValueError) as exc:
         raise MediaError(f"cannot read {name} as an image: {exc}") from exc
 
@@ -278,7 +278,7 @@ def read_image(source, *, max_pixels: int | None = None, limits: Limits | None =
         size = f" ({int(m.group(1)) / 1e6:.0f} megapixels)" if m else ""
         raise MediaError(f"{name} is too large{size}; the limit is {limit / 1e6:.0f} megapixels: resize it first") from exc
     except UnidentifiedImageError as exc:
-        raise MediaError(_unsupported(str(name))) from exc
+        raise MediaError(unsupported_image(str(name))) from exc
     except (OSError, ValueError, SyntaxError, EOFError) as exc:  # truncated or corrupt data
         raise MediaError(f"{name} is corrupt or truncated: {exc}") from exc
 
@@ -1304,4 +1304,4 @@ __all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "HEIF_EXTENSIONS", "IM
            "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "fit_side", "gif_fps", "gif_size",
            "image_size", "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "make_gif",
            "playable_size", "probe_video", "read_audio", "read_image", "register_image_formats", "same_file",
-           "to_rgb_array", "write_image", "write_video"]
+           "to_rgb_array", "unsupported_image", "write_image", "write_video"]
