@@ -601,8 +601,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--concurrency", type=int, default=None, help="render jobs at once (default 1; others queue)")
     p.add_argument("--queue-size", type=int, default=None, help=f"jobs that may wait (default {d.queue_size})")
     p.add_argument("--local-weights", action=argparse.BooleanOptionalAction, default=None,
-                   help="let the weights chooser load folders on this server (default: yes, except with --share "
-                        "or on a Space)")
+                   help="let the weights chooser load folders on this server (default: yes when it listens on this "
+                        "machine only; not with --share, --host 0.0.0.0 or on a Space)")
     return p
 
 
@@ -611,8 +611,9 @@ def apply_args(args: argparse.Namespace, settings: AppSettings = SETTINGS) -> Ap
     given = {"weights": args.weights, "device": args.device, "max_file_size": args.max_file_size,
              "max_seconds": args.max_seconds, "max_upload_seconds": args.max_upload_seconds,
              "max_fps": args.max_fps, "concurrency": args.concurrency, "queue_size": args.queue_size}
+    host = args.host or os.environ.get("GRADIO_SERVER_NAME") or "127.0.0.1"
     local = args.local_weights if args.local_weights is not None else \
-        (settings.allow_local_weights and not args.share)
+        (settings.allow_local_weights and not args.share and host in ("127.0.0.1", "localhost", "::1"))
     new = AppSettings(**{**{f.name: getattr(settings, f.name) for f in fields(AppSettings)},
                          **{k: v for k, v in given.items() if v is not None}, "allow_local_weights": local})
     for f in fields(AppSettings):

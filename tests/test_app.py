@@ -116,6 +116,8 @@ def test_weights_chooser_specs(tmp_path):
         helpers.weights_spec(WEIGHTS_SOURCES[2], str(tmp_path), AppSettings(allow_local_weights=False))
     with pytest.raises(WeightsError):
         helpers.weights_spec("somewhere else", "", s)
+    with pytest.raises(WeightsError, match=r"got 'a/bbbbb.*\.\.\. \(5002 characters\)'$"):  # not all of it again
+        helpers.weights_spec(WEIGHTS_SOURCES[1], "a/" + "b" * 5000, s)
     # the chooser starts where the app's default weights are
     assert helpers.chooser_default(None) == (WEIGHTS_SOURCES[0], "")
     assert helpers.chooser_default("me/x2face") == (WEIGHTS_SOURCES[1], "me/x2face")
@@ -881,7 +883,8 @@ def test_serves_only_its_own_files_and_limits_uploads(server, client, real_dir):
 
 
 @pytest.mark.slow
-def test_command_line_options():
+def test_command_line_options(monkeypatch):
+    monkeypatch.delenv("GRADIO_SERVER_NAME", raising=False)
     app = app_server.app_module()
     args = app.build_parser().parse_args(["--share", "--weights", "me/x2face", "--max-seconds", "7",
                                           "--concurrency", "2", "--port", "7999", "--host", "0.0.0.0"])
@@ -890,6 +893,9 @@ def test_command_line_options():
     assert not settings.allow_local_weights  # --share: no folders on this server unless --local-weights
     args = app.build_parser().parse_args(["--share", "--local-weights", "--max-fps", "24"])
     assert app.apply_args(args, AppSettings()).allow_local_weights and app.apply_args(args, AppSettings()).max_fps == 24
+    # listening beyond this machine: the chooser shows no server folders unless asked (it tells which paths exist)
+    assert not app.apply_args(app.build_parser().parse_args(["--host", "0.0.0.0"]), AppSettings()).allow_local_weights
+    assert app.apply_args(app.build_parser().parse_args([]), AppSettings()).allow_local_weights
     assert app.launch_kwargs(settings)["max_file_size"] == settings.max_file_size
     assert not app.launch_kwargs(settings)["allowed_paths"]
 

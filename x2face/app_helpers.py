@@ -289,8 +289,10 @@ def weights_spec(source: str, value: str | None, settings: AppSettings) -> str:
     if source == WEIGHTS_SOURCES[1]:
         repo = text.partition("@")[0]
         parts = repo.split("/")
-        if len(parts) != 2 or not all(parts) or any(c.isspace() for c in text) or text.startswith((".", "/", "~")):
-            raise WeightsError(f"a Hub repo id looks like owner/name or owner/name@revision, got {text!r}")
+        if len(parts) != 2 or not all(parts) or any(c.isspace() for c in text) or text.startswith((".", "/", "~")) \
+                or len(repo) > MAX_REPO_ID:
+            shown = text if len(text) <= 80 else text[:60] + f"... ({len(text)} characters)"
+            raise WeightsError(f"a Hub repo id looks like owner/name or owner/name@revision, got {shown!r}")
         return text
     if source == WEIGHTS_SOURCES[2]:
         if not settings.allow_local_weights:
@@ -303,6 +305,10 @@ def weights_spec(source: str, value: str | None, settings: AppSettings) -> str:
             raise WeightsError(f"no such folder: {text}")
         return str(folder.resolve())
     raise WeightsError(f"choose the weights from {', '.join(WEIGHTS_SOURCES)}, got {source!r}")
+
+
+#: The longest Hub repo id (owner/name) the chooser takes (the Hub allows 96 characters a name).
+MAX_REPO_ID = 140
 
 
 def chooser_default(spec: str | None) -> tuple[str, str]:
