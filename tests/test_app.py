@@ -192,6 +192,10 @@ def test_source_cache_embeds_each_photo_set_once(real_dir, tmp_path):
         assert pipe.source.crops[0].shape == (64, 64, 3)
     with sources.get(None, [{"path": str(real_dir / PHOTO)}]) as pipe:
         assert pipe is first  # same bytes: no second crop and embedding
+    renamed = tmp_path / "someone-else.png"
+    renamed.write_bytes((real_dir / PHOTO).read_bytes())
+    with sources.get(None, [str(renamed)]) as pipe:  # the same bytes as another visitor's, named otherwise
+        assert pipe is not first and pipe.source.names == ["someone-else.png"]
     with sources.get(None, [str(real_dir / p) for p in PHOTO_PAIR]) as pipe:
         assert pipe is not first and len(pipe.source.crops) == 2
     with pytest.raises(NoFaceError, match="s30.jpg"):

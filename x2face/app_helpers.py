@@ -538,7 +538,10 @@ class SourceCache:
                 raise MediaError(f"{Path(p).name} is {w}x{h} ({w * h / 1e6:.0f} megapixels); the limit here is "
                                  f"{limit / 1e6:.0f} megapixels: resize it first")
         loaded = self.models.get(spec)
-        key = (loaded.spec, loaded.where, str(loaded.device), tuple(file_digest(p) for p in paths), select)
+        # (the names too: the crops are captioned with them, and the same photo of another visitor's is not named
+        # after this one's file)
+        key = (loaded.spec, loaded.where, str(loaded.device), tuple((file_digest(p), Path(p).name) for p in paths),
+               select)
         with self._lock:
             entry = self._entries.setdefault(key, _Entry())
             self._entries.move_to_end(key)
