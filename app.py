@@ -136,7 +136,7 @@ def crop_sources(photos, face, spec):
     if not photos:
         return [], ("Upload one or several photos (or a short clip) of the same person; their face crops appear "
                     "here.")
-    with SOURCES.get(spec, photos, face) as pipe:
+    with SOURCES.get(spec, photos, face, wait=False) as pipe:
         sources = pipe.sources
         crops = [(c, n) for src in sources for c, n in zip(src.crops, src.names)]
         what = "each animated and pasted back" if len(sources) > 1 else "embedded together"
@@ -178,7 +178,7 @@ def _pose_values(pose):
 def pose_source(photo, face, spec):
     if not photo:
         return None, 0, 0, 0, "Upload a photo; the sliders then start at the pose of its head."
-    with SOURCES.get(spec, [photo], face) as pipe:
+    with SOURCES.get(spec, [photo], face, wait=False) as pipe:
         if pipe.model.pose is None:
             return (pipe.source.crops[0], 0, 0, 0, "These weights have no pose head, so the sliders cannot move "
                     "the face: fit one with `python -m x2face fit-pose` or choose other weights.")
@@ -192,7 +192,7 @@ def pose_source(photo, face, spec):
 def pose_preview(photo, yaw, pitch, roll, face, spec):
     if not photo:
         raise gr.Error("upload a photo first")
-    with SOURCES.get(spec, [photo], face) as pipe:
+    with SOURCES.get(spec, [photo], face, wait=False) as pipe:
         return helpers.preview(pipe.drive_pose(float(yaw), float(pitch), float(roll)))
 
 

@@ -192,6 +192,11 @@ def test_source_cache_embeds_each_photo_set_once(real_dir, tmp_path):
         assert pipe.source.crops[0].shape == (64, 64, 3)
     with sources.get(None, [{"path": str(real_dir / PHOTO)}]) as pipe:
         assert pipe is first  # same bytes: no second crop and embedding
+    with sources.get(None, [str(real_dir / PHOTO)]) as busy:  # a render of the photo holds its pipeline ...
+        with sources.get(None, [str(real_dir / PHOTO)], wait=False) as preview:  # ... a preview gets its own
+            assert preview is not busy and np.array_equal(preview.source.crops[0], busy.source.crops[0])
+    with sources.get(None, [str(real_dir / PHOTO)], wait=False) as pipe:
+        assert pipe is first  # free again: the cached one
     renamed = tmp_path / "someone-else.png"
     renamed.write_bytes((real_dir / PHOTO).read_bytes())
     with sources.get(None, [str(renamed)]) as pipe:  # the same bytes as another visitor's, named otherwise

@@ -507,12 +507,15 @@ class SourceCache:
         self._lock = threading.Lock()
 
     @contextmanager
-    def get(self, spec: str | None, photos: Any, face: str | None = "largest") -> Iterator[Any]:
+    def get(self, spec: str | None, photos: Any, face: str | None = "largest", *, wait: bool = True
+            ) -> Iterator[Any]:
         """``with cache.get(spec, photos) as pipe:`` an ``X2FacePipeline`` whose source is ``photos``
         (paths; several photos of one person are embedded together; a clip of the person gives four of
         its frames, ``X2FacePipeline.set_source``); ``face`` picks the face in a photo of several people
         (a ``FACE_CHOICES`` value: "largest", or an index from the left, "0" = leftmost, "-1" = rightmost; or
-        "all", every face of one group photo: ``X2FacePipeline.set_source(face="all")``).
+        "all", every face of one group photo: ``X2FacePipeline.set_source(face="all")``). ``wait`` False (the
+        previews): while a render holds the cached pipeline, a pipeline of its own is made for the caller (an
+        embedding more, well under a second) instead of waiting for the render to end.
 
         Raises:
             InputError: no photo given, or a face choice that is none of those; MediaError: unreadable or too
@@ -547,12 +550,22 @@ class SourceCache:
             self._entries.move_to_end(key)
             while len(self._entries) > self.capacity:
                 self._entries.popitem(last=False)
-        with entry.lock:
+        def made() -> Any:
+            pipe = X2FacePipeline(loaded.model, cropper=FaceCropper(loaded.model.config.image_size), sharp=True)
+            pipe.set_source(paths, limits=settings.limits(), face=select)
+            return pipe
+
+        if not wait and entry.pipe is not None and not entry.lock.acquire(blocking=False):
+            yield made()  # (busy: a render of this photo; not cached)
+            return
+        if wait or entry.pipe is None:
+            entry.lock.acquire()
+        try:
             if entry.pipe is None:
-                pipe = X2FacePipeline(loaded.model, cropper=FaceCropper(loaded.model.config.image_size), sharp=True)
-                pipe.set_source(paths, limits=settings.limits(), face=select)
-                entry.pipe = pipe
+                entry.pipe = made()
             yield entry.pipe
+        finally:
+            entry.lock.release()
 
     def clear(self) -> None:
         """Forget every cached source."""
