@@ -373,6 +373,9 @@ def test_drive_audio_frames_follow_the_audio(audio_pipe):
     assert not drive.silent and drive.note() == ""
     assert not drive_audio(audio_pipe, tone(1.0) * 0.01, SR).silent
     assert len(list(audio_pipe.drive_audio(tone(0.4), SR).frames)) == 10  # the pipeline's method delegates
+    assert len(list(drive_audio(audio_pipe, tone(0.04), SR).frames)) == 1  # one frame's worth: one frame
+    with pytest.raises(InputError, match="the audio holds 20 ms of sound: less than one video frame .40 ms."):
+        drive_audio(audio_pipe, tone(0.02), SR)  # (a truncated file, a one-sample WAV: no "silent" 1-frame video)
 
 
 def test_ten_minutes_of_audio_stream_in_bounded_memory(audio_pipe):

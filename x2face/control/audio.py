@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
@@ -406,6 +407,10 @@ def drive_audio(pipeline, audio, sample_rate: int | None = None, *, fps: float =
     model = pipeline.model
     ex = model_extractor(model)
     wav = prepare_audio(audio, sample_rate, seconds=seconds, start=start)
+    if wav.shape[0] < SAMPLE_RATE / fps:
+        name = Path(os.fspath(audio)).name if isinstance(audio, (str, os.PathLike)) else "the audio"
+        raise InputError(f"{name} holds {1000 * wav.shape[0] / SAMPLE_RATE:.0f} ms of sound"
+                         f"{f' from {start:g} s' if start else ''}: less than one video frame ({1000 / fps:.0f} ms)")
     total = num_frames_for(wav.shape[0], fps)
     source_feature = None
     if source_audio is not None:
