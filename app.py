@@ -69,6 +69,7 @@ EXAMPLES = ROOT / "assets" / "examples"
 SETTINGS = AppSettings.from_env()
 MODELS = ModelCache(SETTINGS)
 SOURCES = SourceCache(MODELS)
+SESSION_JOBS = helpers.SessionJobs()
 JOBS = dict(concurrency_id="x2face-jobs", concurrency_limit="default")  # render jobs: --concurrency at once
 LIGHT = dict(concurrency_id="x2face-preview", concurrency_limit=2)  # crops, previews, weights
 TITLE = "x2face: animate a face with a video, a head pose or a voice"
@@ -91,16 +92,21 @@ def user_errors(fn):
 
 
 def cancellable(fn):
-    """A render handler (``user_errors`` applied) run in a worker thread by an async wrapper, so that a cancelled job
-    (an API client's cancel; gradio then frees its place at once) also stops rendering: the render loops stop at
-    their next frame (``helpers.STOP``) instead of taking the CPU from the next job for up to a minute."""
+    """A render handler (``user_errors`` applied; its last parameter ``request: gr.Request``) run in a worker thread
+    by an async wrapper, so that a job nobody waits for stops rendering at its next frame (``helpers.STOP``) instead
+    of taking the CPU from the next job for up to a minute: one an API client cancels (Gradio then frees its place
+    at once), or one whose browser tab was closed (``stop_session_jobs``, on Gradio's ``unload``)."""
 
     @functools.wraps(fn)
     async def wrapper(*args, **kwargs):
         stop = threading.Event()
+        request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
         token = helpers.STOP.set(stop)  # (asyncio.to_thread runs fn in a copy of this context)
         try:
-            return await asyncio.to_thread(fn, *args, **kwargs)
+            with SESSION_JOBS.running(getattr(request, "session_hash", None), stop):
+                return await asyncio.to_thread(fn, *args, **kwargs)
+        except helpers.JobCancelled:  # (nobody sees it: its page is gone)
+            raise gr.Error("the job was stopped: its page was closed", print_exception=False) from None
         except asyncio.CancelledError:
             stop.set()
             raise
@@ -108,6 +114,11 @@ def cancellable(fn):
             helpers.STOP.reset(token)
 
     return wrapper
+
+
+def stop_session_jobs(request: gr.Request):
+    """A browser session ended (its tab closed or reloaded): its running renders stop."""
+    SESSION_JOBS.stop(request.session_hash if request is not None else None)
 
 
 def example(*names: str) -> list[str]:
@@ -147,7 +158,8 @@ def crop_sources(photos, face, spec):
 @cancellable
 @user_errors
 def animate_frames(photos, video, image, paste_back, keep_audio, seconds, face, relative, strength, driving_face, spec,
-                   start=0, from_best=False, progress=gr.Progress(track_tqdm=True)):
+                   start=0, from_best=False, progress=gr.Progress(track_tqdm=True),
+                   request: gr.Request = None):
     driving = video or image
     if not driving:
         raise gr.Error("add a driving video, photo or webcam clip")
@@ -199,7 +211,7 @@ def pose_preview(photo, yaw, pitch, roll, face, spec):
 @cancellable
 @user_errors
 def animate_pose(photo, motion, yaw, pitch, roll, seconds, paste_back, face, spec,
-                 progress=gr.Progress(track_tqdm=True)):
+                 progress=gr.Progress(track_tqdm=True), request: gr.Request = None):
     if not photo:
         raise gr.Error("upload a photo first")
     with SOURCES.get(spec, [photo], face) as pipe:
@@ -211,7 +223,8 @@ def animate_pose(photo, motion, yaw, pitch, roll, seconds, paste_back, face, spe
 
 @cancellable
 @user_errors
-def animate_audio(photo, audio, seconds, paste_back, face, spec, start=0, progress=gr.Progress(track_tqdm=True)):
+def animate_audio(photo, audio, seconds, paste_back, face, spec, start=0, progress=gr.Progress(track_tqdm=True),
+                  request: gr.Request = None):
     if not photo:
         raise gr.Error("upload a photo first")
     if not audio:
@@ -238,7 +251,8 @@ def embed_face(photos, face, edit_face, spec):
 @cancellable
 @user_errors
 def edit_video(photos, painting, overlay, x, y, scale, driving, seconds, face, relative, strength, driving_face,
-               edit_face, spec, start=0, from_best=False, progress=gr.Progress(track_tqdm=True)):
+               edit_face, spec, start=0, from_best=False, progress=gr.Progress(track_tqdm=True),
+               request: gr.Request = None):
     if not driving:
         raise gr.Error("add a driving video or webcam clip")
     sticker = read_overlay(overlay, SETTINGS.max_image_pixels) if overlay else None
@@ -562,6 +576,7 @@ def build_demo() -> gr.Blocks:
         demo.load(show_weights, [weights], [weights_source, weights_text, weights_md], api_visibility="private")
         load_button.click(load_weights, [weights_source, weights_text], [weights, weights_md], api_name="load_weights",
                           **LIGHT)
+        demo.unload(stop_session_jobs)  # a closed tab's renders stop (its queued jobs Gradio drops itself)
     return demo
 
 

@@ -973,3 +973,42 @@ def test_a_cancelled_render_stops_at_its_next_frame():
     time.sleep(0.2)
     assert len(seen) == count
     assert list(helpers._progress(range(3), 3, "no job")) == [0, 1, 2]  # outside a job: a plain progress bar
+
+
+def test_a_closed_tab_stops_its_render():
+    """Gradio runs ``unload`` when a browser session ends (its tab closed): ``stop_session_jobs`` then stops that
+    session's running renders at their next frame; another session's go on."""
+    import asyncio
+    import threading
+    from types import SimpleNamespace
+
+    import gradio as gr
+
+    app = app_server.app_module()
+    counts = {"a": [], "b": []}
+
+    @app.cancellable
+    def render(n, who, request: gr.Request = None):
+        for i in helpers._progress(range(n), n, "test"):
+            counts[who].append(i)
+            time.sleep(0.01)
+        return who
+
+    def session(name):
+        return gr.Request(request=None, session_hash=name)
+
+    async def both():
+        a = asyncio.ensure_future(render(100000, "a", session("tab-a")))
+        b = asyncio.ensure_future(render(60, "b", session("tab-b")))
+        await asyncio.sleep(0.3)
+        app.stop_session_jobs(session("tab-a"))  # what Gradio's unload calls
+        with pytest.raises(gr.Error, match="the job was stopped: its page was closed"):
+            await a
+        return await b
+
+    assert asyncio.run(both()) == "b" and len(counts["b"]) == 60  # the other tab's render finished
+    assert 5 < len(counts["a"]) < 200
+    assert app.SESSION_JOBS.stop("tab-a") == 0 and app.SESSION_JOBS.stop("tab-b") == 0  # none left registered
+    app.stop_session_jobs(SimpleNamespace(session_hash=None))  # (no session: nothing to stop)
+    unload = [d for d in app.demo.fns.values() if any(t[1] == "unload" for t in d.targets)]
+    assert [d.fn for d in unload] == [app.stop_session_jobs]

@@ -644,6 +644,41 @@ class JobCancelled(Exception):
     """The render's job was cancelled (``STOP``): its partial outputs are deleted as on any error."""
 
 
+class SessionJobs:
+    """The stop flags (``STOP``) of the render jobs each browser session has running, so that a session that ends
+    (its tab closed or reloaded: Gradio's ``unload``, within its heartbeat of 15 s) stops its renders too; Gradio
+    drops its queued jobs itself but lets a running one run on."""
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, set[threading.Event]] = {}
+        self._lock = threading.Lock()
+
+    @contextmanager
+    def running(self, session: str | None, stop: threading.Event) -> Iterator[None]:
+        """While the block runs, ``stop`` is one of ``session``'s (None: no session, e.g. a test: not kept)."""
+        if session is None:
+            yield
+            return
+        with self._lock:
+            self._jobs.setdefault(session, set()).add(stop)
+        try:
+            yield
+        finally:
+            with self._lock:
+                jobs = self._jobs.get(session, set())
+                jobs.discard(stop)
+                if not jobs:
+                    self._jobs.pop(session, None)
+
+    def stop(self, session: str | None) -> int:
+        """Set the stop flag of each job ``session`` has running; returns how many."""
+        with self._lock:
+            jobs = list(self._jobs.pop(session, ())) if session is not None else []
+        for stop in jobs:
+            stop.set()
+        return len(jobs)
+
+
 def _progress(iterable: Iterable, total: int | None, desc: str):
     """A tqdm bar over ``iterable`` (the app tracks tqdm for its progress bar with ETA), ending at the next item
     once the job's ``STOP`` flag is set (``JobCancelled``)."""
