@@ -979,7 +979,6 @@ def test_a_closed_tab_stops_its_render():
     """Gradio runs ``unload`` when a browser session ends (its tab closed): ``stop_session_jobs`` then stops that
     session's running renders at their next frame; another session's go on."""
     import asyncio
-    import threading
     from types import SimpleNamespace
 
     import gradio as gr
