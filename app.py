@@ -56,6 +56,7 @@ from x2face.pipeline import MAX_MOTION_SCALE  # noqa: E402
 
 TEMP = helpers.app_temp()  # before gradio is imported: its cache goes inside the app's own temp folder
 
+import anyio.to_thread  # noqa: E402  (a dependency of Gradio's)
 import gradio as gr  # noqa: E402
 import PIL.Image  # noqa: E402
 
@@ -101,10 +102,12 @@ def cancellable(fn):
     async def wrapper(*args, **kwargs):
         stop = threading.Event()
         request = next((a for a in (*args, *kwargs.values()) if isinstance(a, gr.Request)), None)
-        token = helpers.STOP.set(stop)  # (asyncio.to_thread runs fn in a copy of this context)
+        token = helpers.STOP.set(stop)  # (the worker runs fn in a copy of this context)
         try:
             with SESSION_JOBS.running(getattr(request, "session_hash", None), stop):
-                return await asyncio.to_thread(fn, *args, **kwargs)
+                # Gradio's own worker threads (anyio's limiter: as many as its sync handlers may use), given up at
+                # once on a cancel while the render winds down on its own
+                return await anyio.to_thread.run_sync(functools.partial(fn, *args, **kwargs), abandon_on_cancel=True)
         except helpers.JobCancelled:  # (nobody sees it: its page is gone)
             raise gr.Error("the job was stopped: its page was closed", print_exception=False) from None
         except asyncio.CancelledError:
