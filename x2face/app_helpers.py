@@ -635,13 +635,14 @@ def display_face(face: np.ndarray, size: int = EDIT_DISPLAY) -> np.ndarray:
     return cv2.resize(face, (size, size), interpolation=cv2.INTER_CUBIC)
 
 
-#: While a render job runs: its stop flag (``app.py`` sets it when the job is cancelled). The render loops
-#: (``_progress``) stop at their next frame once it is set, instead of running on for a result nobody will see.
+#: While a render job runs: its stop flag (``app.py`` sets it when the job is cancelled or its tab closed). The
+#: render loops (``_progress``) stop at their next frame once it is set, instead of running on for a result nobody
+#: will see.
 STOP: contextvars.ContextVar[threading.Event | None] = contextvars.ContextVar("x2face_stop", default=None)
 
 
 class JobCancelled(Exception):
-    """The render's job was cancelled (``STOP``): its partial outputs are deleted as on any error."""
+    """The render's job was stopped (``STOP``): its partial outputs are deleted as on any error."""
 
 
 class SessionJobs:
