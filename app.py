@@ -327,26 +327,28 @@ def _start_number(what="clip", elem_id=None):
                      elem_id=elem_id, min_width=140)
 
 
-class ImageSlot(gr.Image):
-    """``gr.Image`` for uploads (type="filepath", image_mode=None: passed on without decoding) whose file PIL cannot
+def _image_slot(**kwargs) -> gr.Image:
+    """A ``gr.Image`` for uploads (type="filepath", image_mode=None: passed on without decoding) whose file PIL cannot
     open gets the app's one-line message: Gradio opens it before any handler runs, and its failure showed as
-    Gradio's generic "error" (an empty file, a text file named .png, a sound in the photo slot)."""
+    Gradio's generic "error" (an empty file, a text file named .png, a sound in the photo slot). The instance's
+    ``preprocess`` is wrapped, not the class subclassed: Gradio writes a ``.pyi`` file beside the module of every
+    component class defined."""
+    slot = gr.Image(type="filepath", image_mode=None, **kwargs)
+    preprocess = slot.preprocess
 
-    @classmethod
-    def get_block_name(cls) -> str:
-        return "image"  # the browser's component: a gr.Image
-
-    def preprocess(self, payload):
+    def readable(payload):
         try:
-            return super().preprocess(payload)
+            return preprocess(payload)
         except (OSError, ValueError, SyntaxError):  # (PIL.UnidentifiedImageError is an OSError)
             name = Path(getattr(payload, "orig_name", None) or getattr(payload, "path", None) or "the file").name
             raise gr.Error(media.unsupported_image(name), print_exception=False) from None
 
+    slot.preprocess = readable
+    return slot
+
 
 def _photo(label="Photo of a face", elem_id=None):
-    return ImageSlot(label=label, type="filepath", image_mode=None, sources=["upload", "webcam", "clipboard"],
-                     height=280, elem_id=elem_id)
+    return _image_slot(label=label, sources=["upload", "webcam", "clipboard"], height=280, elem_id=elem_id)
 
 
 #: the driving-face menus' "all": each face of the group photo driven by the driving face in its place
@@ -415,8 +417,8 @@ def build_demo() -> gr.Blocks:
                         f_crop_md = gr.Markdown()
                     with gr.Column():
                         f_video = _video("Driving video or webcam clip", "frames-driving")
-                        f_image = ImageSlot(label="... or a driving photo or animated GIF", type="filepath",
-                                            image_mode=None, sources=["upload", "clipboard"], height=160)
+                        f_image = _image_slot(label="... or a driving photo or animated GIF",
+                                              sources=["upload", "clipboard"], height=160)
                         f_dface = _face_choice("frames-driving-face", "Driving face (in a clip of several people)",
                                                every=EACH_FACE)
                 with gr.Row():
@@ -548,8 +550,8 @@ def build_demo() -> gr.Blocks:
                                                   image_mode="RGBA", format="png", height=520, canvas_size=(512, 512),
                                                   transforms=[], layers=False, elem_id="edit-canvas")
                 with gr.Row():
-                    e_overlay = ImageSlot(label="... or overlay a picture (PNG with transparency)", type="filepath",
-                                          image_mode=None, sources=["upload", "clipboard"], height=160)
+                    e_overlay = _image_slot(label="... or overlay a picture (PNG with transparency)",
+                                            sources=["upload", "clipboard"], height=160)
                     with gr.Column():
                         e_x = gr.Slider(0, 1, value=0.5, step=0.01, label="Overlay centre x (0 = left)")
                         e_y = gr.Slider(0, 1, value=0.3, step=0.01, label="Overlay centre y (0 = top)")

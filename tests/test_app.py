@@ -514,7 +514,7 @@ def test_an_iphone_heic_photo_is_a_source(client, real_dir, tmp_path):
 
 def test_unreadable_files_in_the_image_slots_get_the_apps_message(client, real_dir, tmp_path):
     """Gradio opens an image slot's upload before any handler: an empty file, text named .png, a sound, got its
-    generic 'error'; now the app's one line, the same as in the multi-photo slot (``app.ImageSlot``)."""
+    generic 'error'; now the app's one line, the same as in the multi-photo slot (``app._image_slot``)."""
     from gradio_client import handle_file
 
     (tmp_path / "empty.png").write_bytes(b"")
@@ -526,7 +526,9 @@ def test_unreadable_files_in_the_image_slots_get_the_apps_message(client, real_d
             with pytest.raises(Exception, match=f"{bad} is not an image x2face can read .JPEG, PNG"):
                 client.predict(*call["args"], api_name=call["api_name"])
     app = app_server.app_module()
-    assert app.ImageSlot.get_block_name() == "image"  # (the browser draws it as a gr.Image: test_browser.py)
+    props = {c["props"].get("elem_id"): c for c in app.demo.get_config_file()["components"]}
+    assert props["pose-photo"]["type"] == "image"  # (the browser draws it as a gr.Image: test_browser.py)
+    assert not (app_server.ROOT / "app.pyi").exists()  # (a component subclass made Gradio write one beside app.py)
 
 
 @pytest.mark.slow
