@@ -30,7 +30,8 @@ import numpy as np
 
 from .errors import InputError, MediaError, NoFaceError
 from .media import (IMAGE_EXTENSIONS, MAX_GIF_SIDE, PLAYABLE_SIDE, VIDEO_OUT_EXTENSIONS, Limits, VideoReader,
-                    VideoWriter, check_output_path, fit_side, gif_fps, is_still_image, read_image, write_image)
+                    VideoWriter, check_input_file, check_output_path, fit_side, gif_fps, is_still_image, read_image,
+                    write_image)
 from .faces import EVERY_FACE, describe_select, ordinal, parse_face_select
 from .pipeline import MAX_MOTION_SCALE, SHARP_MAX_SIDE, X2FacePipeline, motion_note, side_by_side
 
@@ -245,14 +246,6 @@ def set_source(pipe: X2FacePipeline, args: argparse.Namespace, limits: Limits, e
     ``every``: ``--face all`` is taken)."""
     pipe.set_source(args.source, video_frames=args.source_frames, limits=limits,
                     face=parse_face_select(args.face, "--face", every=every))
-
-
-def check_input_file(path: str, what: str = "file") -> None:
-    """Refuse an input that is missing, or is not a regular file (a folder, a pipe, a device such as /dev/zero)."""
-    p = Path(path)
-    if not p.is_file():
-        raise MediaError(f"no such {what}: {path}" if not p.exists() else
-                         f"{path} is not a file (a folder, a pipe or a device): give a {what}")
 
 
 def clock_time(text: str) -> float:
@@ -639,7 +632,6 @@ def animate_one(args: argparse.Namespace, pipe: X2FacePipeline, driver: Driver, 
 
 
 __all__ = ["DRIVERS", "Drive", "Driver", "EXAMPLES", "VideoDriver", "add_edit_arguments", "add_source_arguments",
-           "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "check_input_file",
-           "clock_time", "each_output",
+           "animate_one", "apply_edit_arguments", "build_parser", "check_edit_arguments", "clock_time", "each_output",
            "edit_inputs", "expand_sources", "reference_time", "set_source",
            "group_note", "main", "open_pipeline"]

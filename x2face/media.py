@@ -103,6 +103,16 @@ def _name(path: PathLike) -> str:
     return os.path.basename(os.fspath(path)) or os.fspath(path)
 
 
+def check_input_file(path: PathLike, what: str = "file") -> Path:
+    """``path`` (``~`` expanded) when it is a regular file; a missing one, or one that is not a file (a folder, a
+    pipe, a device such as /dev/zero), is a ``MediaError`` calling it a ``what``."""
+    p = Path(os.fspath(path)).expanduser()
+    if not p.is_file():
+        raise MediaError(f"no such {what}: {p}" if not p.exists() else
+                         f"{p} is not a file (a folder, a pipe or a device): give a {what}")
+    return p
+
+
 def _first_line(text: str) -> str:
     lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
     # ffmpeg's last line is usually the summary ("Error opening input files: ..."); the first the cause
@@ -249,10 +259,8 @@ def read_image(source, *, max_pixels: int | None = None, limits: Limits | None =
     elif hasattr(source, "read"):
         name, fp = getattr(source, "name", "the uploaded image"), source
     else:
-        path = Path(os.fspath(source)).expanduser()
+        path = check_input_file(source, "photo")
         name = path.name
-        if not path.is_file():
-            raise MediaError(f"no such photo: {path}" if not path.exists() else f"{path} is not a file")
         _refuse_vector(path)
         fp = path
     try:
@@ -531,9 +539,7 @@ def probe_video(path: PathLike) -> VideoInfo:
     Raises:
         MediaError: the file is missing or ffmpeg cannot read it.
     """
-    p = Path(os.fspath(path)).expanduser()
-    if not p.is_file():
-        raise MediaError(f"no such file: {p}" if not p.exists() else f"{p} is not a file")
+    p = check_input_file(path)
     _refuse_vector(p)
     text = _run_ffmpeg_info(p)
     if "Input #0" not in text:
@@ -957,9 +963,7 @@ def read_audio(path: PathLike, sr: int | None = 16000, *, mono: bool = True, sec
     Raises:
         MediaError: no audio, unreadable or corrupt file, or over the limit.
     """
-    p = Path(os.fspath(path)).expanduser()
-    if not p.is_file():
-        raise MediaError(f"no such audio file: {p}" if not p.exists() else f"{p} is not a file")
+    p = check_input_file(path, "audio file")
     limit = float(max_seconds if max_seconds is not None else (limits or DEFAULT_LIMITS).max_seconds)
     got = _read_with_soundfile(p, limit, seconds, start, mono)
     if got is None:
@@ -1301,7 +1305,7 @@ def decode_check(path: PathLike) -> tuple[bool, str]:
 
 __all__ = ["ANIMATED_IMAGE_EXTENSIONS", "DEFAULT_LIMITS", "HEIF_EXTENSIONS", "IMAGE_EXTENSIONS", "Limits",
            "MAX_GIF_SIDE", "PLAYABLE_PIXELS", "PLAYABLE_SIDE", "VideoInfo", "VideoReader", "VideoWriter",
-           "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "fit_side", "gif_fps", "gif_size",
-           "image_size", "is_animated_image", "is_image_file", "is_still_image", "iter_video_frames", "make_gif",
-           "playable_size", "probe_video", "read_audio", "read_image", "register_image_formats", "same_file",
-           "to_rgb_array", "unsupported_image", "write_image", "write_video"]
+           "check_input_file", "check_output_path", "check_video_limits", "decode_check", "ffmpeg_exe", "fit_side",
+           "gif_fps", "gif_size", "image_size", "is_animated_image", "is_image_file", "is_still_image",
+           "iter_video_frames", "make_gif", "playable_size", "probe_video", "read_audio", "read_image",
+           "register_image_formats", "same_file", "to_rgb_array", "unsupported_image", "write_image", "write_video"]
